@@ -1,0 +1,83 @@
+# Kakehashi build tooling (GNU make). Every target works on a fresh clone with only python3
+# (3.11), and, for PostgreSQL, Debian's apt (see `postgres-bins`).
+
+SHELL        := /bin/bash
+.SHELLFLAGS  := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON       ?= python3
+VENV         := .venv
+BIN          := $(VENV)/bin
+STAMP        := $(VENV)/.stamp-installed
+# This machine's pip config lists local extra indexes that lack most projects; pip warns once per
+# project about each. Drop only that warning from pip's stderr.
+PIP_NOISE    := 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+# pytest-xdist workers; `make test PYTEST_WORKERS=0` runs in a single process.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS  ?=
+# Only lint the directories that exist (git does not keep empty ones).
+LINT_PATHS   := $(wildcard src tests benchmarks)
+
+ifeq ($(PYTEST_WORKERS),0)
+PYTEST_N :=
+else
+PYTEST_N := -n $(PYTEST_WORKERS)
+endif
+
+.PHONY: help venv postgres-bins lint typecheck test demo bench clean
+
+help:
+	@echo "make venv       create $(VENV) and install -e .[dev] (instant when up to date)"
+	@echo "make lint       ruff check $(LINT_PATHS)"
+	@echo "make typecheck  mypy src/kakehashi"
+	@echo "make test       lint + typecheck + pytest (PYTEST_WORKERS=$(PYTEST_WORKERS))"
+	@echo "make demo       run the end-to-end demo"
+	@echo "make bench      run the benchmarks"
+	@echo "make clean      remove $(VENV), caches and build output"
+
+venv: $(STAMP)
+
+# Re-installs only when pyproject.toml changes (or the venv is gone).
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 needed, $(PYTHON) is {sys.version.split()[0]}"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip $(PIP_NOISE)
+	$(BIN)/python -m pip install --quiet -e '.[dev]' $(PIP_NOISE)
+	@touch $@
+
+# PostgreSQL server binaries for the tests' throwaway server (tests/pg.py finds them on PATH
+# or in /usr/lib/postgresql/*/bin). Installed from Debian only when missing and running as root.
+postgres-bins:
+	@if $(PYTHON) tests/pg.py find >/dev/null 2>&1; then \
+	  :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "PostgreSQL server binaries missing: installing Debian's postgresql"; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; \
+	  $(PYTHON) tests/pg.py find; \
+	else \
+	  echo "WARNING: no PostgreSQL server binaries (initdb, pg_ctl, postgres) and cannot apt-get them;" \
+	       "install Debian's postgresql package. Tests marked 'postgres' will fail." >&2; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+
+typecheck: $(STAMP)
+	$(BIN)/mypy src/kakehashi
+
+test: $(STAMP) postgres-bins
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory typecheck
+	$(BIN)/python -m pytest $(PYTEST_N) $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/kakehashi demo
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build dist .eggs src/*.egg-info .pytest_cache .mypy_cache .ruff_cache \
+	       .hypothesis .coverage htmlcov .stamp*
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

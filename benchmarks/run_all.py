@@ -1,0 +1,18 @@
+"""``make bench``: run every benchmark and print its figures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import corda_bench  # noqa: E402
+
+
+def main() -> None:
+    corda_bench.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The ``kakehashi`` command line."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import tempfile
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlparse
+
+import typer
+from rich.console import Console
+
+from kakehashi import __version__
+from kakehashi.errors import ConfigurationError, KakehashiError
+
+app = typer.Typer(
+    help="Kakehashi (架け橋): one business transaction across an EVM chain and a Corda-model "
+    "ledger, verified by each ledger itself.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+corda_app = typer.Typer(help="Run and use a Corda-model network.", no_args_is_help=True)
+app.add_typer(corda_app, name="corda")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(exc: KakehashiError) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def version() -> None:
+    """Print the Kakehashi version."""
+    console.print(f"kakehashi {__version__}")
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where the demo network keeps its databases (default: temp)."),
+    ] = None,
+) -> None:
+    """Run the demo: a stablecoin issued, pre-split and paid on an embedded Corda-model network."""
+    from kakehashi.cli.demo import run_demo
+
+    try:
+        if directory is None:
+            with tempfile.TemporaryDirectory(prefix="kakehashi-demo-") as tmp:
+                run_demo(Path(tmp), console)
+        else:
+            run_demo(directory, console)
+    except KakehashiError as exc:
+        _fail(exc)
+
+
+@corda_app.command("init")
+def corda_init(
+    directory: Annotated[Path, typer.Argument(help="Empty folder for the network.")],
+    notary: Annotated[str, typer.Option(help="X.500 name of the notary.")] = (
+        "O=Notary, L=Zurich, C=CH"
+    ),
+    node: Annotated[
+        list[str] | None,
+        typer.Option(help="X.500 name of a node (repeat the option for each node)."),
+    ] = None,
+    validating: Annotated[bool, typer.Option(help="Make the notary validating.")] = False,
+    base_port: Annotated[
+        int, typer.Option(help="Port of the notary; nodes take the following ports.")
+    ] = 10_000,
+) -> None:
+    """Create keys, RPC tokens and the network map of a new network."""
+    from kakehashi.ledgers.corda.node.setup import init_network, slug
+
+    nodes = node or ["O=Bank A, L=London, C=GB", "O=Bank B, L=Tokyo, C=JP"]
+    try:
+        network = init_network(directory, notary, nodes, validating=validating, base_port=base_port)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    for info in network.nodes:
+        token_path = directory / slug(info.party.name) / "rpc.token"
+        token_path.write_text(secrets.token_hex(16) + "\n")
+        token_path.chmod(0o600)
+        role = "notary" if info.notary else "node"
+        console.print(f"{role:6} {info.party.name}  {info.url}  ({directory / slug(info.party.name)})")
+    console.print(f"network map written to {directory / 'network-map.toml'}")
+
+
+@corda_app.command("serve")
+def corda_serve(
+    directory: Annotated[Path, typer.Argument(help="The network folder made by 'corda init'.")],
+    name: Annotated[str, typer.Option(help="X.500 name of the party to run.")],
+    db_url: Annotated[
+        str | None,
+        typer.Option(help="Database URL (default: SQLite in the party's folder); "
+                     "postgresql+psycopg://... for a shared notary database."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Run one node or notary of a network as an HTTP server (port from the network map)."""
+    import uvicorn
+
+    from kakehashi.ledgers.corda.model.identity import X500Name
+    from kakehashi.ledgers.corda.node.http import create_app
+    from kakehashi.ledgers.corda.node.network import NetworkMap
+    from kakehashi.ledgers.corda.node.setup import open_node, open_notary, slug
+    from kakehashi.ledgers.corda.node.transport import HttpTransport
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        network = NetworkMap.load(directory / "network-map.toml")
+        party = X500Name.parse(name)
+        info = network.info(party)
+        if not info.url:
+            raise ConfigurationError(f"the network map gives no URL for {party}")
+        transport = HttpTransport(network)
+        peer = (
+            open_notary(directory, network, party, transport, db_url=db_url)
+            if info.notary
+            else open_node(directory, network, party, transport, db_url=db_url)
+        )
+        token_file = directory / slug(party) / "rpc.token"
+        rpc_token = token_file.read_text().strip() if token_file.exists() else secrets.token_hex(16)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    from kakehashi.ledgers.corda.node.node import Node
+
+    if isinstance(peer, Node):
+        pending = peer.recover()
+        if pending:
+            console.print(f"{len(pending)} transaction(s) still await delivery; will retry")
+    port = urlparse(info.url).port or 80
+    console.print(f"{party} listening on {host}:{port}")
+    uvicorn.run(create_app(peer, rpc_token), host=host, port=port, log_level="warning")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,91 @@
+"""Typed errors for every layer of Kakehashi.
+
+Every error a user can meet derives from :class:`KakehashiError` and carries a message that says
+what went wrong and what to do about it. Code that fails part-way must leave no half-written
+state behind before raising one of these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class KakehashiError(Exception):
+    """Base of every error Kakehashi raises on purpose."""
+
+
+class ConfigurationError(KakehashiError):
+    """A configuration file, setting or command-line value is missing or invalid."""
+
+
+class SerializationError(KakehashiError):
+    """Bytes could not be decoded into a known object (malformed, truncated or unknown type)."""
+
+
+class VerificationError(KakehashiError):
+    """A proof, signature, Merkle tree or header failed verification."""
+
+
+class SignatureError(VerificationError):
+    """A signature is missing, malformed or does not verify under the expected key."""
+
+
+class InvalidTransactionError(KakehashiError):
+    """A transaction breaks a platform rule (structure, notary, time window, encumbrance)."""
+
+
+class ContractRejection(InvalidTransactionError):
+    """A contract's ``verify`` refused the transaction."""
+
+    def __init__(self, contract: str, reason: str) -> None:
+        super().__init__(f"contract {contract} rejected the transaction: {reason}")
+        self.contract = contract
+        self.reason = reason
+
+
+class ConflictError(KakehashiError):
+    """A state was already consumed by another transaction (a double spend).
+
+    ``consumed`` maps each conflicting state reference (as ``"txhash:index"``) to the id of the
+    transaction that consumed it first.
+    """
+
+    def __init__(self, message: str, consumed: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.consumed = dict(consumed or {})
+
+
+class InsufficientBalanceError(KakehashiError):
+    """Not enough unlocked, unconsumed value to pay the requested amount."""
+
+
+class StatesNotAvailableError(KakehashiError):
+    """States chosen for a transaction are soft-locked by another flow or already consumed."""
+
+    def __init__(self, message: str, refs: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.refs = list(refs)
+
+
+class UnknownPartyError(KakehashiError):
+    """A party name or key is not in the network map."""
+
+
+class TimeWindowError(InvalidTransactionError):
+    """The notary's clock is outside the transaction's time window."""
+
+
+class NotaryError(KakehashiError):
+    """The notary refused or could not process a request."""
+
+
+class TransportError(KakehashiError):
+    """A message to a peer could not be delivered, or the peer's answer was not acceptable."""
+
+
+class FlowError(KakehashiError):
+    """A flow was refused by a counterparty or could not complete."""
+
+
+class TransactionResolutionError(KakehashiError):
+    """A transaction's dependencies (back-chain) could not be obtained or verified."""

@@ -1,0 +1,1 @@
+"""Ledgers Kakehashi connects: the EVM chain and the Corda-model ledger."""

@@ -1,0 +1,1 @@
+"""The node shell around the ledger model: databases, notary, messaging, flows."""
