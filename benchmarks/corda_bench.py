@@ -71,10 +71,12 @@ def moves_per_second(moves: int, k: int | None) -> float:
     return moves / elapsed
 
 
-def _fill_vault(db: NodeDatabase, holder: Party, issuer_key: KeyPair, notary: Party, n: int,
-                already: int) -> None:
-    issued = IssuedTokenType(Party(X500Name.parse("O=Issuer, L=Tokyo, C=JP"), issuer_key.public),
-                             TOKEN)
+def _fill_vault(
+    db: NodeDatabase, holder: Party, issuer_key: KeyPair, notary: Party, n: int, already: int
+) -> None:
+    issued = IssuedTokenType(
+        Party(X500Name.parse("O=Issuer, L=Tokyo, C=JP"), issuer_key.public), TOKEN
+    )
     per_tx = 500
     remaining = n - already
     while remaining > 0:
@@ -94,8 +96,9 @@ def _fill_vault(db: NodeDatabase, holder: Party, issuer_key: KeyPair, notary: Pa
         remaining -= count
 
 
-def query_latencies(sizes: tuple[int, ...] = (1_000, 10_000, 100_000), runs: int = 300
-                    ) -> dict[int, dict[str, float]]:
+def query_latencies(
+    sizes: tuple[int, ...] = (1_000, 10_000, 100_000), runs: int = 300
+) -> dict[int, dict[str, float]]:
     """Median latency (ms) of indexed vault queries as the vault grows."""
     holder_key, issuer_key, notary_key = KeyPair.generate(), KeyPair.generate(), KeyPair.generate()
     holder = Party(X500Name.parse("O=Holder, L=Oslo, C=NO"), holder_key.public)
@@ -147,8 +150,10 @@ def main() -> None:
     for name in names:
         row = [latencies[size][name] for size in latencies]
         ratio = row[-1] / row[0]
-        print(f"{name:30}" + "".join(f"{v:12.3f}" for v in row) + f"   {ratio:6.2f}"
-              f"  (goal <= {QUERY_RATIO_GOAL:.0f})")
+        print(
+            f"{name:30}" + "".join(f"{v:12.3f}" for v in row) + f"   {ratio:6.2f}"
+            f"  (goal <= {QUERY_RATIO_GOAL:.0f})"
+        )
 
 
 if __name__ == "__main__":

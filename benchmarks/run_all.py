@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import corda_bench  # noqa: E402
+import corda_bench
 
 
 def main() -> None:

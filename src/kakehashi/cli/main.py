@@ -88,7 +88,9 @@ def corda_init(
         token_path.write_text(secrets.token_hex(16) + "\n")
         token_path.chmod(0o600)
         role = "notary" if info.notary else "node"
-        console.print(f"{role:6} {info.party.name}  {info.url}  ({directory / slug(info.party.name)})")
+        console.print(
+            f"{role:6} {info.party.name}  {info.url}  ({directory / slug(info.party.name)})"
+        )
     console.print(f"network map written to {directory / 'network-map.toml'}")
 
 
@@ -98,8 +100,10 @@ def corda_serve(
     name: Annotated[str, typer.Option(help="X.500 name of the party to run.")],
     db_url: Annotated[
         str | None,
-        typer.Option(help="Database URL (default: SQLite in the party's folder); "
-                     "postgresql+psycopg://... for a shared notary database."),
+        typer.Option(
+            help="Database URL (default: SQLite in the party's folder); "
+            "postgresql+psycopg://... for a shared notary database."
+        ),
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
 ) -> None:

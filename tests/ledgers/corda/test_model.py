@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import pytest
@@ -98,10 +99,8 @@ def test_serialisation_refuses_unknown_types_and_wrong_field_types() -> None:
 
 @given(st.binary(max_size=64))
 def test_deserialise_never_crashes_on_garbage(data: bytes) -> None:
-    try:
+    with contextlib.suppress(SerializationError):
         deserialize(data)
-    except SerializationError:
-        pass
 
 
 # -- keys, signatures, names -----------------------------------------------------------------
@@ -157,14 +156,35 @@ def test_transaction_id_follows_the_component_merkle_tree() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"commands": [Command(IssueTokenCommand(TOKEN), (ISSUER.owning_key,))]}, "input or output"),
+        (
+            {"commands": [Command(IssueTokenCommand(TOKEN), (ISSUER.owning_key,))]},
+            "input or output",
+        ),
         ({"outputs": [token_state(1, ALICE)]}, "at least one command"),
-        ({"inputs": [some_ref()], "outputs": [token_state(1, ALICE)], "commands": [
-            Command(MoveTokenCommand(TOKEN), (ALICE.owning_key,))]}, "notary"),
-        ({"outputs": [token_state(1, ALICE)], "time_window": TimeWindow(0, 10), "commands": [
-            Command(IssueTokenCommand(TOKEN), (ISSUER.owning_key,))]}, "notary"),
-        ({"inputs": [some_ref(), some_ref()], "notary": NOTARY, "commands": [
-            Command(MoveTokenCommand(TOKEN), (ALICE.owning_key,))]}, "same input twice"),
+        (
+            {
+                "inputs": [some_ref()],
+                "outputs": [token_state(1, ALICE)],
+                "commands": [Command(MoveTokenCommand(TOKEN), (ALICE.owning_key,))],
+            },
+            "notary",
+        ),
+        (
+            {
+                "outputs": [token_state(1, ALICE)],
+                "time_window": TimeWindow(0, 10),
+                "commands": [Command(IssueTokenCommand(TOKEN), (ISSUER.owning_key,))],
+            },
+            "notary",
+        ),
+        (
+            {
+                "inputs": [some_ref(), some_ref()],
+                "notary": NOTARY,
+                "commands": [Command(MoveTokenCommand(TOKEN), (ALICE.owning_key,))],
+            },
+            "same input twice",
+        ),
     ],
 )
 def test_structural_rules(kwargs: dict[str, object], message: str) -> None:
@@ -258,15 +278,21 @@ def test_token_rules() -> None:
             ins, [token_state(1, ALICE), token_state(1, ALICE)], RedeemTokenCommand(TOKEN), both
         ).verify()
     with pytest.raises(ContractRejection, match="exactly one token command"):
-        ledger(ins, [token_state(8, BOB)], IssueTokenCommand(
-            IssuedTokenType(BOB, TokenType("EUR"))), (BOB.owning_key,)).verify()
+        ledger(
+            ins,
+            [token_state(8, BOB)],
+            IssueTokenCommand(IssuedTokenType(BOB, TokenType("EUR"))),
+            (BOB.owning_key,),
+        ).verify()
 
 
 def test_notary_consistency_and_network_parameters() -> None:
     other = Party(X500Name.parse("O=Other Notary, L=Oslo, C=NO"), KeyPair.generate().public)
     moved = TransactionState(FungibleToken(Amount(5, TOKEN), BOB), FUNGIBLE_TOKEN_CONTRACT, other)
     with pytest.raises(InvalidTransactionError, match="names notary"):
-        ledger([token_state(5, ALICE)], [moved], MoveTokenCommand(TOKEN), (ALICE.owning_key,)).verify()
+        ledger(
+            [token_state(5, ALICE)], [moved], MoveTokenCommand(TOKEN), (ALICE.owning_key,)
+        ).verify()
     params = NetworkParameters(1, (NotaryInfo(NOTARY, False),))
     issue = ledger([], [moved], IssueTokenCommand(TOKEN), (ISSUER.owning_key,))
     with pytest.raises(InvalidTransactionError, match="not one of the network's notaries"):
@@ -287,7 +313,9 @@ def test_encumbrances() -> None:
     # Consuming an encumbered input requires consuming its encumbrance too.
     encumbered = [token_state(4, ALICE, encumbrance=7)]
     with pytest.raises(InvalidTransactionError, match="encumbered by output 7"):
-        ledger(encumbered, [token_state(4, BOB)], MoveTokenCommand(TOKEN), (ALICE.owning_key,)).verify()
+        ledger(
+            encumbered, [token_state(4, BOB)], MoveTokenCommand(TOKEN), (ALICE.owning_key,)
+        ).verify()
 
 
 def test_unknown_contract_is_refused() -> None:

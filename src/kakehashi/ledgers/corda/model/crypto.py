@@ -147,7 +147,9 @@ class KeyPair:
         prefix, _, hex_part = text.strip().partition(":")
         schemes = {"ed25519": SignatureScheme.ED25519, "secp256k1": SignatureScheme.ECDSA_SECP256K1}
         if prefix not in schemes:
-            raise InvalidTransactionError("private key text must start with 'ed25519:' or 'secp256k1:'")
+            raise InvalidTransactionError(
+                "private key text must start with 'ed25519:' or 'secp256k1:'"
+            )
         return cls(schemes[prefix], bytes.fromhex(hex_part))
 
 
@@ -189,8 +191,7 @@ class TransactionSignature:
             self.by.verify(self.signature, serialize(SignableData(tx_id, self.metadata)))
         except SignatureError:
             raise SignatureError(
-                f"signature by key {self.by.short()} does not verify over transaction "
-                f"{tx_id.hex()}"
+                f"signature by key {self.by.short()} does not verify over transaction {tx_id.hex()}"
             ) from None
 
 

@@ -39,13 +39,17 @@ class X500Name:
             if value is None:
                 continue
             if value != value.strip() or not value:
-                raise InvalidTransactionError(f"X.500 attribute {attr} must be non-empty and trimmed")
+                raise InvalidTransactionError(
+                    f"X.500 attribute {attr} must be non-empty and trimmed"
+                )
             if _FORBIDDEN.search(value):
                 raise InvalidTransactionError(
                     f"X.500 attribute {attr}={value!r} contains a forbidden character"
                 )
             if len(value) > 128:
-                raise InvalidTransactionError(f"X.500 attribute {attr} is longer than 128 characters")
+                raise InvalidTransactionError(
+                    f"X.500 attribute {attr} is longer than 128 characters"
+                )
         if not re.fullmatch(r"[A-Z]{2}", self.country):
             raise InvalidTransactionError(
                 f"country {self.country!r} must be a two-letter ISO 3166 code such as GB or JP"

@@ -195,8 +195,9 @@ def _checker(hint: Any) -> Callable[[Any], bool]:
     if origin is dict:
         key_arg, value_arg = get_args(hint)
         key_check, value_check = _checker(key_arg), _checker(value_arg)
-        return lambda value: isinstance(value, dict) and all(
-            key_check(k) and value_check(v) for k, v in value.items()
+        return lambda value: (
+            isinstance(value, dict)
+            and all(key_check(k) and value_check(v) for k, v in value.items())
         )
     if origin is frozenset:
         return lambda value: isinstance(value, tuple)

@@ -99,7 +99,7 @@ class StateRef:
 
     @classmethod
     def parse(cls, text: str) -> StateRef:
-        txhash, sep, index = text.partition(":")
+        txhash, _, index = text.partition(":")
         try:
             return cls(bytes.fromhex(txhash), int(index))
         except ValueError:

@@ -200,7 +200,11 @@ class Node(_Peer):
 
     def _complete(self, stx: SignedTransaction, recipients: list[str]) -> SignedTransaction:
         notary = stx.tx.notary
-        if stx.tx.needs_notary_signature() and notary and notary.owning_key not in stx.signing_keys():
+        if (
+            stx.tx.needs_notary_signature()
+            and notary
+            and notary.owning_key not in stx.signing_keys()
+        ):
             try:
                 stx = stx.with_signatures(self.notarise(stx))
             except TransportError:
@@ -356,7 +360,9 @@ class NotaryNode(_Peer):
         signature = self.signer.sign(tx_id)
         if request.stx is not None and self.validating:
             # Keep what we verified so the next transaction's back-chain is shorter.
-            self.db.record(request.stx.with_signatures(signature), relevant=False, dependencies=deps)
+            self.db.record(
+                request.stx.with_signatures(signature), relevant=False, dependencies=deps
+            )
         return signature
 
     def _check_notary(self, notary: Party | None) -> None:

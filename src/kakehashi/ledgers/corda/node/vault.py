@@ -216,7 +216,9 @@ class NodeDatabase:
     def _row(self, ref: StateRef, state: TransactionState) -> dict[str, object]:
         data = state.data
         holder = data.owner.owning_key.to_text() if isinstance(data, OwnableState) else None
-        fungible = isinstance(data, FungibleState)
+        token, quantity = (
+            (data.token_key, data.quantity) if isinstance(data, FungibleState) else (None, None)
+        )
         return {
             "txhash": ref.txhash,
             "output_index": ref.index,
@@ -226,8 +228,8 @@ class NodeDatabase:
             "notary": str(state.notary.name),
             "linear_id": data.linear_id.id if isinstance(data, LinearState) else None,
             "holder": holder,
-            "token": data.token_key if fungible else None,
-            "quantity": data.quantity if fungible else None,
+            "token": token,
+            "quantity": quantity,
             "status": StateStatus.UNCONSUMED,
             "consumed_by": None,
             "soft_lock": None,
@@ -316,7 +318,9 @@ class NodeDatabase:
     def balances(self) -> dict[str, int]:
         stmt = (
             select(vault_states.c.token, func.sum(vault_states.c.quantity))
-            .where(vault_states.c.status == StateStatus.UNCONSUMED, vault_states.c.token.is_not(None))
+            .where(
+                vault_states.c.status == StateStatus.UNCONSUMED, vault_states.c.token.is_not(None)
+            )
             .group_by(vault_states.c.token)
         )
         with self.engine.connect() as conn:

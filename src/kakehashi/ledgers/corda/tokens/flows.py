@@ -107,7 +107,9 @@ def _spend(
     lock_id = node.new_flow_id()
     try:
         inputs = select_tokens(node, token, quantity, lock_id)
-        total = sum(s.state.data.quantity for s in inputs if isinstance(s.state.data, FungibleToken))
+        total = sum(
+            s.state.data.quantity for s in inputs if isinstance(s.state.data, FungibleToken)
+        )
         notaries = {s.state.notary for s in inputs}
         if len(notaries) != 1:
             raise InvalidTransactionError(
@@ -120,9 +122,7 @@ def _spend(
             outputs.append(_token_state(Amount(change, token), node.party, notary))
         signers = {s.state.data.participants[0].owning_key for s in inputs}
         if redeem:
-            command = Command(
-                RedeemTokenCommand(token), tuple({*signers, token.issuer.owning_key})
-            )
+            command = Command(RedeemTokenCommand(token), tuple({*signers, token.issuer.owning_key}))
         else:
             command = Command(MoveTokenCommand(token), tuple(signers))
         wtx = _wire(

@@ -140,8 +140,8 @@ class FungibleTokenContract:
         for out in tx.outputs:
             if isinstance(out.data, FungibleToken) and out.contract != FUNGIBLE_TOKEN_CONTRACT:
                 raise InvalidTransactionError("a fungible token must name the token contract")
-        commands: dict[IssuedTokenType, list[tuple[TokenCommand, frozenset[object]]]] = (
-            defaultdict(list)
+        commands: dict[IssuedTokenType, list[tuple[TokenCommand, frozenset[object]]]] = defaultdict(
+            list
         )
         for command in tx.commands_of_type(TokenCommand):
             value = command.value
