@@ -32,6 +32,8 @@ _MAX_DEPTH = 64
 _by_name: dict[str, type] = {}
 _by_class: dict[type, str] = {}
 _field_checks: dict[type, dict[str, Callable[[Any], bool]]] = {}
+_field_names: dict[type, tuple[str, ...]] = {}
+_enums: set[type] = set()
 
 
 def serializable(name: str) -> Callable[[type[T]], type[T]]:
@@ -44,6 +46,12 @@ def serializable(name: str) -> Callable[[type[T]], type[T]]:
             raise TypeError(f"{cls.__name__} must be a dataclass or an enum to be serialisable")
         _by_name[name] = cls
         _by_class[cls] = name
+        if issubclass(cls, enum.Enum):
+            _enums.add(cls)
+        else:
+            _field_names[cls] = tuple(
+                f.name for f in dataclasses.fields(cls) if not f.metadata.get("transient")
+            )
         return cls
 
     return register
@@ -83,81 +91,83 @@ def deserialize(data: bytes, expected: type[T] | None = None) -> T:
     return typing.cast(T, obj)
 
 
+_SCALARS = (bytes, str, int, bool, type(None))
+
+
 def _to_cbor(obj: object, depth: int) -> object:
+    kind = type(obj)
+    if kind in _SCALARS:
+        return obj
     if depth > _MAX_DEPTH:
         raise SerializationError("object nests too deeply to serialise")
-    if obj is None or isinstance(obj, bool | str | bytes):
-        return obj
-    if isinstance(obj, enum.Enum):
-        return {TYPE_KEY: type_name(type(obj)), ENUM_VALUE_KEY: obj.value}
-    if isinstance(obj, int):
-        return obj
+    name = _by_class.get(kind)
+    if name is not None:
+        if isinstance(obj, enum.Enum):
+            return {TYPE_KEY: name, ENUM_VALUE_KEY: obj.value}
+        out: dict[object, object] = {TYPE_KEY: name}
+        for field_name in _field_names[kind]:
+            out[field_name] = _to_cbor(getattr(obj, field_name), depth + 1)
+        return out
+    if kind is tuple or kind is list:
+        return [_to_cbor(item, depth + 1) for item in obj]  # type: ignore[attr-defined]
+    if isinstance(obj, dict):
+        mapping: dict[object, object] = {}
+        for key, value in obj.items():
+            if type(key) not in (str, int) or key == TYPE_KEY:
+                raise SerializationError(f"map keys must be strings or integers, not {key!r}")
+            mapping[key] = _to_cbor(value, depth + 1)
+        return mapping
     if isinstance(obj, float):
         raise SerializationError("floats are not allowed in ledger data; use integers")
-    if isinstance(obj, tuple | list):
-        return [_to_cbor(item, depth + 1) for item in obj]
-    if isinstance(obj, frozenset):
-        encoded = [_to_cbor(item, depth + 1) for item in obj]
-        return sorted(encoded, key=lambda item: cbor2.dumps(item, canonical=True))
-    if isinstance(obj, dict):
-        out: dict[object, object] = {}
-        for key, value in obj.items():
-            if not isinstance(key, str | int) or key == TYPE_KEY:
-                raise SerializationError(f"map keys must be strings or integers, not {key!r}")
-            out[key] = _to_cbor(value, depth + 1)
-        return out
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        fields: dict[str, object] = {TYPE_KEY: type_name(type(obj))}
-        for field in dataclasses.fields(obj):
-            if field.metadata.get("transient"):
-                continue
-            fields[field.name] = _to_cbor(getattr(obj, field.name), depth + 1)
-        return fields
-    raise SerializationError(f"cannot serialise a value of type {type(obj).__name__}")
+    if isinstance(obj, int | str | bytes):  # subclasses of the scalars (not enums)
+        return obj
+    if dataclasses.is_dataclass(obj):
+        raise SerializationError(f"{kind.__qualname__} is not registered as serialisable")
+    raise SerializationError(f"cannot serialise a value of type {kind.__name__}")
 
 
 def _from_cbor(raw: object, depth: int) -> object:
+    kind = type(raw)
+    if kind in _SCALARS:
+        return raw
     if depth > _MAX_DEPTH:
         raise SerializationError("serialised data nests too deeply")
-    if raw is None or isinstance(raw, bool | int | str | bytes):
-        return raw
-    if isinstance(raw, list):
-        return tuple(_from_cbor(item, depth + 1) for item in raw)
-    if isinstance(raw, dict):
-        if TYPE_KEY not in raw:
+    if kind is list:
+        return tuple([_from_cbor(item, depth + 1) for item in raw])  # type: ignore[attr-defined]
+    if kind is dict:
+        assert isinstance(raw, dict)
+        name = raw.get(TYPE_KEY)
+        if name is None:
             return {key: _from_cbor(value, depth + 1) for key, value in raw.items()}
-        name = raw[TYPE_KEY]
-        cls = _by_name.get(name) if isinstance(name, str) else None
+        cls = _by_name.get(name) if type(name) is str else None
         if cls is None:
             raise SerializationError(f"unknown serialised type {name!r}")
-        if issubclass(cls, enum.Enum):
+        if cls in _enums:
             try:
                 return cls(raw.get(ENUM_VALUE_KEY))
             except ValueError as exc:
                 raise SerializationError(f"bad value for {name}: {exc}") from exc
-        kwargs = {
-            key: _from_cbor(value, depth + 1) for key, value in raw.items() if key != TYPE_KEY
-        }
-        return _build(cls, name, kwargs)
-    raise SerializationError(f"unsupported CBOR item of type {type(raw).__name__}")
-
-
-def _build(cls: type, name: str, kwargs: dict[Any, object]) -> object:
-    checks = _checks_for(cls)
-    unknown = set(kwargs) - set(checks)
-    if unknown:
-        raise SerializationError(f"{name} has no field(s) {sorted(map(str, unknown))}")
-    for field_name, value in kwargs.items():
-        if not checks[field_name](value):
-            raise SerializationError(
-                f"{name}.{field_name} has a value of the wrong type ({type(value).__name__})"
-            )
-    try:
-        return cls(**kwargs)
-    except SerializationError:
-        raise
-    except Exception as exc:  # constructors validate their own invariants
-        raise SerializationError(f"invalid {name}: {exc}") from exc
+        checks = _checks_for(cls)
+        kwargs: dict[str, object] = {}
+        for key, value in raw.items():
+            if key == TYPE_KEY:
+                continue
+            check = checks.get(key) if type(key) is str else None
+            if check is None:
+                raise SerializationError(f"{name} has no field {key!r}")
+            decoded = _from_cbor(value, depth + 1)
+            if not check(decoded):
+                raise SerializationError(
+                    f"{name}.{key} has a value of the wrong type ({type(decoded).__name__})"
+                )
+            kwargs[key] = decoded
+        try:
+            return cls(**kwargs)
+        except SerializationError:
+            raise
+        except Exception as exc:  # constructors validate their own invariants
+            raise SerializationError(f"invalid {name}: {exc}") from exc
+    raise SerializationError(f"unsupported CBOR item of type {kind.__name__}")
 
 
 def _checks_for(cls: type) -> dict[str, Callable[[Any], bool]]:

@@ -93,32 +93,40 @@ def create_app(peer: Node | NotaryNode, rpc_token: str) -> FastAPI:
             raise HTTPException(404, "a notary runs no flows")
         return peer
 
-    Rpc = Annotated[Node, Depends(authorised)]
+    # A default (not an ``Annotated`` alias): with postponed annotations FastAPI resolves
+    # annotation strings in the module's globals, where a local alias does not exist (the
+    # parameter then silently becomes a required query parameter and every RPC answers 422).
+    rpc = Depends(authorised)
 
     @app.post("/rpc/issue")
-    def rpc_issue(body: IssueBody, node: Rpc) -> dict[str, Any]:
+    def rpc_issue(body: IssueBody, node: Node = rpc) -> dict[str, Any]:
         holder = node.network.party(X500Name.parse(body.holder))
         stx = issue_tokens(node, TokenType(body.token, body.fraction_digits), body.quantity, holder)
         return {"tx_id": stx.id.hex()}
 
     @app.post("/rpc/move")
-    def rpc_move(body: MoveBody, node: Rpc) -> dict[str, Any]:
+    def rpc_move(body: MoveBody, node: Node = rpc) -> dict[str, Any]:
         token = _issued(node, body.token, body.fraction_digits, body.issuer)
         recipient = node.network.party(X500Name.parse(body.recipient))
         return {"tx_id": move_tokens(node, token, body.quantity, recipient).id.hex()}
 
     @app.post("/rpc/split")
-    def rpc_split(body: SplitBody, node: Rpc) -> dict[str, Any]:
+    def rpc_split(body: SplitBody, node: Node = rpc) -> dict[str, Any]:
         token = _issued(node, body.token, body.fraction_digits, body.issuer)
         return {"tx_id": split_tokens(node, token, body.parts).id.hex()}
 
     @app.post("/rpc/redeem")
-    def rpc_redeem(body: RedeemBody, node: Rpc) -> dict[str, Any]:
+    def rpc_redeem(body: RedeemBody, node: Node = rpc) -> dict[str, Any]:
         token = _issued(node, body.token, body.fraction_digits, body.issuer)
         return {"tx_id": redeem_tokens(node, token, body.quantity).id.hex()}
 
+    @app.post("/rpc/recover")
+    def rpc_recover(node: Node = rpc) -> dict[str, Any]:
+        """Retry every unfinished flow (e.g. deliveries to a peer that was down)."""
+        return {"pending": [tx_id.hex() for tx_id in node.recover()]}
+
     @app.get("/rpc/vault")
-    def rpc_vault(node: Rpc, consumed: bool = False, limit: int = 200) -> dict[str, Any]:
+    def rpc_vault(node: Node = rpc, consumed: bool = False, limit: int = 200) -> dict[str, Any]:
         status = StateStatus.CONSUMED if consumed else StateStatus.UNCONSUMED
         states = []
         for item in node.db.query(status=status, limit=max(1, min(limit, 1000))):
@@ -135,11 +143,11 @@ def create_app(peer: Node | NotaryNode, rpc_token: str) -> FastAPI:
         return {"states": states}
 
     @app.get("/rpc/balances")
-    def rpc_balances(node: Rpc) -> dict[str, Any]:
+    def rpc_balances(node: Node = rpc) -> dict[str, Any]:
         return {"balances": node.db.balances()}
 
     @app.get("/rpc/transactions")
-    def rpc_transactions(node: Rpc) -> dict[str, Any]:
+    def rpc_transactions(node: Node = rpc) -> dict[str, Any]:
         return {"transactions": sorted(t.hex() for t in node.db.transaction_ids())}
 
     return app

@@ -180,23 +180,21 @@ class Node(_Peer):
         """
         notary_key = {stx.tx.notary.owning_key} if stx.tx.notary else set()
         stx.verify_signatures(allowed_missing=notary_key)
-        self.ledger_transaction(stx).verify(self.network.parameters)
+        ltx = self.ledger_transaction(stx)
+        ltx.verify(self.network.parameters)
         recipients = sorted(
-            {str(p.name) for p in self._participants(stx)} | {str(p.name) for p in observers}
+            {str(p.name) for p in self._participants(ltx)} | {str(p.name) for p in observers}
         )
         recipients = [r for r in recipients if r != str(self.name)]
         self.db.save_checkpoint(stx, recipients)
         return self._complete(stx, recipients)
 
-    def _participants(self, stx: SignedTransaction) -> set[Party]:
-        parties = {p for out in stx.tx.outputs for p in out.data.participants}
-        for ref in stx.tx.inputs:
-            parties |= set(self.resolve_state(ref).data.participants)
-        known = set()
-        for party in parties:
-            # Only parties on the network map can be sent anything.
-            known.add(self.network.party(party.name))
-        return known
+    def _participants(self, ltx: LedgerTransaction) -> set[Party]:
+        """Everyone with a state in the transaction (must be on the network map)."""
+        parties = {
+            p for state in (*ltx.input_states, *ltx.output_states) for p in state.participants
+        }
+        return {self.network.party(party.name) for party in parties}
 
     def _complete(self, stx: SignedTransaction, recipients: list[str]) -> SignedTransaction:
         notary = stx.tx.notary
@@ -210,12 +208,10 @@ class Node(_Peer):
             except TransportError:
                 raise  # outcome unknown: keep the checkpoint so recovery can ask again
             except KakehashiError:
-                self.db.update_checkpoint(stx.id, [])
+                self.db.drop_checkpoint(stx.id)
                 raise
-        with self.db.engine.begin() as conn:
-            self.db.record(stx, conn=conn)
-            for recipient in recipients:
-                self.db.authorise(recipient, [stx.id, *stx.tx.dependencies()], conn)
+        # Deliver first, then record and close the checkpoint in one database transaction: a
+        # crash anywhere before that commit makes recovery redo the (idempotent) steps.
         undelivered = []
         for recipient in recipients:
             try:
@@ -223,7 +219,7 @@ class Node(_Peer):
             except TransportError as exc:
                 log.warning("could not deliver %s to %s yet: %s", stx.id.hex(), recipient, exc)
                 undelivered.append(recipient)
-        self.db.update_checkpoint(stx.id, undelivered)
+        self.db.finish_checkpoint(stx, undelivered)
         return stx
 
     def notarise(self, stx: SignedTransaction) -> TransactionSignature:

@@ -9,7 +9,9 @@ that two flows of the same node never pick the same coins.
 from __future__ import annotations
 
 import enum
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import (
@@ -25,6 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -35,6 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kakehashi.errors import StatesNotAvailableError
+from kakehashi.ledgers.corda.merkle import ComponentGroup
 from kakehashi.ledgers.corda.model.crypto import PublicKey
 from kakehashi.ledgers.corda.model.serialization import deserialize, serialize, type_name
 from kakehashi.ledgers.corda.model.states import (
@@ -47,6 +51,8 @@ from kakehashi.ledgers.corda.model.states import (
     TransactionState,
 )
 from kakehashi.ledgers.corda.model.transactions import SignedTransaction
+
+TX_CACHE_SIZE = 4096
 
 node_metadata = MetaData()
 
@@ -133,23 +139,46 @@ class NodeDatabase:
         with engine.connect() as conn:
             last = conn.execute(select(func.max(vault_states.c.seq))).scalar()
         self._seq = _Sequence(int(last or 0))
+        # Recorded transactions never change, so decoded copies can be shared; bounded LRU.
+        self._cache: OrderedDict[bytes, SignedTransaction] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def _cached(self, stx: SignedTransaction) -> None:
+        with self._cache_lock:
+            self._cache[stx.id] = stx
+            self._cache.move_to_end(stx.id)
+            while len(self._cache) > TX_CACHE_SIZE:
+                self._cache.popitem(last=False)
 
     # -- transactions -------------------------------------------------------------------------
 
     def get_transaction(self, tx_id: bytes) -> SignedTransaction | None:
+        with self._cache_lock:
+            hit = self._cache.get(tx_id)
+        if hit is not None:
+            return hit
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(transactions.c.data).where(transactions.c.tx_id == tx_id)
             ).first()
-        return None if row is None else deserialize(row.data, SignedTransaction)
+        if row is None:
+            return None
+        stx = deserialize(row.data, SignedTransaction)
+        self._cached(stx)
+        return stx
 
     def has_transactions(self, tx_ids: Iterable[bytes]) -> set[bytes]:
-        ids = list(tx_ids)
-        if not ids:
-            return set()
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(transactions.c.tx_id).where(transactions.c.tx_id.in_(ids)))
-            return {bytes(r.tx_id) for r in rows}
+        ids = set(tx_ids)
+        with self._cache_lock:
+            found = {tx_id for tx_id in ids if tx_id in self._cache}
+        rest = list(ids - found)
+        if rest:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(transactions.c.tx_id).where(transactions.c.tx_id.in_(rest))
+                )
+                found |= {bytes(r.tx_id) for r in rows}
+        return found
 
     def transaction_ids(self) -> set[bytes]:
         with self.engine.connect() as conn:
@@ -172,10 +201,15 @@ class NodeDatabase:
         """Store ``stx`` (and verified ``dependencies``) and update the vault, atomically.
 
         Returns the states the vault gained. Recording a transaction twice changes nothing.
+        Only the caller knows when a transaction it passes as ``conn`` commits, so only a
+        self-committed record fills the cache of decoded transactions.
         """
         if conn is None:
             with self.engine.begin() as own:
-                return self.record(stx, relevant=relevant, dependencies=dependencies, conn=own)
+                gained = self.record(stx, relevant=relevant, dependencies=dependencies, conn=own)
+            for tx in (*dependencies, stx):
+                self._cached(tx)
+            return gained
         for dep in dependencies:
             self._record_one(conn, dep, relevant=False)
         return self._record_one(conn, stx, relevant=relevant)
@@ -183,37 +217,40 @@ class NodeDatabase:
     def _record_one(
         self, conn: Connection, stx: SignedTransaction, *, relevant: bool
     ) -> list[StateAndRef]:
-        exists = conn.execute(
-            select(transactions.c.tx_id).where(transactions.c.tx_id == stx.id)
-        ).first()
-        if exists is not None:
-            return []
-        conn.execute(
-            insert(transactions),
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        inserted = conn.execute(
+            dialect_insert(transactions).on_conflict_do_nothing(),
             {"tx_id": stx.id, "data": serialize(stx), "recorded_at": time.time_ns() // 1000},
         )
-        for ref in stx.tx.inputs:
+        if inserted.rowcount == 0:  # recorded before: nothing to do
+            return []
+        if stx.tx.inputs:
             conn.execute(
                 update(vault_states)
                 .where(
-                    vault_states.c.txhash == ref.txhash,
-                    vault_states.c.output_index == ref.index,
+                    vault_states.c.txhash == bindparam("ref_txhash"),
+                    vault_states.c.output_index == bindparam("ref_index"),
                 )
-                .values(status=StateStatus.CONSUMED, consumed_by=stx.id, soft_lock=None)
+                .values(status=StateStatus.CONSUMED, consumed_by=stx.id, soft_lock=None),
+                [{"ref_txhash": ref.txhash, "ref_index": ref.index} for ref in stx.tx.inputs],
             )
         gained = []
         if relevant:
+            encoded = stx.tx.component_groups.get(ComponentGroup.OUTPUTS, ())
+            rows = []
             for index, output in enumerate(stx.tx.outputs):
                 if self.is_relevant(output.data):
                     ref = StateRef(stx.id, index)
-                    conn.execute(insert(vault_states), self._row(ref, output))
+                    rows.append(self._row(ref, output, encoded[index]))
                     gained.append(StateAndRef(output, ref))
+            if rows:
+                conn.execute(insert(vault_states), rows)
         return gained
 
     def is_relevant(self, state: ContractState) -> bool:
         return any(party.owning_key in self.my_keys for party in state.participants)
 
-    def _row(self, ref: StateRef, state: TransactionState) -> dict[str, object]:
+    def _row(self, ref: StateRef, state: TransactionState, encoded: bytes) -> dict[str, object]:
         data = state.data
         holder = data.owner.owning_key.to_text() if isinstance(data, OwnableState) else None
         token, quantity = (
@@ -233,7 +270,7 @@ class NodeDatabase:
             "status": StateStatus.UNCONSUMED,
             "consumed_by": None,
             "soft_lock": None,
-            "data": serialize(state),
+            "data": encoded,
         }
 
     # -- data vending -------------------------------------------------------------------------
@@ -433,6 +470,7 @@ class NodeDatabase:
     # -- checkpoints --------------------------------------------------------------------------
 
     def save_checkpoint(self, stx: SignedTransaction, recipients: Sequence[str]) -> None:
+        """Remember a flow about to notarise ``stx``; let ``recipients`` fetch its back-chain."""
         with self.engine.begin() as conn:
             conn.execute(delete(checkpoints).where(checkpoints.c.tx_id == stx.id))
             conn.execute(
@@ -444,17 +482,30 @@ class NodeDatabase:
                     "created_at": time.time_ns() // 1000,
                 },
             )
+            for peer in recipients:
+                self.authorise(peer, [stx.id, *stx.tx.dependencies()], conn)
 
-    def update_checkpoint(self, tx_id: bytes, recipients: Sequence[str]) -> None:
+    def finish_checkpoint(self, stx: SignedTransaction, undelivered: Sequence[str]) -> None:
+        """Record our finalised ``stx`` and close its checkpoint (or keep who still waits)."""
         with self.engine.begin() as conn:
-            if recipients:
-                conn.execute(
-                    update(checkpoints)
-                    .where(checkpoints.c.tx_id == tx_id)
-                    .values(recipients="\n".join(recipients))
-                )
-            else:
-                conn.execute(delete(checkpoints).where(checkpoints.c.tx_id == tx_id))
+            self.record(stx, conn=conn)
+            self._set_recipients(conn, stx.id, undelivered)
+        self._cached(stx)
+
+    def drop_checkpoint(self, tx_id: bytes) -> None:
+        with self.engine.begin() as conn:
+            self._set_recipients(conn, tx_id, [])
+
+    @staticmethod
+    def _set_recipients(conn: Connection, tx_id: bytes, recipients: Sequence[str]) -> None:
+        if recipients:
+            conn.execute(
+                update(checkpoints)
+                .where(checkpoints.c.tx_id == tx_id)
+                .values(recipients="\n".join(recipients))
+            )
+        else:
+            conn.execute(delete(checkpoints).where(checkpoints.c.tx_id == tx_id))
 
     def checkpoints(self) -> list[tuple[SignedTransaction, list[str]]]:
         with self.engine.connect() as conn:

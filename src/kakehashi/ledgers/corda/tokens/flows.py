@@ -132,8 +132,10 @@ def _spend(
         if redeem and token.issuer != node.party:
             stx = node.collect_signatures(stx, [token.issuer])
         return node.finalise(stx, observers=[token.issuer] if redeem else ())
-    finally:
+    except BaseException:
+        # On success recording the transaction consumed the states and cleared their locks.
         node.db.release_soft_locks(lock_id)
+        raise
 
 
 def move_tokens(
