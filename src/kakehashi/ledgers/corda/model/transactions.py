@@ -183,7 +183,31 @@ class WireTransaction:
                 (serialize(network_parameters_hash),) if network_parameters_hash else ()
             ),
         }
-        return cls({int(g): items for g, items in groups.items() if items}, privacy_salt)
+        present = {int(g): items for g, items in groups.items() if items}
+        parsed = _Parsed(
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            commands=tuple(Command(c.value, tuple(c.signers)) for c in commands),
+            attachments=tuple(attachments),
+            notary=notary,
+            time_window=time_window,
+            references=tuple(references),
+            network_parameters_hash=network_parameters_hash,
+        )
+        return cls._from_parts(present, privacy_salt, parsed)
+
+    @classmethod
+    def _from_parts(
+        cls, groups: dict[int, tuple[bytes, ...]], privacy_salt: bytes, parsed: _Parsed
+    ) -> WireTransaction:
+        """Build from components we serialised ourselves: no need to decode them again."""
+        _check_structure(parsed)
+        wtx = object.__new__(cls)
+        object.__setattr__(wtx, "component_groups", groups)
+        object.__setattr__(wtx, "privacy_salt", privacy_salt)
+        object.__setattr__(wtx, "_parsed", parsed)
+        object.__setattr__(wtx, "_id", merkle.transaction_id(groups, privacy_salt))
+        return wtx
 
     @property
     def id(self) -> bytes:

@@ -104,13 +104,14 @@ class UniquenessProvider:
         requester: str,
     ) -> None:
         with self.engine.begin() as conn:
-            already = conn.execute(
-                select(committed_transactions.c.tx_id).where(
-                    committed_transactions.c.tx_id == tx_id
-                )
-            ).first()
-            if already is not None:
-                return
+            if not inputs:  # nothing in the commit log can show a retry: ask the tx table
+                already = conn.execute(
+                    select(committed_transactions.c.tx_id).where(
+                        committed_transactions.c.tx_id == tx_id
+                    )
+                ).first()
+                if already is not None:
+                    return
             wanted = [(ref.txhash, ref.index) for ref in (*inputs, *references)]
             consumed: dict[StateRef, bytes] = {}
             if wanted:
@@ -120,6 +121,8 @@ class UniquenessProvider:
                     ).where(tuple_(commit_log.c.txhash, commit_log.c.output_index).in_(wanted))
                 )
                 consumed = {StateRef(r.txhash, r.output_index): r.consuming_tx for r in rows}
+            if inputs and all(consumed.get(ref) == tx_id for ref in inputs):
+                return  # a retry of a transaction we already notarised
             conflicts = {
                 str(ref): consumed[ref].hex()
                 for ref in (*inputs, *references)

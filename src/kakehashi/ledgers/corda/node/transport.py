@@ -94,10 +94,13 @@ class HttpTransport:
 
 
 def _envelope_digest(envelope: Envelope) -> bytes:
-    unsigned = Envelope(
-        envelope.sender, envelope.recipient, envelope.body, envelope.timestamp, envelope.nonce
-    )
-    return hashlib.sha256(serialize(unsigned)).digest()
+    """What the sender signs: every field but the signature, unambiguously framed."""
+    digest = hashlib.sha256(b"kakehashi-envelope-v1")
+    for part in (str(envelope.sender).encode(), str(envelope.recipient).encode(), envelope.nonce):
+        digest.update(len(part).to_bytes(4, "big") + part)
+    digest.update(envelope.timestamp.to_bytes(8, "big", signed=True))
+    digest.update(hashlib.sha256(envelope.body).digest())
+    return digest.digest()
 
 
 def error_to_response(exc: KakehashiError) -> ErrorResponse:
