@@ -45,6 +45,7 @@ from kakehashi.ledgers.corda.node.messages import (
 from kakehashi.ledgers.corda.node.network import NetworkMap
 from kakehashi.ledgers.corda.node.notary import NotarySigner, UniquenessProvider
 from kakehashi.ledgers.corda.node.resolution import resolve_dependencies, to_ledger
+from kakehashi.ledgers.corda.node.storage import write_transaction
 from kakehashi.ledgers.corda.node.transport import Messenger, Transport
 from kakehashi.ledgers.corda.node.vault import NodeDatabase
 
@@ -280,7 +281,7 @@ class Node(_Peer):
         if self.sign_check is not None:
             self.sign_check(to_ledger(stx, self.db.resolve_state, {d.id: d for d in deps}), sender)
         if deps:
-            with self.db.engine.begin() as conn:
+            with write_transaction(self.db.engine) as conn:
                 for dep in deps:
                     self.db.record(dep, relevant=False, conn=conn)
         return SignResponse((sign_transaction_id(self.key, stx.id),))

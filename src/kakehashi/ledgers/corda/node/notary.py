@@ -32,6 +32,7 @@ from kakehashi.errors import ConflictError, NotaryError, TimeWindowError
 from kakehashi.ledgers.corda.model.crypto import KeyPair, TransactionSignature, sign_transaction_id
 from kakehashi.ledgers.corda.model.identity import Party
 from kakehashi.ledgers.corda.model.states import StateRef, TimeWindow
+from kakehashi.ledgers.corda.node.storage import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class UniquenessProvider:
         time_window: TimeWindow | None,
         requester: str,
     ) -> None:
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             if not inputs:  # nothing in the commit log can show a retry: ask the tx table
                 already = conn.execute(
                     select(committed_transactions.c.tx_id).where(

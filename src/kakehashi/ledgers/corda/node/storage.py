@@ -1,19 +1,33 @@
 """Database engines for vaults and notaries (SQLite by default, PostgreSQL for HA).
 
-SQLite is opened in WAL mode and every transaction starts with ``BEGIN IMMEDIATE`` so that
-concurrent writers queue on the database lock instead of failing half-way; PostgreSQL relies on
-its own row locks and unique constraints.
+SQLite is opened in WAL mode. Every transaction that writes is opened with
+:func:`write_transaction`, which starts it with ``BEGIN IMMEDIATE`` so that concurrent writers
+queue on the database lock instead of failing half-way; reads use plain deferred transactions and
+never wait for writers. PostgreSQL relies on its own row locks and unique constraints.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.pool import StaticPool
 
 from kakehashi.errors import ConfigurationError
+
+_WRITE = "kakehashi_write"
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: committed on success, rolled back on any exception."""
+    with engine.connect() as conn:
+        conn.execution_options(**{_WRITE: True})
+        with conn.begin():
+            yield conn
 
 
 def sqlite_url(path: Path) -> str:
@@ -59,6 +73,7 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        writes = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine

@@ -32,6 +32,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -51,6 +52,7 @@ from kakehashi.ledgers.corda.model.states import (
     TransactionState,
 )
 from kakehashi.ledgers.corda.model.transactions import SignedTransaction
+from kakehashi.ledgers.corda.node.storage import write_transaction
 
 TX_CACHE_SIZE = 4096
 
@@ -88,12 +90,10 @@ vault_states = Table(
     Column("quantity", BigInteger),
     Column("status", SmallInteger, nullable=False),
     Column("consumed_by", LargeBinary(32)),
-    Column("soft_lock", String(64)),
     Column("data", LargeBinary, nullable=False),
     Index("ix_vault_type", "status", "state_type", "seq"),
     Index("ix_vault_linear", "linear_id", "status"),
     Index("ix_vault_holder_token", "holder", "token", "status", "seq"),
-    Index("ix_vault_soft_lock", "soft_lock"),
 )
 
 # Flows that must finish after a crash: a transaction signed but maybe not yet notarised,
@@ -106,10 +106,6 @@ checkpoints = Table(
     Column("recipients", String, nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )
-
-
-class _LostRace(Exception):
-    """A racing flow soft-locked a state between our read and our update."""
 
 
 class StateStatus(enum.IntEnum):
@@ -142,6 +138,10 @@ class NodeDatabase:
         # Recorded transactions never change, so decoded copies can be shared; bounded LRU.
         self._cache: OrderedDict[bytes, SignedTransaction] = OrderedDict()
         self._cache_lock = threading.Lock()
+        # Soft locks only coordinate the flows of this running node (Corda releases them when a
+        # flow ends), so they live in memory: reserving coins costs no database write.
+        self._soft_locks: dict[StateRef, str] = {}
+        self._locks_lock = threading.Lock()
 
     def _cached(self, stx: SignedTransaction) -> None:
         with self._cache_lock:
@@ -205,10 +205,11 @@ class NodeDatabase:
         self-committed record fills the cache of decoded transactions.
         """
         if conn is None:
-            with self.engine.begin() as own:
+            with write_transaction(self.engine) as own:
                 gained = self.record(stx, relevant=relevant, dependencies=dependencies, conn=own)
             for tx in (*dependencies, stx):
                 self._cached(tx)
+                self._forget_locks(tx.tx.inputs)
             return gained
         for dep in dependencies:
             self._record_one(conn, dep, relevant=False)
@@ -219,7 +220,10 @@ class NodeDatabase:
     ) -> list[StateAndRef]:
         dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         inserted = conn.execute(
-            dialect_insert(transactions).on_conflict_do_nothing(),
+            # psycopg reports rowcount -1 for an INSERT unless SQLAlchemy is asked to keep it.
+            dialect_insert(transactions)
+            .on_conflict_do_nothing()
+            .execution_options(preserve_rowcount=True),
             {"tx_id": stx.id, "data": serialize(stx), "recorded_at": time.time_ns() // 1000},
         )
         if inserted.rowcount == 0:  # recorded before: nothing to do
@@ -231,7 +235,7 @@ class NodeDatabase:
                     vault_states.c.txhash == bindparam("ref_txhash"),
                     vault_states.c.output_index == bindparam("ref_index"),
                 )
-                .values(status=StateStatus.CONSUMED, consumed_by=stx.id, soft_lock=None),
+                .values(status=StateStatus.CONSUMED, consumed_by=stx.id),
                 [{"ref_txhash": ref.txhash, "ref_index": ref.index} for ref in stx.tx.inputs],
             )
         gained = []
@@ -269,7 +273,6 @@ class NodeDatabase:
             "quantity": quantity,
             "status": StateStatus.UNCONSUMED,
             "consumed_by": None,
-            "soft_lock": None,
             "data": encoded,
         }
 
@@ -280,7 +283,7 @@ class NodeDatabase:
         if not rows:
             return
         if conn is None:
-            with self.engine.begin() as own:
+            with write_transaction(self.engine) as own:
                 self.authorise(peer, tx_ids, own)
             return
         dialect = conn.dialect.name
@@ -382,22 +385,13 @@ class NodeDatabase:
         Returns (locked states, their total, the holder's whole unconsumed balance). Locks nothing
         if the unlocked states are not enough.
         """
-        try:
-            return self._select_fungible(token, holder, quantity, lock_id)
-        except _LostRace:
-            return [], 0, self.balance(token, holder)
-
-    def _select_fungible(
-        self, token: str, holder: PublicKey, quantity: int, lock_id: str
-    ) -> tuple[list[StateAndRef], int, int]:
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             rows = conn.execute(
                 select(
                     vault_states.c.txhash,
                     vault_states.c.output_index,
                     vault_states.c.quantity,
                     vault_states.c.data,
-                    vault_states.c.soft_lock,
                 )
                 .where(
                     vault_states.c.holder == holder.to_text(),
@@ -406,72 +400,63 @@ class NodeDatabase:
                 )
                 .order_by(vault_states.c.seq)
             ).all()
-            balance = sum(int(r.quantity) for r in rows)
+        balance = sum(int(r.quantity) for r in rows)
+        with self._locks_lock:
             chosen, total = [], 0
             for row in rows:
-                if row.soft_lock is not None:
+                ref = StateRef(row.txhash, row.output_index)
+                if ref in self._soft_locks:
                     continue
-                chosen.append(row)
+                chosen.append((ref, row))
                 total += int(row.quantity)
                 if total >= quantity:
                     break
             if total < quantity:
                 return [], 0, balance
-            for row in chosen:
-                result = conn.execute(
-                    update(vault_states)
-                    .where(
-                        vault_states.c.txhash == row.txhash,
-                        vault_states.c.output_index == row.output_index,
-                        vault_states.c.soft_lock.is_(None),
-                        vault_states.c.status == StateStatus.UNCONSUMED,
-                    )
-                    .values(soft_lock=lock_id)
-                )
-                if result.rowcount != 1:  # taken by a racing flow: undo our locks
-                    raise _LostRace
-        states = [
-            StateAndRef(
-                deserialize(row.data, TransactionState), StateRef(row.txhash, row.output_index)
-            )
-            for row in chosen
-        ]
+            for ref, _row in chosen:
+                self._soft_locks[ref] = lock_id
+        states = [StateAndRef(deserialize(row.data, TransactionState), ref) for ref, row in chosen]
         return states, total, balance
 
     def soft_lock(self, refs: Sequence[StateRef], lock_id: str) -> None:
         """Reserve exactly these states for ``lock_id`` or raise StatesNotAvailableError."""
-        with self.engine.begin() as conn:
-            for ref in refs:
-                result = conn.execute(
-                    update(vault_states)
-                    .where(
-                        vault_states.c.txhash == ref.txhash,
-                        vault_states.c.output_index == ref.index,
+        with self.engine.connect() as conn:
+            unconsumed = {
+                StateRef(r.txhash, r.output_index)
+                for r in conn.execute(
+                    select(vault_states.c.txhash, vault_states.c.output_index).where(
+                        tuple_(vault_states.c.txhash, vault_states.c.output_index).in_(
+                            [(ref.txhash, ref.index) for ref in refs]
+                        ),
                         vault_states.c.status == StateStatus.UNCONSUMED,
-                        (vault_states.c.soft_lock.is_(None))
-                        | (vault_states.c.soft_lock == lock_id),
                     )
-                    .values(soft_lock=lock_id)
                 )
-                if result.rowcount != 1:  # leaving the block rolls back earlier locks
+            }
+        with self._locks_lock:
+            for ref in refs:
+                if ref not in unconsumed or self._soft_locks.get(ref, lock_id) != lock_id:
                     raise StatesNotAvailableError(
                         f"state {ref} is consumed, unknown or soft-locked by another flow",
                         [str(ref)],
                     )
+            for ref in refs:
+                self._soft_locks[ref] = lock_id
 
     def release_soft_locks(self, lock_id: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(vault_states)
-                .where(vault_states.c.soft_lock == lock_id)
-                .values(soft_lock=None)
-            )
+        with self._locks_lock:
+            for ref in [r for r, owner in self._soft_locks.items() if owner == lock_id]:
+                del self._soft_locks[ref]
+
+    def _forget_locks(self, refs: Iterable[StateRef]) -> None:
+        with self._locks_lock:
+            for ref in refs:
+                self._soft_locks.pop(ref, None)
 
     # -- checkpoints --------------------------------------------------------------------------
 
     def save_checkpoint(self, stx: SignedTransaction, recipients: Sequence[str]) -> None:
         """Remember a flow about to notarise ``stx``; let ``recipients`` fetch its back-chain."""
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             conn.execute(delete(checkpoints).where(checkpoints.c.tx_id == stx.id))
             conn.execute(
                 insert(checkpoints),
@@ -487,13 +472,14 @@ class NodeDatabase:
 
     def finish_checkpoint(self, stx: SignedTransaction, undelivered: Sequence[str]) -> None:
         """Record our finalised ``stx`` and close its checkpoint (or keep who still waits)."""
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             self.record(stx, conn=conn)
             self._set_recipients(conn, stx.id, undelivered)
         self._cached(stx)
+        self._forget_locks(stx.tx.inputs)
 
     def drop_checkpoint(self, tx_id: bytes) -> None:
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             self._set_recipients(conn, tx_id, [])
 
     @staticmethod
