@@ -26,6 +26,7 @@ from kakehashi.ledgers.corda.tokens.flows import (
 from kakehashi.ledgers.corda.tokens.model import Amount, FungibleToken, IssuedTokenType, TokenType
 
 ISSUER = "O=Kakehashi Trust Bank, L=Tokyo, C=JP"
+ISSUER_ORG = "Kakehashi Trust Bank"
 BANK_A = "O=Bank A, L=London, C=GB"
 BANK_B = "O=Bank B, L=Singapore, C=SG"
 NOTARY = "O=Notary, L=Zurich, C=CH"
@@ -45,10 +46,12 @@ def _vault_table(node: Node, participants: dict[bytes, set[str]]) -> Table:
             data.holder.name.organisation,
         )
     known = node.db.transaction_ids()
+    took_part = sum(1 for t in known if node.name.organisation in participants.get(t, set()))
+    if not table.row_count:
+        table.add_row("(none)", "", "")
     table.caption = (
-        f"{len(known)} transaction(s) stored; "
-        f"{sum(1 for t in known if node.name.organisation in participants.get(t, set()))} "
-        "of them name this node as a participant"
+        f"{len(known)} transaction(s) stored: {took_part} it took part in"
+        + (f", {len(known) - took_part} back-chain it verified" if len(known) > took_part else "")
     )
     return table
 
@@ -72,7 +75,7 @@ def run_demo(directory: Path, console: Console) -> None:
     token = IssuedTokenType(issuer.party, jpy)
 
     console.print("\n[bold]① Issue[/]: the trust bank issues ¥1,000,000.00 of JPYS to Bank A")
-    stx = note(issue_tokens(issuer, jpy, 100_000_000, bank_a.party), {"Bank A"})
+    stx = note(issue_tokens(issuer, jpy, 100_000_000, bank_a.party), {"Bank A", ISSUER_ORG})
     console.print(f"   tx {stx.id.hex()[:16]}… (issuer-signed; no inputs, so no notarisation)")
 
     console.print("\n[bold]② Pre-split[/]: Bank A splits its balance into 4 states")
