@@ -49,9 +49,8 @@ def _vault_table(node: Node, participants: dict[bytes, set[str]]) -> Table:
     took_part = sum(1 for t in known if node.name.organisation in participants.get(t, set()))
     if not table.row_count:
         table.add_row("(none)", "", "")
-    table.caption = (
-        f"{len(known)} transaction(s) stored: {took_part} it took part in"
-        + (f", {len(known) - took_part} back-chain it verified" if len(known) > took_part else "")
+    table.caption = f"{len(known)} transaction(s) stored: {took_part} it took part in" + (
+        f", {len(known) - took_part} back-chain it verified" if len(known) > took_part else ""
     )
     return table
 

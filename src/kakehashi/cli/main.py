@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import tempfile
 from pathlib import Path
@@ -11,6 +12,7 @@ from urllib.parse import urlparse
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from kakehashi import __version__
 from kakehashi.errors import ConfigurationError, KakehashiError
@@ -29,7 +31,8 @@ err_console = Console(stderr=True)
 
 
 def _fail(exc: KakehashiError) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}")
+    # User input and file contents are no rich markup; long paths must not be broken either.
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -71,7 +74,8 @@ def corda_init(
     ] = None,
     validating: Annotated[bool, typer.Option(help="Make the notary validating.")] = False,
     base_port: Annotated[
-        int, typer.Option(help="Port of the notary; nodes take the following ports.")
+        int,
+        typer.Option(min=1, max=65_535, help="Port of the notary; nodes take the following ports."),
     ] = 10_000,
 ) -> None:
     """Create keys, RPC tokens and the network map of a new network."""
@@ -79,19 +83,54 @@ def corda_init(
 
     nodes = node or ["O=Bank A, L=London, C=GB", "O=Bank B, L=Tokyo, C=JP"]
     try:
+        if base_port + len(nodes) > 65_535:
+            raise ConfigurationError(
+                f"--base-port {base_port} leaves no room for {len(nodes) + 1} parties "
+                "(ports go up to 65535)"
+            )
+        _refuse_existing_keys(directory, [notary, *nodes])
         network = init_network(directory, notary, nodes, validating=validating, base_port=base_port)
+        for info in network.nodes:
+            _write_secret(directory / slug(info.party.name) / "rpc.token", secrets.token_hex(16))
     except KakehashiError as exc:
         _fail(exc)
         return
+    except OSError as exc:
+        _fail(ConfigurationError(f"cannot create the network in {directory}: {exc}"))
+        return
     for info in network.nodes:
-        token_path = directory / slug(info.party.name) / "rpc.token"
-        token_path.write_text(secrets.token_hex(16) + "\n")
-        token_path.chmod(0o600)
         role = "notary" if info.notary else "node"
         console.print(
-            f"{role:6} {info.party.name}  {info.url}  ({directory / slug(info.party.name)})"
+            f"{role:6} {info.party.name}  {info.url}  ({directory / slug(info.party.name)})",
+            markup=False,
+            soft_wrap=True,
         )
-    console.print(f"network map written to {directory / 'network-map.toml'}")
+    console.print(
+        f"network map written to {directory / 'network-map.toml'}", markup=False, soft_wrap=True
+    )
+
+
+def _refuse_existing_keys(directory: Path, names: list[str]) -> None:
+    """Never overwrite a party's key (init_network itself refuses an existing network map)."""
+    from kakehashi.ledgers.corda.model.identity import X500Name
+    from kakehashi.ledgers.corda.node.setup import NETWORK_MAP, slug
+
+    if (directory / NETWORK_MAP).exists():
+        return
+    for name in names:
+        key = directory / slug(X500Name.parse(name)) / "identity.key"
+        if key.exists():
+            raise ConfigurationError(
+                f"{key} already exists and would be overwritten; choose an empty directory"
+            )
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read, from the moment it exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file existed with a wider mode
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
 
 
 @corda_app.command("serve")
@@ -141,7 +180,7 @@ def corda_serve(
         if pending:
             console.print(f"{len(pending)} transaction(s) still await delivery; will retry")
     port = urlparse(info.url).port or 80
-    console.print(f"{party} listening on {host}:{port}")
+    console.print(f"{party} listening on {host}:{port}", markup=False, soft_wrap=True)
     uvicorn.run(create_app(peer, rpc_token), host=host, port=port, log_level="warning")
 
 

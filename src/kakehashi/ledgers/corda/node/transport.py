@@ -124,6 +124,18 @@ def error_from_response(response: ErrorResponse, peer: X500Name) -> KakehashiErr
     return TransportError(f"{message} ({response.kind})")
 
 
+def _unsigned_refusal(data: bytes, peer: X500Name) -> ErrorResponse | None:
+    """The reason in a peer's unsigned refusal (see :meth:`Messenger.serve`), if ``data`` is one."""
+    try:
+        envelope = deserialize(data, Envelope)
+        if envelope.signature or envelope.sender != peer or envelope.recipient != peer:
+            return None
+        answer: object = deserialize(envelope.body)
+    except KakehashiError:
+        return None
+    return answer if isinstance(answer, ErrorResponse) else None
+
+
 class Messenger:
     """Signed request/response messaging for one party."""
 
@@ -195,7 +207,16 @@ class Messenger:
         """Send ``body`` and return the verified answer, raising the peer's typed error."""
         name = recipient.name if isinstance(recipient, Party) else recipient
         reply = self.transport.send(name, self._seal(name, body))
-        _, answer = self._open(reply, expected_sender=name)
+        try:
+            _, answer = self._open(reply, expected_sender=name)
+        except TransportError:
+            refusal = _unsigned_refusal(reply, name)
+            if refusal is None:
+                raise
+            # Unauthenticated, so never a typed error: only the reason, for the operator.
+            raise TransportError(
+                f"{name} refused our message: {refusal.message} ({refusal.kind})"
+            ) from None
         if isinstance(answer, ErrorResponse):
             raise error_from_response(answer, name)
         return answer
