@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from kakehashi.errors import InsufficientBalanceError
 from kakehashi.ledgers.corda.model.crypto import KeyPair, random_bytes, sign_transaction_id
 from kakehashi.ledgers.corda.model.identity import Party, X500Name
 from kakehashi.ledgers.corda.model.states import Command, StateRef, TransactionState
@@ -47,20 +48,34 @@ def _network(directory: Path) -> tuple[EmbeddedNetwork, IssuedTokenType]:
     return net, IssuedTokenType(net.node(ISSUER).party, TOKEN)
 
 
+CONCURRENT_PAYMENTS = 16
+
+
 def moves_per_second(moves: int, k: int | None) -> float:
-    """Notarised moves/s; ``k=None`` is plain sequential, else k states and k flows at once."""
+    """Notarised moves/s.
+
+    ``k=None``: one payment flow after another. Otherwise the payer's balance is pre-split into
+    ``k`` states and :data:`CONCURRENT_PAYMENTS` payment flows run at once, as when one bank
+    serves many payment requests: with few states most flows wait for a state another flow
+    has soft-locked (and for its change output), with ``k`` states up to ``k`` flows proceed.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         net, token = _network(Path(tmp))
         payer, payee = net.node(PAYER), net.node(PAYEE).party
-        workers = k or 1
-        if k is not None:
-            split_tokens(payer, token, k)
         for _ in range(min(10, moves)):  # warm-up
             move_tokens(payer, token, 1, payee)
+        if k is not None:
+            split_tokens(payer, token, k)
+        workers = 1 if k is None else CONCURRENT_PAYMENTS
 
         def run(count: int) -> None:
-            for _ in range(count):
-                move_tokens(payer, token, 1, payee)
+            done = 0
+            while done < count:
+                try:
+                    move_tokens(payer, token, 1, payee)
+                    done += 1
+                except InsufficientBalanceError:
+                    pass  # every state soft-locked by other flows for too long: ask again
 
         per_worker = [moves // workers + (1 if i < moves % workers else 0) for i in range(workers)]
         started = time.perf_counter()
@@ -136,12 +151,13 @@ def query_latencies(
 def main() -> None:
     print("== Corda-model ledger: notarised token moves (in-process, SQLite, non-validating)")
     sequential = moves_per_second(600, None)
-    print(f"sequential: {sequential:8.1f} moves/s   (goal >= {MOVE_GOAL:.0f})")
+    print(f"sequential:     {sequential:8.1f} moves/s   (goal >= {MOVE_GOAL:.0f})")
+    print(f"{CONCURRENT_PAYMENTS} concurrent payment flows, balance pre-split into k states:")
     baseline = None
     for k in (1, 2, 4, 8, 16):
         rate = moves_per_second(480, k)
         baseline = baseline or rate
-        print(f"pre-split k={k:<2}: {rate:8.1f} moves/s   speed-up vs k=1: {rate / baseline:4.2f}x")
+        print(f"  k={k:<2}:         {rate:8.1f} moves/s   speed-up vs k=1: {rate / baseline:5.2f}x")
     print()
     print("== Corda-model ledger: vault query latency (median of 300, ms)")
     latencies = query_latencies()

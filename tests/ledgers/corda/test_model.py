@@ -121,6 +121,28 @@ def test_signatures_cover_id_and_metadata(scheme: SignatureScheme) -> None:
     assert KeyPair.from_text(key.to_text()).public == key.public
 
 
+def test_ed25519_matches_rfc8032_test_vector_2() -> None:
+    """RFC 8032 section 7.1, TEST 2 (a one-byte message)."""
+    key = KeyPair(
+        SignatureScheme.ED25519,
+        bytes.fromhex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"),
+    )
+    assert key.public.encoded.hex() == (
+        "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"
+    )
+    signature = bytes.fromhex(
+        "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+        "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+    )
+    assert key.sign(bytes([0x72])) == signature
+    key.public.verify(signature, bytes([0x72]))
+    for bad in (signature[:-1], signature[:-1] + b"\x01", b""):
+        with pytest.raises(SignatureError):
+            key.public.verify(bad, bytes([0x72]))
+    with pytest.raises(InvalidTransactionError):
+        KeyPair(SignatureScheme.ED25519, b"short")
+
+
 def test_x500_names() -> None:
     name = X500Name.parse("C=GB, O=Bank A, L=London")
     assert str(name) == "O=Bank A, L=London, C=GB"

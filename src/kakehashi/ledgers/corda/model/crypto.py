@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import coincurve
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+import nacl.bindings
+import nacl.exceptions
 
 from kakehashi.errors import InvalidTransactionError, SignatureError
 from kakehashi.ledgers.corda.model.serialization import serializable, serialize
@@ -51,11 +51,13 @@ class PublicKey:
     def verify(self, signature: bytes, data: bytes) -> None:
         """Raise :class:`SignatureError` unless ``signature`` is this key's over ``data``."""
         if self.scheme is SignatureScheme.ED25519:
-            try:
-                Ed25519PublicKey.from_public_bytes(self.encoded).verify(signature, data)
-                return
-            except (InvalidSignature, ValueError):
-                pass
+            # libsodium: strict RFC 8032 checks (canonical encodings, no small-order keys).
+            if len(signature) == nacl.bindings.crypto_sign_BYTES:
+                try:
+                    nacl.bindings.crypto_sign_open(signature + data, self.encoded)
+                    return
+                except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError):
+                    pass
         else:
             try:
                 if coincurve.PublicKey(self.encoded).verify(signature, data, hasher=_sha256):
@@ -105,11 +107,13 @@ class KeyPair:
     __slots__ = ("_ed25519", "_secp256k1", "public")
 
     def __init__(self, scheme: SignatureScheme, private_bytes: bytes) -> None:
-        self._ed25519: Ed25519PrivateKey | None = None
+        # Ed25519: libsodium's 64-byte secret key (seed || public key).
+        self._ed25519: bytes | None = None
         self._secp256k1: coincurve.PrivateKey | None = None
         if scheme is SignatureScheme.ED25519:
-            self._ed25519 = Ed25519PrivateKey.from_private_bytes(private_bytes)
-            raw = self._ed25519.public_key().public_bytes_raw()
+            if len(private_bytes) != nacl.bindings.crypto_sign_SEEDBYTES:
+                raise InvalidTransactionError("an Ed25519 private key is 32 bytes")
+            raw, self._ed25519 = nacl.bindings.crypto_sign_seed_keypair(bytes(private_bytes))
         else:
             self._secp256k1 = coincurve.PrivateKey(private_bytes)
             raw = self._secp256k1.public_key.format(compressed=True)
@@ -118,7 +122,7 @@ class KeyPair:
     @classmethod
     def generate(cls, scheme: SignatureScheme = SignatureScheme.ED25519) -> KeyPair:
         if scheme is SignatureScheme.ED25519:
-            return cls(scheme, Ed25519PrivateKey.generate().private_bytes_raw())
+            return cls(scheme, os.urandom(nacl.bindings.crypto_sign_SEEDBYTES))
         return cls(scheme, coincurve.PrivateKey().secret)
 
     @property
@@ -127,13 +131,14 @@ class KeyPair:
 
     def private_bytes(self) -> bytes:
         if self._ed25519 is not None:
-            return self._ed25519.private_bytes_raw()
+            return self._ed25519[: nacl.bindings.crypto_sign_SEEDBYTES]
         assert self._secp256k1 is not None
         return bytes(self._secp256k1.secret)
 
     def sign(self, data: bytes) -> bytes:
         if self._ed25519 is not None:
-            return self._ed25519.sign(data)
+            signed = nacl.bindings.crypto_sign(data, self._ed25519)
+            return signed[: nacl.bindings.crypto_sign_BYTES]
         assert self._secp256k1 is not None
         return bytes(self._secp256k1.sign(data, hasher=_sha256))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kakehashi.errors import InvalidTransactionError
 from kakehashi.ledgers.corda.model.crypto import PublicKey
@@ -19,6 +19,7 @@ _ATTRIBUTES = {
 }
 _ORDER = ("CN", "OU", "O", "L", "ST", "C")
 _FORBIDDEN = re.compile(r"[,=$\"'\\\x00-\x1f]")
+_COUNTRY = re.compile(r"[A-Z]{2}")
 
 
 @serializable("corda.X500Name")
@@ -32,10 +33,11 @@ class X500Name:
     organisation_unit: str | None = None
     state: str | None = None
     common_name: str | None = None
+    _text: str = field(init=False, repr=False, compare=False, metadata={"transient": True})
 
     def __post_init__(self) -> None:
-        for attr, field in _ATTRIBUTES.items():
-            value = getattr(self, field)
+        for attr, attribute in _ATTRIBUTES.items():
+            value = getattr(self, attribute)
             if value is None:
                 continue
             if value != value.strip() or not value:
@@ -50,10 +52,16 @@ class X500Name:
                 raise InvalidTransactionError(
                     f"X.500 attribute {attr} is longer than 128 characters"
                 )
-        if not re.fullmatch(r"[A-Z]{2}", self.country):
+        if not _COUNTRY.fullmatch(self.country):
             raise InvalidTransactionError(
                 f"country {self.country!r} must be a two-letter ISO 3166 code such as GB or JP"
             )
+        parts = []
+        for attr in _ORDER:
+            value = getattr(self, _ATTRIBUTES[attr])
+            if value is not None:
+                parts.append(f"{attr}={value}")
+        object.__setattr__(self, "_text", ", ".join(parts))
 
     @classmethod
     def parse(cls, text: str) -> X500Name:
@@ -78,12 +86,7 @@ class X500Name:
         return cls(**values)
 
     def __str__(self) -> str:
-        parts = []
-        for attr in _ORDER:
-            value = getattr(self, _ATTRIBUTES[attr])
-            if value is not None:
-                parts.append(f"{attr}={value}")
-        return ", ".join(parts)
+        return self._text
 
 
 @serializable("corda.Party")

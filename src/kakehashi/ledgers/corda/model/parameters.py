@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -29,10 +30,15 @@ class NetworkParameters:
     max_transaction_size: int = 10 * 1024 * 1024
 
     def hash(self) -> bytes:
-        return hashlib.sha256(serialize(self)).digest()
+        return _parameters_hash(self)
 
     def notary(self, party: Party) -> NotaryInfo | None:
         for info in self.notaries:
             if info.party == party:
                 return info
         return None
+
+
+@functools.lru_cache(maxsize=16)
+def _parameters_hash(parameters: NetworkParameters) -> bytes:
+    return hashlib.sha256(serialize(parameters)).digest()

@@ -9,6 +9,7 @@ Several notary workers may therefore share one PostgreSQL database.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -22,9 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    insert,
     select,
-    tuple_,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -32,7 +31,7 @@ from kakehashi.errors import ConflictError, NotaryError, TimeWindowError
 from kakehashi.ledgers.corda.model.crypto import KeyPair, TransactionSignature, sign_transaction_id
 from kakehashi.ledgers.corda.model.identity import Party
 from kakehashi.ledgers.corda.model.states import StateRef, TimeWindow
-from kakehashi.ledgers.corda.node.storage import write_transaction
+from kakehashi.ledgers.corda.node.storage import SQL, placeholders, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +54,25 @@ committed_transactions = Table(
     Column("requester", String(512), nullable=False),
     Column("committed_at", BigInteger, nullable=False),
 )
+
+
+_COMMITTED = SQL("SELECT 1 FROM notary_transactions WHERE tx_id = :tx_id")
+_INSERT_LOG = SQL(
+    "INSERT INTO notary_commit_log (txhash, output_index, consuming_tx, requester, committed_at) "
+    "VALUES (:txhash, :output_index, :consuming_tx, :requester, :committed_at)"
+)
+_INSERT_COMMITTED = SQL(
+    "INSERT INTO notary_transactions (tx_id, requester, committed_at) "
+    "VALUES (:tx_id, :requester, :committed_at)"
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _consumers(count: int) -> SQL:
+    return SQL(
+        "SELECT txhash, output_index, consuming_tx FROM notary_commit_log "
+        f"WHERE (txhash, output_index) IN {placeholders('r', count, per_row=2)}"
+    )
 
 
 def now_micros() -> int:
@@ -106,22 +124,17 @@ class UniquenessProvider:
     ) -> None:
         with write_transaction(self.engine) as conn:
             if not inputs:  # nothing in the commit log can show a retry: ask the tx table
-                already = conn.execute(
-                    select(committed_transactions.c.tx_id).where(
-                        committed_transactions.c.tx_id == tx_id
-                    )
-                ).first()
+                already = _COMMITTED.run(conn, {"tx_id": tx_id}).fetchone()
                 if already is not None:
                     return
-            wanted = [(ref.txhash, ref.index) for ref in (*inputs, *references)]
+            wanted = (*inputs, *references)
             consumed: dict[StateRef, bytes] = {}
             if wanted:
-                rows = conn.execute(
-                    select(
-                        commit_log.c.txhash, commit_log.c.output_index, commit_log.c.consuming_tx
-                    ).where(tuple_(commit_log.c.txhash, commit_log.c.output_index).in_(wanted))
-                )
-                consumed = {StateRef(r.txhash, r.output_index): r.consuming_tx for r in rows}
+                params: dict[str, object] = {}
+                for i, ref in enumerate(wanted):
+                    params[f"r{i}_0"], params[f"r{i}_1"] = ref.txhash, ref.index
+                rows = _consumers(len(wanted)).run(conn, params).fetchall()
+                consumed = {StateRef(bytes(r[0]), r[1]): bytes(r[2]) for r in rows}
             if inputs and all(consumed.get(ref) == tx_id for ref in inputs):
                 return  # a retry of a transaction we already notarised
             conflicts = {
@@ -143,8 +156,8 @@ class UniquenessProvider:
                     "transaction with a current time window"
                 )
             if inputs:
-                conn.execute(
-                    insert(commit_log),
+                _INSERT_LOG.run_many(
+                    conn,
                     [
                         {
                             "txhash": ref.txhash,
@@ -156,8 +169,8 @@ class UniquenessProvider:
                         for ref in inputs
                     ],
                 )
-            conn.execute(
-                insert(committed_transactions),
+            _INSERT_COMMITTED.run(
+                conn,
                 {"tx_id": tx_id, "requester": requester, "committed_at": now},
             )
 

@@ -9,6 +9,7 @@ that two flows of the same node never pick the same coins.
 from __future__ import annotations
 
 import enum
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -27,16 +28,9 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    bindparam,
-    delete,
     func,
-    insert,
     select,
-    tuple_,
-    update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from kakehashi.errors import StatesNotAvailableError
 from kakehashi.ledgers.corda.merkle import ComponentGroup
@@ -52,7 +46,7 @@ from kakehashi.ledgers.corda.model.states import (
     TransactionState,
 )
 from kakehashi.ledgers.corda.model.transactions import SignedTransaction
-from kakehashi.ledgers.corda.node.storage import write_transaction
+from kakehashi.ledgers.corda.node.storage import SQL, placeholders, write_transaction
 
 TX_CACHE_SIZE = 4096
 
@@ -114,6 +108,53 @@ class StateStatus(enum.IntEnum):
     ALL = 2
 
 
+# The statements of every flow, hand-written for the driver (see ``storage``); the schema and
+# the occasional queries use SQLAlchemy Core.
+_GET_TX = SQL("SELECT data FROM transactions WHERE tx_id = :tx_id")
+_INSERT_TX = SQL(
+    "INSERT INTO transactions (tx_id, data, recorded_at) VALUES (:tx_id, :data, :recorded_at) "
+    "ON CONFLICT DO NOTHING"
+)
+_CONSUME = SQL(
+    f"UPDATE vault_states SET status = {int(StateStatus.CONSUMED)}, consumed_by = :consumer "
+    "WHERE txhash = :txhash AND output_index = :output_index"
+)
+_STATE_COLUMNS = [column.name for column in vault_states.columns]
+_INSERT_STATES = SQL(
+    f"INSERT INTO vault_states ({', '.join(_STATE_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + name for name in _STATE_COLUMNS)})"
+)
+_AUTHORISE = SQL(
+    "INSERT INTO authorised_fetches (peer, tx_id) VALUES (:peer, :tx_id) ON CONFLICT DO NOTHING"
+)
+_IS_AUTHORISED = SQL("SELECT 1 FROM authorised_fetches WHERE peer = :peer AND tx_id = :tx_id")
+_UNCONSUMED_TOKENS = SQL(
+    "SELECT txhash, output_index, quantity, data FROM vault_states "
+    f"WHERE holder = :holder AND token = :token AND status = {int(StateStatus.UNCONSUMED)} "
+    "ORDER BY seq"
+)
+_DELETE_CHECKPOINT = SQL("DELETE FROM checkpoints WHERE tx_id = :tx_id")
+_INSERT_CHECKPOINT = SQL(
+    "INSERT INTO checkpoints (tx_id, data, recipients, created_at) "
+    "VALUES (:tx_id, :data, :recipients, :created_at)"
+)
+_SET_RECIPIENTS = SQL("UPDATE checkpoints SET recipients = :recipients WHERE tx_id = :tx_id")
+
+
+@functools.lru_cache(maxsize=64)
+def _has_txs(count: int) -> SQL:
+    return SQL(f"SELECT tx_id FROM transactions WHERE tx_id IN ({placeholders('id', count)})")
+
+
+@functools.lru_cache(maxsize=64)
+def _unconsumed_of(count: int) -> SQL:
+    return SQL(
+        "SELECT txhash, output_index FROM vault_states "
+        f"WHERE status = {int(StateStatus.UNCONSUMED)} "
+        f"AND (txhash, output_index) IN {placeholders('r', count, per_row=2)}"
+    )
+
+
 class _Sequence:
     """Strictly increasing record numbers (oldest-first coin selection, stable paging)."""
 
@@ -142,6 +183,9 @@ class NodeDatabase:
         # flow ends), so they live in memory: reserving coins costs no database write.
         self._soft_locks: dict[StateRef, str] = {}
         self._locks_lock = threading.Lock()
+        # Bumped whenever a flow's locks go because its inputs were consumed: a selection that
+        # read the vault before such a bump may hold a stale snapshot and must re-check.
+        self._consumed_epoch = 0
 
     def _cached(self, stx: SignedTransaction) -> None:
         with self._cache_lock:
@@ -158,12 +202,10 @@ class NodeDatabase:
         if hit is not None:
             return hit
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(transactions.c.data).where(transactions.c.tx_id == tx_id)
-            ).first()
+            row = _GET_TX.run(conn, {"tx_id": tx_id}).fetchone()
         if row is None:
             return None
-        stx = deserialize(row.data, SignedTransaction)
+        stx = deserialize(bytes(row[0]), SignedTransaction)
         self._cached(stx)
         return stx
 
@@ -174,10 +216,9 @@ class NodeDatabase:
         rest = list(ids - found)
         if rest:
             with self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(transactions.c.tx_id).where(transactions.c.tx_id.in_(rest))
-                )
-                found |= {bytes(r.tx_id) for r in rows}
+                params = {f"id{i}": tx_id for i, tx_id in enumerate(rest)}
+                rows = _has_txs(len(rest)).run(conn, params).fetchall()
+                found |= {bytes(r[0]) for r in rows}
         return found
 
     def transaction_ids(self) -> set[bytes]:
@@ -218,25 +259,18 @@ class NodeDatabase:
     def _record_one(
         self, conn: Connection, stx: SignedTransaction, *, relevant: bool
     ) -> list[StateAndRef]:
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        inserted = conn.execute(
-            # psycopg reports rowcount -1 for an INSERT unless SQLAlchemy is asked to keep it.
-            dialect_insert(transactions)
-            .on_conflict_do_nothing()
-            .execution_options(preserve_rowcount=True),
-            {"tx_id": stx.id, "data": serialize(stx), "recorded_at": time.time_ns() // 1000},
+        inserted = _INSERT_TX.run(
+            conn, {"tx_id": stx.id, "data": serialize(stx), "recorded_at": time.time_ns() // 1000}
         )
         if inserted.rowcount == 0:  # recorded before: nothing to do
             return []
         if stx.tx.inputs:
-            conn.execute(
-                update(vault_states)
-                .where(
-                    vault_states.c.txhash == bindparam("ref_txhash"),
-                    vault_states.c.output_index == bindparam("ref_index"),
-                )
-                .values(status=StateStatus.CONSUMED, consumed_by=stx.id),
-                [{"ref_txhash": ref.txhash, "ref_index": ref.index} for ref in stx.tx.inputs],
+            _CONSUME.run_many(
+                conn,
+                [
+                    {"txhash": ref.txhash, "output_index": ref.index, "consumer": stx.id}
+                    for ref in stx.tx.inputs
+                ],
             )
         gained = []
         if relevant:
@@ -247,8 +281,7 @@ class NodeDatabase:
                     ref = StateRef(stx.id, index)
                     rows.append(self._row(ref, output, encoded[index]))
                     gained.append(StateAndRef(output, ref))
-            if rows:
-                conn.execute(insert(vault_states), rows)
+            _INSERT_STATES.run_many(conn, rows)
         return gained
 
     def is_relevant(self, state: ContractState) -> bool:
@@ -286,17 +319,19 @@ class NodeDatabase:
             with write_transaction(self.engine) as own:
                 self.authorise(peer, tx_ids, own)
             return
-        dialect = conn.dialect.name
-        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(authorised)
-        conn.execute(stmt.on_conflict_do_nothing(), rows)
+        _AUTHORISE.run_many(conn, rows)
+
+    def authorise_many(
+        self, peers: Iterable[str], tx_ids: Iterable[bytes], conn: Connection
+    ) -> None:
+        ids = set(tx_ids)
+        _AUTHORISE.run_many(
+            conn, [{"peer": peer, "tx_id": tx_id} for peer in peers for tx_id in ids]
+        )
 
     def is_authorised(self, peer: str, tx_id: bytes) -> bool:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(authorised.c.tx_id).where(
-                    authorised.c.peer == peer, authorised.c.tx_id == tx_id
-                )
-            ).first()
+            row = _IS_AUTHORISED.run(conn, {"peer": peer, "tx_id": tx_id}).fetchone()
         return row is not None
 
     # -- vault queries ------------------------------------------------------------------------
@@ -385,62 +420,74 @@ class NodeDatabase:
         Returns (locked states, their total, the holder's whole unconsumed balance). Locks nothing
         if the unlocked states are not enough.
         """
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    vault_states.c.txhash,
-                    vault_states.c.output_index,
-                    vault_states.c.quantity,
-                    vault_states.c.data,
-                )
-                .where(
-                    vault_states.c.holder == holder.to_text(),
-                    vault_states.c.token == token,
-                    vault_states.c.status == StateStatus.UNCONSUMED,
-                )
-                .order_by(vault_states.c.seq)
-            ).all()
-        balance = sum(int(r.quantity) for r in rows)
-        with self._locks_lock:
-            chosen, total = [], 0
-            for row in rows:
-                ref = StateRef(row.txhash, row.output_index)
-                if ref in self._soft_locks:
-                    continue
-                chosen.append((ref, row))
-                total += int(row.quantity)
-                if total >= quantity:
-                    break
-            if total < quantity:
-                return [], 0, balance
-            for ref, _row in chosen:
-                self._soft_locks[ref] = lock_id
-        states = [StateAndRef(deserialize(row.data, TransactionState), ref) for ref, row in chosen]
-        return states, total, balance
+        while True:
+            with self._locks_lock:
+                epoch = self._consumed_epoch
+            with self.engine.connect() as conn:
+                rows = _UNCONSUMED_TOKENS.run(
+                    conn, {"holder": holder.to_text(), "token": token}
+                ).fetchall()
+            balance = sum(int(r[2]) for r in rows)
+            with self._locks_lock:
+                chosen, total = [], 0
+                for row in rows:
+                    ref = StateRef(bytes(row[0]), row[1])
+                    if ref in self._soft_locks:
+                        continue
+                    chosen.append((ref, row))
+                    total += int(row[2])
+                    if total >= quantity:
+                        break
+                if total < quantity:
+                    return [], 0, balance
+                for ref, _row in chosen:
+                    self._soft_locks[ref] = lock_id
+                stale = epoch != self._consumed_epoch
+            refs = [ref for ref, _row in chosen]
+            if stale and self._unconsumed(refs) != set(refs):
+                # Another flow consumed one of them between our read and our lock: read again.
+                self._unlock(refs, lock_id)
+                continue
+            states = [
+                StateAndRef(deserialize(bytes(row[3]), TransactionState), ref)
+                for ref, row in chosen
+            ]
+            return states, total, balance
 
     def soft_lock(self, refs: Sequence[StateRef], lock_id: str) -> None:
         """Reserve exactly these states for ``lock_id`` or raise StatesNotAvailableError."""
-        with self.engine.connect() as conn:
-            unconsumed = {
-                StateRef(r.txhash, r.output_index)
-                for r in conn.execute(
-                    select(vault_states.c.txhash, vault_states.c.output_index).where(
-                        tuple_(vault_states.c.txhash, vault_states.c.output_index).in_(
-                            [(ref.txhash, ref.index) for ref in refs]
-                        ),
-                        vault_states.c.status == StateStatus.UNCONSUMED,
-                    )
-                )
-            }
         with self._locks_lock:
             for ref in refs:
-                if ref not in unconsumed or self._soft_locks.get(ref, lock_id) != lock_id:
+                if self._soft_locks.get(ref, lock_id) != lock_id:
                     raise StatesNotAvailableError(
-                        f"state {ref} is consumed, unknown or soft-locked by another flow",
-                        [str(ref)],
+                        f"state {ref} is soft-locked by another flow", [str(ref)]
                     )
-            for ref in refs:
+            fresh = [ref for ref in refs if ref not in self._soft_locks]
+            for ref in fresh:
                 self._soft_locks[ref] = lock_id
+        # Checked after locking: a flow that consumes a state commits before it unlocks, so a
+        # state still unconsumed now cannot be consumed by another flow of this node meanwhile.
+        missing = [ref for ref in refs if ref not in self._unconsumed(refs)]
+        if missing:
+            self._unlock(fresh, lock_id)
+            raise StatesNotAvailableError(
+                f"state(s) {', '.join(map(str, missing))} are consumed or unknown to this vault",
+                [str(ref) for ref in missing],
+            )
+
+    def _unconsumed(self, refs: Sequence[StateRef]) -> set[StateRef]:
+        with self.engine.connect() as conn:
+            params: dict[str, object] = {}
+            for i, ref in enumerate(refs):
+                params[f"r{i}_0"], params[f"r{i}_1"] = ref.txhash, ref.index
+            rows = _unconsumed_of(len(refs)).run(conn, params).fetchall()
+            return {StateRef(bytes(r[0]), r[1]) for r in rows}
+
+    def _unlock(self, refs: Iterable[StateRef], lock_id: str) -> None:
+        with self._locks_lock:
+            for ref in refs:
+                if self._soft_locks.get(ref) == lock_id:
+                    del self._soft_locks[ref]
 
     def release_soft_locks(self, lock_id: str) -> None:
         with self._locks_lock:
@@ -449,6 +496,7 @@ class NodeDatabase:
 
     def _forget_locks(self, refs: Iterable[StateRef]) -> None:
         with self._locks_lock:
+            self._consumed_epoch += 1
             for ref in refs:
                 self._soft_locks.pop(ref, None)
 
@@ -457,9 +505,9 @@ class NodeDatabase:
     def save_checkpoint(self, stx: SignedTransaction, recipients: Sequence[str]) -> None:
         """Remember a flow about to notarise ``stx``; let ``recipients`` fetch its back-chain."""
         with write_transaction(self.engine) as conn:
-            conn.execute(delete(checkpoints).where(checkpoints.c.tx_id == stx.id))
-            conn.execute(
-                insert(checkpoints),
+            _DELETE_CHECKPOINT.run(conn, {"tx_id": stx.id})
+            _INSERT_CHECKPOINT.run(
+                conn,
                 {
                     "tx_id": stx.id,
                     "data": serialize(stx),
@@ -467,8 +515,8 @@ class NodeDatabase:
                     "created_at": time.time_ns() // 1000,
                 },
             )
-            for peer in recipients:
-                self.authorise(peer, [stx.id, *stx.tx.dependencies()], conn)
+            entitled = {stx.id, *stx.tx.dependencies()}
+            self.authorise_many(recipients, entitled, conn)
 
     def finish_checkpoint(self, stx: SignedTransaction, undelivered: Sequence[str]) -> None:
         """Record our finalised ``stx`` and close its checkpoint (or keep who still waits)."""
@@ -485,13 +533,9 @@ class NodeDatabase:
     @staticmethod
     def _set_recipients(conn: Connection, tx_id: bytes, recipients: Sequence[str]) -> None:
         if recipients:
-            conn.execute(
-                update(checkpoints)
-                .where(checkpoints.c.tx_id == tx_id)
-                .values(recipients="\n".join(recipients))
-            )
+            _SET_RECIPIENTS.run(conn, {"tx_id": tx_id, "recipients": "\n".join(recipients)})
         else:
-            conn.execute(delete(checkpoints).where(checkpoints.c.tx_id == tx_id))
+            _DELETE_CHECKPOINT.run(conn, {"tx_id": tx_id})
 
     def checkpoints(self) -> list[tuple[SignedTransaction, list[str]]]:
         with self.engine.connect() as conn:
