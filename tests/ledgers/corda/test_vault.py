@@ -18,10 +18,16 @@ from kakehashi.ledgers.corda.model.states import (
     CommandData,
     LinearState,
     StateAndRef,
+    StateRef,
     TransactionState,
     UniqueIdentifier,
 )
-from kakehashi.ledgers.corda.model.transactions import LedgerTransaction, WireTransaction
+from kakehashi.ledgers.corda.model.transactions import (
+    LedgerTransaction,
+    SignedTransaction,
+    WireTransaction,
+)
+from kakehashi.ledgers.corda.node import vault as vault_module
 from kakehashi.ledgers.corda.node.network import NetworkMap
 from kakehashi.ledgers.corda.node.node import Node
 from kakehashi.ledgers.corda.node.setup import EmbeddedNetwork
@@ -86,7 +92,6 @@ def _agree(node: Node, other: Party, terms: str, previous: StateAndRef | None = 
         notary=notary if previous else None,
         network_parameters_hash=node.network.parameters.hash(),
     )
-    from kakehashi.ledgers.corda.model.transactions import SignedTransaction
 
     stx = node.sign(SignedTransaction(wtx, ()))
     stx = node.collect_signatures(stx, [other])
@@ -154,6 +159,41 @@ def test_coin_selection_waits_for_locks_then_gives_up(
     monkeypatch.setattr(flows, "SELECTION_BACKOFF_S", 0.01)
     assert [s.ref for s in select_tokens(alice, jpy(net), 5, "me")] == [ref]
     timer.join()
+
+
+def test_selection_never_returns_a_state_consumed_after_it_read_the_vault(
+    net: EmbeddedNetwork, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flow reads the vault; before it locks, another flow spends the state and unlocks it."""
+    alice, bob = net.node(ALICE), net.node(BOB)
+    issue_tokens(net.node(ISSUER), JPY, 10, alice.party)
+    first = alice.db.query(FungibleToken)[0].ref
+    real = vault_module._UNCONSUMED_TOKENS
+    started: list[bool] = []
+    interleaved: list[SignedTransaction] = []
+
+    class SpendInBetween:
+        def run(self, conn: object, params: object) -> object:
+            rows = real.run(conn, params)  # type: ignore[arg-type]
+            stale = rows.fetchall()
+            if not started:
+                started.append(True)  # the other flow's own selection reads the real vault
+                interleaved.append(move_tokens(alice, jpy(net), 4, bob.party))
+            return _Rows(stale)
+
+    monkeypatch.setattr(vault_module, "_UNCONSUMED_TOKENS", SpendInBetween())
+    chosen = alice.db.select_fungible(jpy(net).key, alice.party.owning_key, 6, "late-flow")[0]
+    assert interleaved, "the other flow did not run in between"
+    assert first not in [s.ref for s in chosen]
+    assert [s.ref for s in chosen] == [StateRef(interleaved[0].id, 1)]  # the change
+
+
+class _Rows:
+    def __init__(self, rows: list[object]) -> None:
+        self._rows = rows
+
+    def fetchall(self) -> list[object]:
+        return self._rows
 
 
 def test_network_map_file_round_trip_and_errors(net: EmbeddedNetwork, tmp_path: Path) -> None:
