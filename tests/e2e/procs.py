@@ -29,10 +29,10 @@ from typing import Any
 
 import httpx
 
-from kakehashi.errors import TransportError
 from kakehashi.ledgers.corda.model.identity import X500Name
 from kakehashi.ledgers.corda.node.network import NetworkMap
 from kakehashi.ledgers.corda.node.setup import NETWORK_MAP, slug
+from kakehashi.ledgers.corda.node.transport import HttpTransport
 
 HOST = "127.0.0.1"
 START_DEADLINE_S = 30.0
@@ -104,27 +104,6 @@ def free_port_block(count: int, attempts: int = 200) -> int:
         if all(_port_free(base + i) for i in range(count)):
             return base
     raise RuntimeError(f"no block of {count} free ports found on {HOST}")
-
-
-class LoopbackTransport:
-    """``HttpTransport`` for the test process: same ``POST {url}/p2p``, never through a proxy."""
-
-    def __init__(self, network: NetworkMap, client: httpx.Client) -> None:
-        self._network = network
-        self._client = client
-
-    def send(self, recipient: X500Name, data: bytes) -> bytes:
-        url = self._network.info(recipient).url
-        assert url is not None and url.startswith(f"http://{HOST}:"), url
-        try:
-            response = self._client.post(
-                f"{url}/p2p", content=data, headers={"content-type": "application/cbor"}
-            )
-        except httpx.HTTPError as exc:
-            raise TransportError(f"cannot reach {recipient} at {url}: {exc}") from exc
-        if response.status_code != 200:
-            raise TransportError(f"{recipient} answered HTTP {response.status_code}")
-        return response.content
 
 
 class ServedParty:
@@ -255,7 +234,7 @@ class ProcessNetwork:
             log = self.logs / f"{slug(info.party.name)}.log"
             self.parties[name] = ServedParty(self.directory, name, info.url, log)
         self.client = httpx.Client(timeout=60.0, trust_env=False)
-        self.transport = LoopbackTransport(self.map, self.client)
+        self.transport = HttpTransport(self.map, client=self.client)
 
     def start_all(self) -> None:
         for party in self.parties.values():

@@ -71,9 +71,11 @@ class InProcessTransport:
 class HttpTransport:
     """Node-to-node HTTP: ``POST {url}/p2p`` with the envelope as the body."""
 
-    def __init__(self, network: NetworkMap, timeout: float = 30.0) -> None:
+    def __init__(
+        self, network: NetworkMap, timeout: float = 30.0, client: httpx.Client | None = None
+    ) -> None:
         self._network = network
-        self._client = httpx.Client(timeout=timeout)
+        self._client = client if client is not None else httpx.Client(timeout=timeout)
 
     def send(self, recipient: X500Name, data: bytes) -> bytes:
         url = self._network.info(recipient).url
