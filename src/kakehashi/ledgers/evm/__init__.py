@@ -1,0 +1,1 @@
+"""The EVM permissioned chain: embedded QBFT chain, JSON-RPC node, external nodes, Vyper."""

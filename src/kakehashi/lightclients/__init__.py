@@ -1,0 +1,1 @@
+"""Light clients: pure verification of another ledger's headers, states and proofs (no I/O)."""
