@@ -34,6 +34,14 @@ class InvalidTransactionError(KakehashiError):
     """A transaction breaks a platform rule (structure, notary, time window, encumbrance)."""
 
 
+class ExecutionRevertedError(KakehashiError):
+    """EVM execution reverted (or ran out of gas); ``data`` holds the revert data, if any."""
+
+    def __init__(self, message: str, data: bytes = b"") -> None:
+        super().__init__(message)
+        self.data = data
+
+
 class ContractRejection(InvalidTransactionError):
     """A contract's ``verify`` refused the transaction."""
 
@@ -89,3 +97,32 @@ class FlowError(KakehashiError):
 
 class TransactionResolutionError(KakehashiError):
     """A transaction's dependencies (back-chain) could not be obtained or verified."""
+
+
+class ContractCompileError(KakehashiError):
+    """A Vyper contract did not compile; ``path`` and ``line`` locate the first error."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+
+
+class NodeUnavailableError(TransportError):
+    """An EVM JSON-RPC node did not answer, or answered something that is not JSON-RPC."""
+
+
+class TransactionRevertedError(KakehashiError):
+    """An EVM transaction (or contract deployment) reverted or ran out of gas.
+
+    ``tx_hash`` is set when the transaction was mined (status 0); it is None when the node
+    refused it before mining (a revert found while estimating gas). ``reason`` is the decoded
+    revert reason when the node gave one.
+    """
+
+    def __init__(
+        self, message: str, tx_hash: str | None = None, reason: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.tx_hash = tx_hash
+        self.reason = reason
