@@ -17,6 +17,8 @@ PIP_NOISE    := 2> >(grep -v 'is ignored: it is neither a file nor a directory' 
 # and repeated imports cost more than they save). `make test PYTEST_WORKERS=2` for `-n 2`.
 PYTEST_WORKERS ?= 0
 PYTEST_ARGS  ?=
+# anvil and cast (foundry) for the EVM tests: npm packages pinned in package.json/package-lock.json.
+NODE_STAMP   := node_modules/.stamp-installed
 # Only lint the directories that exist (git does not keep empty ones).
 LINT_PATHS   := $(wildcard src tests benchmarks)
 
@@ -26,10 +28,11 @@ else
 PYTEST_N := -n $(PYTEST_WORKERS)
 endif
 
-.PHONY: help venv postgres-bins lint typecheck test demo bench clean
+.PHONY: help venv postgres-bins node-tools lint typecheck test demo bench clean
 
 help:
 	@echo "make venv       create $(VENV) and install -e .[dev] (instant when up to date)"
+	@echo "make node-tools npm ci: anvil and cast for the EVM tests (instant when up to date)"
 	@echo "make lint       ruff check $(LINT_PATHS)"
 	@echo "make typecheck  mypy src/kakehashi"
 	@echo "make test       lint + typecheck + pytest (PYTEST_WORKERS=$(PYTEST_WORKERS))"
@@ -62,13 +65,33 @@ postgres-bins:
 	       "install Debian's postgresql package. Tests marked 'postgres' will fail." >&2; \
 	fi
 
+node-tools: $(NODE_STAMP)
+
+# Re-installs only when package.json or package-lock.json changes (or node_modules is gone).
+# Install scripts are skipped: each tool's binary comes in its per-platform package
+# (@foundry-rs/anvil-linux-amd64, ...), which npm selects by os/cpu; tests/foundry.py checks it.
+$(NODE_STAMP): package.json $(wildcard package-lock.json)
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "ERROR: npm not found. The EVM tests need anvil and cast from npm: install Node.js" \
+	       "and npm (Debian: apt-get install nodejs npm), then run make node-tools again." >&2; \
+	  exit 1; }
+	@if [ -f package-lock.json ]; then \
+	  echo "node-tools: npm ci (anvil, cast) from package-lock.json"; \
+	  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null; \
+	else \
+	  echo "node-tools: npm install (anvil, cast); no package-lock.json yet, writing one"; \
+	  npm install --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null; \
+	fi
+	@$(PYTHON) tests/foundry.py find >/dev/null
+	@touch $@
+
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy src/kakehashi
 
-test: $(STAMP) postgres-bins
+test: $(STAMP) postgres-bins node-tools
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/python -m pytest $(PYTEST_N) $(PYTEST_ARGS)
@@ -81,5 +104,5 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist .eggs src/*.egg-info .pytest_cache .mypy_cache .ruff_cache \
-	       .hypothesis .coverage htmlcov .stamp*
+	       .hypothesis .coverage htmlcov .stamp* node_modules
 	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -112,8 +112,8 @@ class NodeUnavailableError(TransportError):
     """An EVM JSON-RPC node did not answer, or answered something that is not JSON-RPC."""
 
 
-class TransactionRevertedError(KakehashiError):
-    """An EVM transaction (or contract deployment) reverted or ran out of gas.
+class TransactionRevertedError(ExecutionRevertedError):
+    """An EVM transaction (or contract deployment) sent to a node reverted or ran out of gas.
 
     ``tx_hash`` is set when the transaction was mined (status 0); it is None when the node
     refused it before mining (a revert found while estimating gas). ``reason`` is the decoded
@@ -121,8 +121,12 @@ class TransactionRevertedError(KakehashiError):
     """
 
     def __init__(
-        self, message: str, tx_hash: str | None = None, reason: str | None = None
+        self,
+        message: str,
+        tx_hash: str | None = None,
+        reason: str | None = None,
+        data: bytes = b"",
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, data)
         self.tx_hash = tx_hash
         self.reason = reason
