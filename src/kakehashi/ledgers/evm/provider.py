@@ -1,12 +1,13 @@
 """A web3.py provider that answers from an :class:`EmbeddedChain` in the same process (no HTTP).
 
-It runs the very dispatcher ``kakehashi evm serve`` runs, on the request objects web3.py builds,
-so code tested in-process behaves as it will against the node over HTTP.
+It encodes each request exactly as web3's HTTP provider does and hands the bytes to the very
+dispatcher ``kakehashi evm serve`` runs, so code tested in-process behaves as it will against
+the node over HTTP — only the socket is missing.
 """
 
 from __future__ import annotations
 
-import itertools
+import json
 from typing import Any
 
 from web3 import Web3
@@ -25,17 +26,17 @@ class EmbeddedProvider(JSONBaseProvider):
         super().__init__()
         self.chain = chain
         self.dispatcher = RpcDispatcher(chain)
-        self._ids = itertools.count(1)
 
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
-        request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
-        return self.dispatcher.handle(request)  # type: ignore[no-any-return]
+        answer = self.dispatcher.handle_bytes(self.encode_rpc_request(method, params))
+        return self.decode_rpc_response(answer or b"null")
 
     def make_batch_request(self, requests: list[tuple[RPCEndpoint, Any]]) -> list[RPCResponse]:
-        batch = [
-            {"jsonrpc": "2.0", "id": next(self._ids), "method": m, "params": p} for m, p in requests
-        ]
-        return self.dispatcher.handle(batch)  # type: ignore[no-any-return]
+        answer = self.dispatcher.handle_bytes(self.encode_batch_rpc_request(requests))
+        decoded = json.loads(answer or b"[]")
+        if isinstance(decoded, dict):  # the whole batch was refused
+            return [decoded]  # type: ignore[list-item]
+        return sorted(decoded, key=lambda r: r.get("id") or 0)
 
     def is_connected(self, show_traceback: bool = False) -> bool:
         return True
