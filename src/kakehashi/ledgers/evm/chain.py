@@ -234,6 +234,7 @@ class EmbeddedChain:
         self.interval_ms = interval_ms
         self._lock = threading.RLock()
         self._pool: list[_Pending] = []
+        self._pooled: set[tuple[bytes, int]] = set()  # (sender, nonce) of every pooled tx
         self._stop = threading.Event()
         self._producer: threading.Thread | None = None
         self.genesis, keys = self._load_or_create_config(data_dir, genesis, validators)
@@ -251,6 +252,7 @@ class EmbeddedChain:
         # py-evm's NewType-typed API (Address, Hash32, BlockNumber) is used with plain bytes/ints.
         self._chain: Any = self._open_chain(chain_class)
         self._receipt_cache: dict[bytes, ReceiptInfo] = {}
+        self._head_view: tuple[BlockHeaderAPI, Any] | None = None
         if block_mode == "interval":
             self._producer = threading.Thread(
                 target=self._produce_loop, name="block-producer", daemon=True
@@ -413,8 +415,7 @@ class EmbeddedChain:
                 return None
             nonce = int(state.get_nonce(address))
             if block == "pending":
-                taken = {p.tx.nonce for p in self._pool if p.sender == address}
-                while nonce in taken:
+                while (address, nonce) in self._pooled:
                     nonce += 1
             return nonce
 
@@ -629,37 +630,41 @@ class EmbeddedChain:
         intrinsic cost or above the block limit, a fee below the base fee, or a sender who
         cannot pay ``gas * max fee + value``.
         """
+        try:
+            tx = QbftPragueVM.get_transaction_builder().decode(raw)
+            tx.validate()
+            sender = bytes(tx.sender)
+        except Exception as exc:  # rlp, eth-keys and py-evm raise many unrelated types
+            raise InvalidTransactionError(f"malformed or badly signed transaction: {exc}") from None
         with self._lock:
-            head = self._chain.get_canonical_head()
-            vm = self._chain.get_vm(self._chain.header)
-            try:
-                tx = vm.get_transaction_builder().decode(raw)
-                tx.validate()
-                sender = bytes(tx.sender)
-            except Exception as exc:  # rlp, eth-keys and py-evm raise many unrelated types
-                raise InvalidTransactionError(
-                    f"malformed or badly signed transaction: {exc}"
-                ) from None
-            self._check(tx, sender, head)
+            self._check(tx, sender)
             self._pool.append(_Pending(tx, sender))
+            self._pooled.add((sender, tx.nonce))
             if self.block_mode == "auto":
                 self._produce()
             return bytes(tx.hash)
 
-    def _check(self, tx: SignedTransactionAPI, sender: bytes, head: BlockHeaderAPI) -> None:
+    def _head_state(self) -> tuple[BlockHeaderAPI, Any]:
+        """The head and a read-only state at it, reused until the head moves."""
+        head = self._chain.get_canonical_head()
+        if self._head_view is None or self._head_view[0].hash != head.hash:
+            self._head_view = (head, self._chain.get_vm(head).state)
+        return self._head_view
+
+    def _check(self, tx: SignedTransactionAPI, sender: bytes) -> None:
         chain_id = getattr(tx, "chain_id", None)
         if chain_id is not None and chain_id != self.chain_id:
             raise InvalidTransactionError(
                 f"transaction is for chain id {chain_id}; this chain is {self.chain_id}"
             )
-        state = self._chain.get_vm(head).state
+        head, state = self._head_state()
         nonce = int(state.get_nonce(sender))
         if tx.nonce < nonce:
             raise InvalidTransactionError(
                 f"nonce too low: {to_checksum_address(sender)} is at nonce {nonce}, "
                 f"transaction has {tx.nonce}"
             )
-        if any(p.sender == sender and p.tx.nonce == tx.nonce for p in self._pool):
+        if (sender, tx.nonce) in self._pooled:
             raise InvalidTransactionError(
                 f"a transaction from {to_checksum_address(sender)} with nonce {tx.nonce} "
                 "is already pending"
@@ -763,13 +768,16 @@ class EmbeddedChain:
             receipts.append(receipt)
         taken = {id(p) for p in ready}
         self._pool = [p for p in self._pool if id(p) not in taken]
+        self._pooled.difference_update((p.sender, p.tx.nonce) for p in ready)
         if not included:
             return None
         try:
             filled = vm.set_block_transactions_and_withdrawals(
                 vm.get_block(), header, included, receipts
             )
-            block = vm.mine_block(filled).block
+            # py-evm's mine_block would also re-derive the transaction root and re-check the
+            # header it was just given; the block is built here, so pack and finalise only.
+            block = vm.finalize_block(vm.pack_block(filled)).block
             sealed = self._seal(block)
             self._chain.chaindb.persist_block(sealed)
             self._chain.header = self._chain.create_header_from_parent(sealed.header)
