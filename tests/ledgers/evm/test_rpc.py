@@ -230,3 +230,23 @@ def test_web3_surfaces_refused_transactions(w3: Web3) -> None:
     with pytest.raises(Web3RPCError, match="insufficient funds"):
         w3.eth.send_raw_transaction(poor.raw_transaction)
     assert w3.eth.block_number == 0
+
+
+def test_fee_history_rewards_are_the_tips_paid(w3: Web3) -> None:
+    alice = dev_accounts()[0]
+    base_fee = w3.eth.get_block("latest")["baseFeePerGas"]
+    signed = alice.sign_transaction(
+        {
+            "to": dev_accounts()[1].address,
+            "value": 1,
+            "gas": 21_000,
+            "maxFeePerGas": 4 * 10**9 + base_fee,
+            "maxPriorityFeePerGas": 3 * 10**9,
+            "nonce": 0,
+            "chainId": 1337,
+        }
+    )
+    w3.eth.send_raw_transaction(signed.raw_transaction)
+    history = w3.eth.fee_history(2, "latest", [10, 90])
+    assert history["reward"] == [[0, 0], [3 * 10**9, 3 * 10**9]]  # genesis paid no tips
+    assert history["gasUsedRatio"][1] == 21_000 / w3.eth.get_block("latest")["gasLimit"]

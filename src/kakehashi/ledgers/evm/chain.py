@@ -499,6 +499,30 @@ class EmbeddedChain:
             previous_gas = int(receipt.gas_used)
         return infos
 
+    def priority_fees(self, number: int, percentiles: Sequence[float]) -> list[int]:
+        """``eth_feeHistory`` rewards: the tips paid in block ``number`` at gas-weighted
+        percentiles (each transaction's effective tip counted once per unit of gas it used)."""
+        with self._lock:
+            block = self.block(number)
+            if block is None:
+                raise KeyError(f"no block {number}")
+            base_fee = int(getattr(block.header, "base_fee_per_gas", 0) or 0)
+            paid = sorted(
+                (info.effective_gas_price - base_fee, info.gas_used)
+                for info in self._receipts_of(block)
+            )
+        total = sum(gas for _tip, gas in paid)
+        rewards = []
+        for percentile in percentiles:
+            threshold, used, reward = total * percentile / 100, 0, 0
+            for tip, gas in paid:
+                used += gas
+                reward = tip
+                if used >= threshold:
+                    break
+            rewards.append(reward)
+        return rewards
+
     def logs(
         self,
         from_block: int,

@@ -468,7 +468,7 @@ class RpcDispatcher:
             base_fees.append(hex(int(header.base_fee_per_gas or 0)))
             ratios.append(header.gas_used / header.gas_limit if header.gas_limit else 0.0)
             if percentiles is not None:
-                rewards.append([hex(PRIORITY_FEE if header.gas_used else 0) for _ in percentiles])
+                rewards.append([hex(r) for r in self.chain.priority_fees(number, percentiles)])
         following = self.chain.header(last + 1)
         next_fee = self._next_base_fee() if following is None else following.base_fee_per_gas
         base_fees.append(hex(int(next_fee or 0)))
