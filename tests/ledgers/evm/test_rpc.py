@@ -250,3 +250,17 @@ def test_fee_history_rewards_are_the_tips_paid(w3: Web3) -> None:
     history = w3.eth.fee_history(2, "latest", [10, 90])
     assert history["reward"] == [[0, 0], [3 * 10**9, 3 * 10**9]]  # genesis paid no tips
     assert history["gasUsedRatio"][1] == 21_000 / w3.eth.get_block("latest")["gasLimit"]
+
+
+def test_a_transaction_that_reverts_on_chain_has_status_zero(
+    w3: Web3, chain: EmbeddedChain
+) -> None:
+    alice, bob = dev_accounts()[0], dev_accounts()[1]
+    nft = _nft(w3, alice)
+    with pytest.raises(TransactionRevertedError) as caught:
+        client.transact(w3, nft.functions.mint(bob.address, 1, ""), sender=bob, gas=300_000)
+    assert caught.value.tx_hash is not None  # mined, not refused
+    receipt = w3.eth.get_transaction_receipt(caught.value.tx_hash)
+    assert receipt["status"] == 0 and receipt["logs"] == []
+    assert 21_000 < receipt["gasUsed"] < 300_000
+    assert w3.eth.get_transaction_count(bob.address) == 1  # the sender still paid and moved on
