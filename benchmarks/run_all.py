@@ -8,10 +8,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corda_bench
+import evm_bench
 
 
 def main() -> None:
     corda_bench.main()
+    print()
+    evm_bench.main()
 
 
 if __name__ == "__main__":
