@@ -381,24 +381,9 @@ def test_clean_restart_keeps_blocks_balances_and_contract_state(
     assert block["parentHash"] == before["hash"]
 
 
-# The CLI closes the chain (which mines what the pool accepted) in a ``finally`` after
-# ``uvicorn.run``; uvicorn, after its graceful shutdown on SIGTERM, restores the default handler
-# and re-raises SIGTERM, so the process dies before that ``finally`` runs.
-SIGTERM_SKIPS_CLOSE = (
-    "kakehashi evm serve: on SIGTERM uvicorn re-raises the signal after shutdown, the process "
-    "dies before EmbeddedChain.close() runs (cli/evm.py finally), and in interval mode the "
-    "transactions accepted into the pool are lost"
-)
-
-
 @pytest.mark.parametrize(
     "sig",
-    [
-        signal.SIGINT,
-        pytest.param(
-            signal.SIGTERM, marks=pytest.mark.xfail(strict=True, reason=SIGTERM_SKIPS_CLOSE)
-        ),
-    ],
+    [signal.SIGINT, signal.SIGTERM],
     ids=["SIGINT", "SIGTERM"],
 )
 def test_clean_stop_in_interval_mode_mines_accepted_transactions(

@@ -94,7 +94,7 @@ def evm_serve(
     console.print(f"listening on http://{host}:{port}", markup=False, soft_wrap=True)
     try:
         uvicorn.run(
-            asgi_app(RpcDispatcher(chain)),
+            asgi_app(RpcDispatcher(chain), on_shutdown=chain.close),
             host=host,
             port=port,
             log_level="warning",

@@ -236,6 +236,7 @@ class EmbeddedChain:
         self._pool: list[_Pending] = []
         self._pooled: set[tuple[bytes, int]] = set()  # (sender, nonce) of every pooled tx
         self._stop = threading.Event()
+        self._closed = False
         self._producer: threading.Thread | None = None
         self.genesis, keys = self._load_or_create_config(data_dir, genesis, validators)
         self._keys = keys
@@ -816,7 +817,7 @@ class EmbeddedChain:
         """Every validator seals the QBFT commit hash of the block; the seals go in extraData."""
         header_rlp = rlp.encode(block.header)
         commit = qbft.commit_hash(header_rlp)
-        seals = tuple(qbft.seal(commit, key.secret) for key in self._keys)
+        seals = tuple(qbft.seal(commit, key) for key in self._keys)
         extra = qbft.QbftExtraData(
             vanity=b"\x00" * 32,
             validators=self.validators,
@@ -827,7 +828,12 @@ class EmbeddedChain:
         return block.copy(header=block.header.copy(extra_data=extra))
 
     def _produce_loop(self) -> None:
-        while not self._stop.wait(self.interval_ms / 1000):
+        # Blocks start every interval (not an interval after the previous one ended); when a
+        # block takes longer than the interval, the next one starts at once.
+        period = self.interval_ms / 1000
+        next_at = time.monotonic() + period
+        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+            next_at = max(next_at + period, time.monotonic())
             try:
                 with self._lock:
                     self._produce()
@@ -845,12 +851,16 @@ class EmbeddedChain:
         return list(qbft.QbftExtraData.decode(header.extra_data).validators)
 
     def close(self) -> None:
+        """Stop producing, mine what the pool accepted, close the database (idempotent)."""
         self._stop.set()
         if self._producer is not None:
-            self._producer.join(timeout=5)
+            self._producer.join(timeout=30)
         with self._lock:
-            if self._pool and self.block_mode == "interval":
-                self._produce()  # what was accepted is mined, not lost on a clean stop
+            if self._closed:
+                return
+            self._closed = True
+            while self._pool and self._produce() is not None:
+                pass  # what was accepted is mined, not lost on a clean stop
             self._store.close()
 
     def __enter__(self) -> EmbeddedChain:

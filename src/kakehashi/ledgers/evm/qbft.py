@@ -277,10 +277,17 @@ def quorum(validator_count: int) -> int:
     return -(-2 * validator_count // 3)
 
 
-def seal(commit_hash: bytes, private_key: bytes) -> bytes:
-    """A validator's committed seal over ``commit_hash``: ``r ‖ s ‖ v`` with ``v`` in {0, 1}."""
+def seal(commit_hash: bytes, private_key: bytes | coincurve.PrivateKey) -> bytes:
+    """A validator's committed seal over ``commit_hash``: ``r ‖ s ‖ v`` with ``v`` in {0, 1}.
+
+    ``private_key`` is the 32-byte secret or, for a signer that seals every block, a
+    ``coincurve.PrivateKey`` it keeps (deriving one from the secret costs as much as signing).
+    """
     _check_hash(commit_hash)
-    signature = bytes(_private_key(private_key).sign_recoverable(commit_hash, hasher=None))
+    key = (
+        private_key if isinstance(private_key, coincurve.PrivateKey) else _private_key(private_key)
+    )
+    signature = bytes(key.sign_recoverable(commit_hash, hasher=None))
     # libsecp256k1 yields recovery id 2 or 3 only if r overflowed the curve order (probability
     # ~2^-127); Besu cannot carry those, so refuse rather than emit an unverifiable seal.
     if signature[64] > 1:

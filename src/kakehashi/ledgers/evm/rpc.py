@@ -568,8 +568,14 @@ def _dump(value: Any) -> bytes:
 # -- transports --------------------------------------------------------------------------------
 
 
-def asgi_app(dispatcher: RpcDispatcher) -> Callable[..., Any]:
-    """A minimal ASGI application: ``POST /`` with a JSON-RPC body (what every client sends)."""
+def asgi_app(
+    dispatcher: RpcDispatcher, on_shutdown: Callable[[], None] | None = None
+) -> Callable[..., Any]:
+    """A minimal ASGI application: ``POST /`` with a JSON-RPC body (what every client sends).
+
+    ``on_shutdown`` runs during the server's graceful shutdown (SIGINT or SIGTERM), before the
+    process exits: the node mines what it accepted and closes its database there.
+    """
 
     async def app(
         scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
@@ -580,6 +586,8 @@ def asgi_app(dispatcher: RpcDispatcher) -> Callable[..., Any]:
                 if message["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    if on_shutdown is not None:
+                        on_shutdown()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
