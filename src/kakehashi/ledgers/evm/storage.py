@@ -17,6 +17,7 @@ from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
 
 _DELETED = None
+READ_CACHE_ENTRIES = 200_000
 
 
 class SqliteKV(BaseDB):
@@ -34,6 +35,9 @@ class SqliteKV(BaseDB):
             " (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
         )
         self._overlay: dict[bytes, bytes | None] = {}
+        # Committed values read recently: py-evm walks the same trie nodes for every account
+        # and slot it touches, and a dict hit costs a fraction of a SQLite query.
+        self._cache: dict[bytes, bytes] = {}
         self._guard = threading.Lock()
 
     def __getitem__(self, key: bytes) -> bytes:
@@ -42,11 +46,21 @@ class SqliteKV(BaseDB):
             if value is _DELETED:
                 raise KeyError(key)
             return value  # type: ignore[return-value]
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         with self._guard:
             row = self._conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise KeyError(key)
-        return bytes(row[0])
+        value = bytes(row[0])
+        self._remember(key, value)
+        return value
+
+    def _remember(self, key: bytes, value: bytes) -> None:
+        if len(self._cache) >= READ_CACHE_ENTRIES:
+            self._cache.clear()  # crude but O(1) amortised; the hot nodes come back at once
+        self._cache[key] = value
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self._overlay[key] = value
@@ -82,6 +96,11 @@ class SqliteKV(BaseDB):
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+        for key, value in self._overlay.items():
+            if value is _DELETED:
+                self._cache.pop(key, None)
+            else:
+                self._remember(key, value)
         self._overlay.clear()
 
     def discard(self) -> None:
