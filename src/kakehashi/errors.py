@@ -130,3 +130,7 @@ class TransactionRevertedError(ExecutionRevertedError):
         super().__init__(message, data)
         self.tx_hash = tx_hash
         self.reason = reason
+
+
+class IbcError(KakehashiError):
+    """An IBC message or state transition breaks a rule of ICS-02/03/04/24 (nothing changed)."""
