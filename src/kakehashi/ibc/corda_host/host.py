@@ -1,0 +1,733 @@
+"""The Corda-model IBC host: the handler's store in a node's database, one notarised transaction
+per IBC state change, and proofs of any store path at any host version.
+
+**Versions.** The host is a linear state (:class:`~kakehashi.lightclients.corda.IbcHostState`)
+held by the node that runs it (the *operator*). Its genesis transaction creates version 1 with
+the empty store; every IBC state change — one :class:`~kakehashi.ibc.handler.IbcHandler` call, or
+one :meth:`CordaIbcHost.execute` — is one transaction that consumes version ``v`` and produces
+``v + 1`` carrying the sparse-Merkle root of the provable store after the change, the host's
+timestamp and a time window around it, signed by the operator and notarised
+(:mod:`kakehashi.ibc.corda_host.contract`). The notary lets version ``v`` be consumed once, so
+the host has one history. The version is this ledger's IBC height ``(revision_number, v)``.
+
+**Storage** (tables beside the vault, in the node's own database):
+
+* ``ibc_host_versions``: version → (transaction id, output index, root, timestamp);
+* ``ibc_smt_nodes``: the sparse Merkle tree's nodes, content-addressed (hash → preimage) and
+  never deleted, so every version ever produced stays provable (each change adds at most
+  256 nodes per path written; pruning below a retention horizon is not implemented);
+* ``ibc_store_values``: the current provable store (ICS-24 path → 32-byte value);
+* ``ibc_store_private``: the handler's private objects (light clients through
+  :mod:`~kakehashi.ibc.corda_host.codecs`, connection and channel ends, counters);
+* ``ibc_host_pending``: the one change being notarised (see below).
+
+**Atomicity.** A call runs against an overlay of the store; if it raises, the overlay is dropped
+and nothing is recorded. Otherwise the host builds and verifies the next host transaction and,
+in one database transaction, writes the new tree nodes and a *pending* record (the signed
+transaction and the overlay's writes). It then asks the notary to notarise. If the notary
+refuses, the pending record is deleted and the store is as before. If it signs, one database
+transaction records the transaction in the vault (consuming the previous host state), applies
+the writes, adds the version row and deletes the pending record. A crash or an unreachable
+notary in between leaves the pending record: the next start (or call) asks the notary again —
+notarisation is idempotent, so the change is then either completed or dropped — and the host
+accepts no new call until it is resolved.
+
+**Restart.** Opening a host on a node whose database already holds one resumes at the latest
+version, after resolving a pending change; the vault's unconsumed host state must be that
+version's output.
+
+**Proofs.** :meth:`CordaIbcHost.prove` returns the canonical bytes of a
+:class:`~kakehashi.lightclients.corda.CommitmentProof`: the notary's and the operator's
+signatures over the transaction that produced the version, a tear-off revealing only its host
+state output and its inputs, notary and time window, and the sparse-Merkle (non-)membership
+proof of ``SHA256(path)``. :meth:`CordaIbcHost.attestation` is the same without the
+sparse-Merkle part: the header a counterparty's client is updated with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import cbor2
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    func,
+    select,
+)
+
+from kakehashi.errors import (
+    ConfigurationError,
+    IbcError,
+    KakehashiError,
+    NotaryError,
+    TransportError,
+)
+from kakehashi.ibc.client import LightClient
+from kakehashi.ibc.corda_host.codecs import decode_client, encode_client
+from kakehashi.ibc.corda_host.contract import GENESIS_VERSION, HostAdvance, HostGenesis
+from kakehashi.ibc.handler import IbcHandler
+from kakehashi.ibc.router import Router
+from kakehashi.ibc.types import ChannelEnd, ConnectionEnd, Height
+from kakehashi.ledgers.corda.merkle import ComponentGroup
+from kakehashi.ledgers.corda.model.crypto import random_bytes
+from kakehashi.ledgers.corda.model.identity import Party
+from kakehashi.ledgers.corda.model.serialization import deserialize, serialize
+from kakehashi.ledgers.corda.model.states import (
+    Command,
+    StateAndRef,
+    StateRef,
+    TimeWindow,
+    TransactionState,
+    UniqueIdentifier,
+)
+from kakehashi.ledgers.corda.model.transactions import SignedTransaction, WireTransaction
+from kakehashi.ledgers.corda.node.node import Node
+from kakehashi.ledgers.corda.node.storage import SQL, write_transaction
+from kakehashi.ledgers.corda.smt import EMPTY_ROOT, SparseMerkleTree, key_for_path
+from kakehashi.lightclients.corda import (
+    DEFAULT_MAX_TIME_WINDOW_NS,
+    HOST_CONTRACT,
+    CommitmentProof,
+    CordaClientState,
+    HostStateAttestation,
+    IbcHostState,
+)
+
+__all__ = ["CordaIbcHost", "HostStore", "TransactionalHandler"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_TIME_TOLERANCE_NS = 30 * 1_000_000_000
+"""Half-width of each host transaction's time window (the notary's clock must be inside)."""
+
+NODE_CACHE_SIZE = 1 << 18
+"""Sparse-Merkle nodes kept decoded in memory (they never change: caching is always safe)."""
+
+host_metadata = MetaData()
+
+versions = Table(
+    "ibc_host_versions",
+    host_metadata,
+    Column("version", BigInteger, primary_key=True, autoincrement=False),
+    Column("tx_id", LargeBinary(32), nullable=False),
+    Column("output_index", Integer, nullable=False),
+    Column("smt_root", LargeBinary(32), nullable=False),
+    Column("timestamp_ns", BigInteger, nullable=False),
+)
+
+smt_nodes = Table(
+    "ibc_smt_nodes",
+    host_metadata,
+    Column("hash", LargeBinary(32), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+store_values = Table(
+    "ibc_store_values",
+    host_metadata,
+    Column("path", LargeBinary, primary_key=True),
+    Column("value", LargeBinary(32), nullable=False),
+)
+
+store_private = Table(
+    "ibc_store_private",
+    host_metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("name", String(512), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+)
+
+pending = Table(
+    "ibc_host_pending",
+    host_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+_GET_NODE = SQL("SELECT data FROM ibc_smt_nodes WHERE hash = :hash")
+_PUT_NODE = SQL(
+    "INSERT INTO ibc_smt_nodes (hash, data) VALUES (:hash, :data) ON CONFLICT DO NOTHING"
+)
+_GET_VALUE = SQL("SELECT value FROM ibc_store_values WHERE path = :path")
+_SET_VALUE = SQL(
+    "INSERT INTO ibc_store_values (path, value) VALUES (:path, :value) "
+    "ON CONFLICT (path) DO UPDATE SET value = excluded.value"
+)
+_DELETE_VALUE = SQL("DELETE FROM ibc_store_values WHERE path = :path")
+_GET_PRIVATE = SQL("SELECT data FROM ibc_store_private WHERE kind = :kind AND name = :name")
+_SET_PRIVATE = SQL(
+    "INSERT INTO ibc_store_private (kind, name, data) VALUES (:kind, :name, :data) "
+    "ON CONFLICT (kind, name) DO UPDATE SET data = excluded.data"
+)
+_INSERT_VERSION = SQL(
+    "INSERT INTO ibc_host_versions (version, tx_id, output_index, smt_root, timestamp_ns) "
+    "VALUES (:version, :tx_id, :output_index, :smt_root, :timestamp_ns)"
+)
+_PENDING_ID = 1
+
+_CLIENT, _CONNECTION, _CHANNEL, _COUNTER = "client", "connection", "channel", "counter"
+
+
+class _DbNodeStore:
+    """The tree's :class:`~kakehashi.ledgers.corda.smt.NodeStore` over ``ibc_smt_nodes``.
+
+    New nodes stay in ``fresh`` until :meth:`flush` writes them inside the caller's database
+    transaction; reads see fresh nodes, then a bounded cache, then the database.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.fresh: dict[bytes, bytes] = {}
+        self._cache: OrderedDict[bytes, bytes] = OrderedDict()
+
+    def get(self, node: bytes) -> bytes | None:
+        data = self.fresh.get(node) or self._cache.get(node)
+        if data is not None:
+            return data
+        with self.engine.connect() as conn:
+            row = _GET_NODE.run(conn, {"hash": node}).fetchone()
+        if row is None:
+            return None
+        data = bytes(row[0])
+        self._remember(node, data)
+        return data
+
+    def put(self, node: bytes, data: bytes) -> None:
+        self.fresh[node] = data
+
+    def flush(self, conn: Connection) -> None:
+        _PUT_NODE.run_many(conn, [{"hash": h, "data": d} for h, d in self.fresh.items()])
+        for node, data in self.fresh.items():
+            self._remember(node, data)
+        self.fresh.clear()
+
+    def discard(self) -> None:
+        self.fresh.clear()
+
+    def _remember(self, node: bytes, data: bytes) -> None:
+        self._cache[node] = data
+        if len(self._cache) > NODE_CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+
+@dataclass
+class _Call:
+    """The overlay of one host call: its writes, and the version it will produce."""
+
+    version: int
+    timestamp_ns: int
+    values: dict[bytes, bytes | None] = field(default_factory=dict)
+    private: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    clients: dict[str, LightClient] = field(default_factory=dict)
+
+    def has_writes(self) -> bool:
+        return bool(self.values or self.private)
+
+
+@dataclass(frozen=True)
+class _Version:
+    version: int
+    tx_id: bytes
+    output_index: int
+    smt_root: bytes
+    timestamp_ns: int
+
+
+def _check_value(path: bytes, value: bytes) -> bytes:
+    if not isinstance(path, bytes) or not path:
+        raise IbcError("a store path must be non-empty bytes")
+    if not isinstance(value, bytes) or len(value) != 32:
+        raise IbcError(f"the value committed under {path!r} must be 32 bytes")
+    if value == bytes(32):
+        raise IbcError(f"the value committed under {path!r} must not be all zero")
+    return value
+
+
+class HostStore:
+    """:class:`~kakehashi.ibc.store.IbcStore` of a :class:`CordaIbcHost`.
+
+    Reads see the committed store, plus the current call's writes inside a call. Writes are
+    accepted only inside a call (:meth:`CordaIbcHost.execute`), which records them atomically.
+    """
+
+    def __init__(self, host: CordaIbcHost) -> None:
+        self._host = host
+
+    def _writable(self) -> _Call:
+        call = self._host._call
+        if call is None:
+            raise IbcError(
+                "the Corda-model host's store changes only inside a host call "
+                "(CordaIbcHost.execute or host.ibc.<handler method>)"
+            )
+        return call
+
+    # -- provable -----------------------------------------------------------------------------
+
+    def get(self, path: bytes) -> bytes | None:
+        call = self._host._call
+        if call is not None and path in call.values:
+            return call.values[path]
+        with self._host.engine.connect() as conn:
+            row = _GET_VALUE.run(conn, {"path": path}).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set(self, path: bytes, value: bytes) -> None:
+        self._writable().values[path] = _check_value(path, value)
+
+    def delete(self, path: bytes) -> None:
+        if not isinstance(path, bytes) or not path:
+            raise IbcError("a store path must be non-empty bytes")
+        call = self._writable()
+        if self.get(path) is not None or path in call.values:
+            call.values[path] = None
+
+    # -- private ------------------------------------------------------------------------------
+
+    def _get_private(self, kind: str, name: str) -> bytes | None:
+        call = self._host._call
+        if call is not None and (kind, name) in call.private:
+            return call.private[(kind, name)]
+        with self._host.engine.connect() as conn:
+            row = _GET_PRIVATE.run(conn, {"kind": kind, "name": name}).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def _set_private(self, kind: str, name: str, data: bytes) -> None:
+        self._writable().private[(kind, name)] = data
+
+    def get_client(self, client_id: str) -> LightClient | None:
+        call = self._host._call
+        if call is not None and client_id in call.clients:
+            return call.clients[client_id]
+        data = self._get_private(_CLIENT, client_id)
+        if data is None:
+            return None
+        client = decode_client(data)
+        if call is not None:  # the same object for the rest of the call
+            call.clients[client_id] = client
+        return client
+
+    def set_client(self, client_id: str, client: LightClient) -> None:
+        call = self._writable()
+        call.private[(_CLIENT, client_id)] = encode_client(client)
+        call.clients[client_id] = client
+
+    def get_connection(self, connection_id: str) -> ConnectionEnd | None:
+        data = self._get_private(_CONNECTION, connection_id)
+        return None if data is None else ConnectionEnd.decode(data)
+
+    def set_connection(self, connection_id: str, end: ConnectionEnd) -> None:
+        self._set_private(_CONNECTION, connection_id, end.encode())
+
+    def get_channel(self, port_id: str, channel_id: str) -> ChannelEnd | None:
+        data = self._get_private(_CHANNEL, f"{port_id}/{channel_id}")
+        return None if data is None else ChannelEnd.decode(data)
+
+    def set_channel(self, port_id: str, channel_id: str, end: ChannelEnd) -> None:
+        self._set_private(_CHANNEL, f"{port_id}/{channel_id}", end.encode())
+
+    def get_counter(self, name: str) -> int:
+        data = self._get_private(_COUNTER, name)
+        return 0 if data is None else int.from_bytes(data, "big")
+
+    def set_counter(self, name: str, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+            raise IbcError(f"counter {name!r} must be an unsigned 64-bit integer")
+        self._set_private(_COUNTER, name, value.to_bytes(8, "big"))
+
+
+class TransactionalHandler:
+    """The host's :class:`IbcHandler` with every method run as one host call (one version)."""
+
+    def __init__(self, host: CordaIbcHost) -> None:
+        self._host = host
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._host.handler, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._host.execute(lambda _store: attribute(*args, **kwargs))
+
+        call.__name__ = name
+        call.__doc__ = attribute.__doc__
+        return call
+
+
+class CordaIbcHost:
+    """The IBC host run by ``node`` (its operator); see the module docstring.
+
+    Opening creates the host (a notarised genesis, version 1) if the node's database holds none,
+    or resumes the one it holds. ``notary`` defaults to the network's default notary (only used
+    at genesis: afterwards the host stays with the notary of its state).
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        *,
+        router: Router | None = None,
+        notary: Party | None = None,
+        revision_number: int = 0,
+        clock: Callable[[], int] = time.time_ns,
+        time_tolerance_ns: int = DEFAULT_TIME_TOLERANCE_NS,
+    ) -> None:
+        if not 0 < 2 * time_tolerance_ns <= DEFAULT_MAX_TIME_WINDOW_NS:
+            raise ConfigurationError(
+                "the time tolerance must be positive and at most half the window clients accept "
+                f"({DEFAULT_MAX_TIME_WINDOW_NS // 2} ns)"
+            )
+        self.node = node
+        self.engine = node.db.engine
+        self.revision_number = revision_number
+        self._clock = clock
+        self._tolerance_us = time_tolerance_ns // 1000
+        self._lock = threading.RLock()
+        self._nodes = _DbNodeStore(self.engine)
+        self._call: _Call | None = None
+        self._attestations: OrderedDict[int, HostStateAttestation] = OrderedDict()
+        host_metadata.create_all(self.engine)
+        self.store = HostStore(self)
+        with self._lock:
+            self._resolve_pending()
+            if not self._load():
+                self._genesis(notary or node.network.default_notary())
+        self.handler = IbcHandler(
+            self.store,
+            prefix=self.prefix,
+            host_height=self.pending_height,
+            host_timestamp_ns=self.pending_timestamp_ns,
+            router=router or Router(),
+        )
+        self.ibc = TransactionalHandler(self)
+
+    # -- what the host is ---------------------------------------------------------------------
+
+    state: StateAndRef
+    latest: _Version
+
+    @property
+    def host_state(self) -> IbcHostState:
+        data = self.state.state.data
+        assert isinstance(data, IbcHostState)
+        return data
+
+    @property
+    def linear_id(self) -> UniqueIdentifier:
+        return self.host_state.linear_id
+
+    @property
+    def prefix(self) -> bytes:
+        """This host's commitment prefix: its host state's linear id."""
+        return self.linear_id.id
+
+    @property
+    def notary(self) -> Party:
+        return self.state.state.notary
+
+    @property
+    def version(self) -> int:
+        return self.latest.version
+
+    @property
+    def smt_root(self) -> bytes:
+        return self.latest.smt_root
+
+    @property
+    def timestamp_ns(self) -> int:
+        return self.latest.timestamp_ns
+
+    @property
+    def height(self) -> Height:
+        """This ledger's latest IBC height: ``(revision_number, version)``."""
+        return Height(self.revision_number, self.version)
+
+    def pending_height(self) -> Height:
+        """The height the running call's writes will have (the latest height outside a call)."""
+        call = self._call
+        return Height(self.revision_number, call.version if call else self.version)
+
+    def pending_timestamp_ns(self) -> int:
+        call = self._call
+        return call.timestamp_ns if call else self.timestamp_ns
+
+    def client_state(self) -> CordaClientState:
+        """What a counterparty's client of this host must trust (keys, linear id, revision)."""
+        return CordaClientState(
+            notary_key=self.notary.owning_key,
+            operator_key=self.node.party.owning_key,
+            linear_id=self.linear_id,
+            revision_number=self.revision_number,
+        )
+
+    # -- calls --------------------------------------------------------------------------------
+
+    def execute(self, action: Callable[[HostStore], T]) -> T:
+        """Run ``action`` on the store as one IBC state change (one notarised version).
+
+        If ``action`` raises, nothing is recorded. If it wrote nothing, no transaction is made.
+        A call made from inside another (an application callback) joins the outer one.
+        """
+        with self._lock:
+            if self._call is not None:
+                return action(self.store)
+            self._resolve_pending()
+            call = _Call(self.version + 1, max(self._clock(), self.timestamp_ns + 1))
+            self._call = call
+            try:
+                result = action(self.store)
+                if call.has_writes():
+                    self._advance(call)
+            finally:
+                self._call = None
+                self._nodes.discard()
+            return result
+
+    def _advance(self, call: _Call) -> None:
+        changes = {key_for_path(path): value for path, value in call.values.items()}
+        tree = SparseMerkleTree(self._nodes, self.smt_root)
+        root = tree.update(changes)
+        current = self.host_state
+        state = IbcHostState(
+            current.operator, current.linear_id, call.version, root, call.timestamp_ns
+        )
+        stx = self._build(state, HostAdvance(call.version), self.notary, self.state.ref)
+        self._notarise_and_record(stx, call, state)
+
+    def _genesis(self, notary: Party) -> None:
+        timestamp = self._clock()
+        state = IbcHostState(
+            self.node.party, UniqueIdentifier(), GENESIS_VERSION, EMPTY_ROOT, timestamp
+        )
+        stx = self._build(state, HostGenesis(), notary, None)
+        self._notarise_and_record(stx, _Call(GENESIS_VERSION, timestamp), state)
+        log.info("ibc host %s created at version %d", state.linear_id, GENESIS_VERSION)
+
+    def _build(
+        self,
+        state: IbcHostState,
+        command: HostGenesis | HostAdvance,
+        notary: Party,
+        previous: StateRef | None,
+    ) -> SignedTransaction:
+        micros = state.timestamp_ns // 1000
+        wtx = WireTransaction.create(
+            privacy_salt=random_bytes(32),
+            inputs=[previous] if previous else [],
+            outputs=[TransactionState(state, HOST_CONTRACT, notary)],
+            commands=[Command(command, (self.node.party.owning_key,))],
+            notary=notary,
+            time_window=TimeWindow(micros - self._tolerance_us, micros + self._tolerance_us),
+            network_parameters_hash=self.node.network.parameters.hash(),
+        )
+        stx = self.node.sign(SignedTransaction(wtx, ()))
+        # Our own contract first: a change it refuses is never sent to the notary.
+        self.node.ledger_transaction(stx).verify(self.node.network.parameters)
+        return stx
+
+    def _notarise_and_record(
+        self, stx: SignedTransaction, call: _Call, state: IbcHostState
+    ) -> None:
+        payload = _encode_pending(stx, call, state)
+        with write_transaction(self.engine) as conn:
+            self._nodes.flush(conn)
+            conn.execute(pending.insert().values(id=_PENDING_ID, data=payload))
+        try:
+            signature = self.node.notarise(stx)
+        except TransportError:
+            log.warning("notary unreachable for host version %d; kept pending", state.version)
+            raise
+        except BaseException:
+            self._drop_pending()
+            raise
+        self._finish(stx.with_signatures(signature), payload)
+
+    def _finish(self, stx: SignedTransaction, payload: bytes) -> None:
+        values, private, version, root, timestamp = _decode_pending(payload)
+        with write_transaction(self.engine) as conn:
+            self.node.db.record(stx, conn=conn)
+            for path, value in values:
+                if value is None:
+                    _DELETE_VALUE.run(conn, {"path": path})
+                else:
+                    _SET_VALUE.run(conn, {"path": path, "value": value})
+            _SET_PRIVATE.run_many(conn, [{"kind": k, "name": n, "data": d} for k, n, d in private])
+            _INSERT_VERSION.run(
+                conn,
+                {
+                    "version": version,
+                    "tx_id": stx.id,
+                    "output_index": 0,
+                    "smt_root": root,
+                    "timestamp_ns": timestamp,
+                },
+            )
+            conn.execute(pending.delete())
+        self.state = stx.tx.out_ref(0)
+        self.latest = _Version(version, stx.id, 0, root, timestamp)
+        log.info("ibc host version %d recorded (tx %s, root %s)", version, stx.id.hex(), root.hex())
+
+    def _drop_pending(self) -> None:
+        with write_transaction(self.engine) as conn:
+            conn.execute(pending.delete())
+
+    def _resolve_pending(self) -> None:
+        """Finish or drop a change whose notarisation was interrupted (crash, notary down)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(pending.c.data)).first()
+        if row is None:
+            return
+        payload = bytes(row.data)
+        stx = deserialize(cbor2.loads(payload)["stx"], SignedTransaction)
+        try:
+            signature = self.node.notarise(stx)
+        except TransportError as exc:
+            raise NotaryError(
+                f"the host's change to version {_decode_pending(payload)[2]} awaits the notary, "
+                f"which is unreachable ({exc}); retry when it is back"
+            ) from exc
+        except KakehashiError as exc:
+            log.warning("dropping the host change the notary refused: %s", exc)
+            self._drop_pending()
+            return
+        self._finish(stx.with_signatures(signature), payload)
+
+    def _load(self) -> bool:
+        """Load the latest version; False when this database holds no host yet."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(versions).where(
+                    versions.c.version == select(func.max(versions.c.version)).scalar_subquery()
+                )
+            ).first()
+        mine = [
+            s
+            for s in self.node.db.query(IbcHostState)
+            if isinstance(s.state.data, IbcHostState) and s.state.data.operator == self.node.party
+        ]
+        if row is None and not mine:
+            return False
+        if row is None or len(mine) != 1:
+            raise ConfigurationError(
+                "the node's vault and its IBC host tables disagree "
+                f"({len(mine)} unconsumed host states); restore the database from a backup"
+            )
+        latest = _Version(
+            row.version, bytes(row.tx_id), row.output_index, bytes(row.smt_root), row.timestamp_ns
+        )
+        if mine[0].ref != StateRef(latest.tx_id, latest.output_index):
+            raise ConfigurationError(
+                f"the vault's host state {mine[0].ref} is not version {latest.version}'s output"
+            )
+        self.state, self.latest = mine[0], latest
+        return True
+
+    # -- proofs -------------------------------------------------------------------------------
+
+    def _version(self, version: int) -> _Version:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(versions).where(versions.c.version == version)).first()
+        if row is None:
+            raise IbcError(
+                f"host version {version} does not exist (latest {self.version}, first "
+                f"{GENESIS_VERSION})"
+            )
+        return _Version(
+            row.version, bytes(row.tx_id), row.output_index, bytes(row.smt_root), row.timestamp_ns
+        )
+
+    def _height(self, height: Height | int) -> int:
+        if isinstance(height, Height):
+            if height.revision_number != self.revision_number:
+                raise IbcError(f"height {height} is not of revision {self.revision_number}")
+            return height.revision_height
+        return height
+
+    def _attestation(self, version: int) -> tuple[HostStateAttestation, _Version]:
+        row = self._version(version)
+        cached = self._attestations.get(version)
+        if cached is not None:
+            return cached, row
+        stx = self.node.db.get_transaction(row.tx_id)
+        if stx is None:
+            raise ConfigurationError(
+                f"host transaction {row.tx_id.hex()} is missing from the vault"
+            )
+        shown = {ComponentGroup.INPUTS, ComponentGroup.NOTARY, ComponentGroup.TIMEWINDOW}
+        tear_off = stx.tx.filtered(
+            lambda group, index, _data: (
+                group in shown or (group == ComponentGroup.OUTPUTS and index == row.output_index)
+            )
+        )
+        notary_key = stx.tx.outputs[row.output_index].notary.owning_key
+        signatures = {sig.by: sig for sig in stx.sigs}
+        attestation = HostStateAttestation(
+            signatures[notary_key], signatures[self.node.party.owning_key], tear_off
+        )
+        self._attestations[version] = attestation
+        if len(self._attestations) > 1024:
+            self._attestations.popitem(last=False)
+        return attestation, row
+
+    def attestation(self, height: Height | int | None = None) -> bytes:
+        """Header for a counterparty's client: proof of host version ``height`` (default latest)."""
+        version = self.version if height is None else self._height(height)
+        with self._lock:
+            return serialize(self._attestation(version)[0])
+
+    def prove(self, path: bytes, height: Height | int | None = None) -> bytes:
+        """Proof of ``path``'s value (or absence) at ``height`` (default latest): canonical bytes
+        of a :class:`~kakehashi.lightclients.corda.CommitmentProof`."""
+        version = self.version if height is None else self._height(height)
+        with self._lock:
+            attestation, row = self._attestation(version)
+            proof = SparseMerkleTree(self._nodes, row.smt_root).prove(key_for_path(path))
+        return serialize(CommitmentProof(attestation, proof))
+
+    def value_at(self, path: bytes, height: Height | int | None = None) -> bytes | None:
+        """The value under ``path`` at ``height`` (default latest), read from the tree."""
+        version = self.version if height is None else self._height(height)
+        row = self._version(version)
+        with self._lock:
+            return SparseMerkleTree(self._nodes, row.smt_root).get(key_for_path(path))
+
+
+def _encode_pending(stx: SignedTransaction, call: _Call, state: IbcHostState) -> bytes:
+    return bytes(
+        cbor2.dumps(
+            {
+                "stx": serialize(stx),
+                "values": sorted(call.values.items()),
+                "private": sorted([k, n, d] for (k, n), d in call.private.items()),
+                "version": state.version,
+                "root": state.smt_root,
+                "timestamp_ns": state.timestamp_ns,
+            },
+            canonical=True,
+        )
+    )
+
+
+def _decode_pending(
+    payload: bytes,
+) -> tuple[list[tuple[bytes, bytes | None]], list[tuple[str, str, bytes]], int, bytes, int]:
+    raw = cbor2.loads(payload)
+    values = [(bytes(p), None if v is None else bytes(v)) for p, v in raw["values"]]
+    private = [(str(k), str(n), bytes(d)) for k, n, d in raw["private"]]
+    return values, private, int(raw["version"]), bytes(raw["root"]), int(raw["timestamp_ns"])

@@ -1,0 +1,360 @@
+"""A sparse Merkle tree over 256-bit keys with 32-byte values (the Corda-model IBC host's store).
+
+Pure: hashing, proofs and a node-store interface; no I/O (the host supplies a database-backed
+node store). SHA-256 throughout. The rules implemented:
+
+* **Key rule.** A store path is placed at ``key = SHA256(path)`` (:func:`key_for_path`); the
+  key's bits, most significant bit of byte 0 first, pick the branch at depth 0, 1, ... 255
+  (0 = left, 1 = right). Every key has its own leaf position at depth 256.
+* **Leaf rule.** A present leaf hashes to ``SHA256(0x00 ‖ key ‖ value)``; an absent one is
+  :data:`EMPTY_LEAF` (32 zero bytes), which no present leaf can equal in practice.
+* **Node rule.** An inner node hashes to ``SHA256(0x01 ‖ left ‖ right)``. The one-byte prefixes
+  keep leaves and nodes in separate domains, so a node can never be passed off as a leaf.
+* **Default rule.** The hash of an empty subtree of height ``h`` is ``DEFAULTS[h]``:
+  ``DEFAULTS[0] = EMPTY_LEAF`` and ``DEFAULTS[h] = node(DEFAULTS[h-1], DEFAULTS[h-1])``; the root
+  of the empty tree is ``DEFAULTS[256]``.
+* **Proof rule.** A proof for a key lists, for each depth ``d`` from 0 (just under the root) to
+  255 (next to the leaf), the sibling of the path's node at depth ``d + 1``, i.e. a subtree of
+  height ``255 - d``. Membership of ``value`` = folding the siblings up from the leaf hash gives
+  the root; non-membership = folding them up from :data:`EMPTY_LEAF` gives the root.
+
+**Proof encoding** (canonical: one byte string per proof, anything else is refused)::
+
+    bitmap    32 bytes   bit d (byte d // 8, mask 0x80 >> d % 8) set <=> sibling d is not
+                         DEFAULTS[255 - d]
+    siblings  32 bytes × popcount(bitmap), for the set bits in order of increasing depth d
+
+A listed sibling equal to its default, a wrong length or trailing bytes make the proof invalid.
+A proof's size is ``32 × (1 + number of non-default siblings)``: about ``32 × (1 + log2 n)``
+bytes in a tree of ``n`` leaves.
+
+**Node store.** Nodes are content-addressed: a node's stored data is exactly its hash preimage
+(``0x01 ‖ left ‖ right`` for an inner node, ``0x00 ‖ key ‖ value`` for a leaf), kept under its
+hash. Only non-empty subtrees are stored, nothing is ever overwritten, and every earlier root
+stays provable as long as its nodes are kept. An update of ``k`` keys hashes and stores at most
+``256 × k`` nodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from kakehashi.errors import VerificationError
+
+__all__ = [
+    "DEFAULTS",
+    "EMPTY_LEAF",
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "KEY_BITS",
+    "MemoryNodeStore",
+    "NodeStore",
+    "SmtProof",
+    "SparseMerkleTree",
+    "key_for_path",
+    "leaf_hash",
+    "node_hash",
+    "verify_membership",
+    "verify_non_membership",
+]
+
+HASH_SIZE = 32
+"""Size in bytes of keys, values and hashes."""
+
+KEY_BITS = 256
+"""Depth of the tree: one level per key bit."""
+
+_LEAF_PREFIX = b"\x00"
+_NODE_PREFIX = b"\x01"
+_NODE_DATA_SIZE = 1 + 2 * HASH_SIZE
+
+EMPTY_LEAF = bytes(HASH_SIZE)
+"""The hash of an absent leaf (default rule)."""
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def leaf_hash(key: bytes, value: bytes) -> bytes:
+    """Leaf rule: ``SHA256(0x00 ‖ key ‖ value)``."""
+    return _sha256(_LEAF_PREFIX + key + value)
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """Node rule: ``SHA256(0x01 ‖ left ‖ right)``."""
+    return _sha256(_NODE_PREFIX + left + right)
+
+
+def _defaults() -> tuple[bytes, ...]:
+    out = [EMPTY_LEAF]
+    for _ in range(KEY_BITS):
+        out.append(node_hash(out[-1], out[-1]))
+    return tuple(out)
+
+
+DEFAULTS = _defaults()
+"""``DEFAULTS[h]`` is the hash of an empty subtree of height ``h`` (default rule)."""
+
+EMPTY_ROOT = DEFAULTS[KEY_BITS]
+"""The root of the empty tree."""
+
+
+def key_for_path(path: bytes) -> bytes:
+    """Key rule: the leaf position of an ICS-24 path is ``SHA256(path)``."""
+    if not isinstance(path, bytes):
+        raise TypeError("a store path must be bytes")
+    return _sha256(path)
+
+
+def _bit(key: bytes, depth: int) -> int:
+    return (key[depth >> 3] >> (7 - (depth & 7))) & 1
+
+
+def _check_hash(value: object, what: str) -> bytes:
+    if not isinstance(value, bytes) or len(value) != HASH_SIZE:
+        raise VerificationError(f"{what} must be {HASH_SIZE} bytes")
+    return value
+
+
+# -- proofs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SmtProof:
+    """Proof rule: the 256 siblings of one key's path, root side first (depth 0 .. 255)."""
+
+    siblings: tuple[bytes, ...]
+
+    def encode(self) -> bytes:
+        """Canonical bytes: 32-byte bitmap of non-default siblings, then those siblings."""
+        if len(self.siblings) != KEY_BITS:
+            raise ValueError(f"a proof has exactly {KEY_BITS} siblings")
+        bitmap = bytearray(HASH_SIZE)
+        listed = []
+        for depth, sibling in enumerate(self.siblings):
+            if sibling != DEFAULTS[KEY_BITS - 1 - depth]:
+                bitmap[depth >> 3] |= 0x80 >> (depth & 7)
+                listed.append(sibling)
+        return bytes(bitmap) + b"".join(listed)
+
+    @classmethod
+    def decode(cls, data: bytes) -> SmtProof:
+        """Parse canonical proof bytes; raises :class:`VerificationError` on anything else."""
+        if not isinstance(data, bytes):
+            raise VerificationError("a sparse Merkle proof must be bytes")
+        if len(data) < HASH_SIZE or len(data) % HASH_SIZE:
+            raise VerificationError(
+                f"a sparse Merkle proof is a {HASH_SIZE}-byte bitmap and {HASH_SIZE}-byte "
+                f"siblings; got {len(data)} bytes"
+            )
+        bitmap = data[:HASH_SIZE]
+        count = sum(bin(byte).count("1") for byte in bitmap)
+        if len(data) != HASH_SIZE * (1 + count):
+            raise VerificationError(
+                f"the proof's bitmap announces {count} siblings but "
+                f"{len(data) // HASH_SIZE - 1} are given"
+            )
+        siblings = []
+        cursor = HASH_SIZE
+        for depth in range(KEY_BITS):
+            default = DEFAULTS[KEY_BITS - 1 - depth]
+            if _bit(bitmap, depth):
+                sibling = data[cursor : cursor + HASH_SIZE]
+                cursor += HASH_SIZE
+                if sibling == default:
+                    raise VerificationError(
+                        f"sibling {depth} is listed but is the empty-subtree hash (not canonical)"
+                    )
+                siblings.append(sibling)
+            else:
+                siblings.append(default)
+        return cls(tuple(siblings))
+
+    def root_from(self, key: bytes, leaf: bytes) -> bytes:
+        """Fold the siblings up from ``leaf`` at ``key``'s position (proof rule)."""
+        current = leaf
+        for depth in range(KEY_BITS - 1, -1, -1):
+            sibling = self.siblings[depth]
+            if _bit(key, depth):
+                current = node_hash(sibling, current)
+            else:
+                current = node_hash(current, sibling)
+        return current
+
+
+def verify_membership(root: bytes, key: bytes, value: bytes, proof: bytes) -> None:
+    """Raise :class:`VerificationError` unless ``proof`` shows ``key → value`` under ``root``."""
+    _check_hash(root, "the root")
+    _check_hash(key, "the key")
+    _check_hash(value, "the value")
+    decoded = SmtProof.decode(proof)
+    if decoded.root_from(key, leaf_hash(key, value)) != root:
+        raise VerificationError(
+            f"the sparse Merkle proof does not show key {key.hex()} holding that value "
+            f"under root {root.hex()}"
+        )
+
+
+def verify_non_membership(root: bytes, key: bytes, proof: bytes) -> None:
+    """Raise :class:`VerificationError` unless ``proof`` shows ``key`` absent under ``root``."""
+    _check_hash(root, "the root")
+    _check_hash(key, "the key")
+    decoded = SmtProof.decode(proof)
+    if decoded.root_from(key, EMPTY_LEAF) != root:
+        raise VerificationError(
+            f"the sparse Merkle proof does not show key {key.hex()} absent under root {root.hex()}"
+        )
+
+
+# -- the tree ---------------------------------------------------------------------------------
+
+
+class NodeStore(Protocol):
+    """Content-addressed node storage: ``hash → preimage``, written once, never changed."""
+
+    def get(self, node: bytes) -> bytes | None:
+        """The preimage stored under ``node``, or None."""
+        ...
+
+    def put(self, node: bytes, data: bytes) -> None:
+        """Store ``data`` (whose SHA-256 is ``node``); storing it again changes nothing."""
+        ...
+
+
+class MemoryNodeStore:
+    """A :class:`NodeStore` in a dictionary (tests, caches, the light path of a host)."""
+
+    def __init__(self, nodes: MutableMapping[bytes, bytes] | None = None) -> None:
+        self.nodes: MutableMapping[bytes, bytes] = {} if nodes is None else nodes
+
+    def get(self, node: bytes) -> bytes | None:
+        return self.nodes.get(node)
+
+    def put(self, node: bytes, data: bytes) -> None:
+        self.nodes[node] = data
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+
+class SparseMerkleTree:
+    """A sparse Merkle tree over a node store, positioned at one root (any earlier root works).
+
+    ``update`` moves the tree to a new root and stores the new nodes; ``get`` and ``prove`` read
+    at the current root or at any ``root`` whose nodes the store still holds.
+    """
+
+    def __init__(self, store: NodeStore | None = None, root: bytes = EMPTY_ROOT) -> None:
+        self.store: NodeStore = MemoryNodeStore() if store is None else store
+        self.root = _check_hash(root, "the root")
+
+    def _children(self, node: bytes, height: int) -> tuple[bytes, bytes]:
+        if node == DEFAULTS[height]:
+            return DEFAULTS[height - 1], DEFAULTS[height - 1]
+        data = self.store.get(node)
+        if data is None or len(data) != _NODE_DATA_SIZE or data[:1] != _NODE_PREFIX:
+            raise KeyError(f"sparse Merkle node {node.hex()} is missing from the node store")
+        return data[1 : 1 + HASH_SIZE], data[1 + HASH_SIZE :]
+
+    def _path(self, key: bytes, root: bytes) -> tuple[list[bytes], bytes]:
+        """The siblings of ``key``'s path (depth 0 .. 255) and the leaf hash at its end."""
+        siblings: list[bytes] = []
+        node = root
+        for depth in range(KEY_BITS):
+            height = KEY_BITS - depth
+            if node == DEFAULTS[height]:
+                siblings.extend(DEFAULTS[KEY_BITS - 1 - d] for d in range(depth, KEY_BITS))
+                return siblings, EMPTY_LEAF
+            left, right = self._children(node, height)
+            if _bit(key, depth):
+                siblings.append(left)
+                node = right
+            else:
+                siblings.append(right)
+                node = left
+        return siblings, node
+
+    def get(self, key: bytes, root: bytes | None = None) -> bytes | None:
+        """The value under ``key`` at ``root`` (default: the current root), or None."""
+        _check_key(key)
+        _siblings, leaf = self._path(key, self.root if root is None else root)
+        if leaf == EMPTY_LEAF:
+            return None
+        data = self.store.get(leaf)
+        if data is None or data[:1] != _LEAF_PREFIX or data[1 : 1 + HASH_SIZE] != key:
+            raise KeyError(f"sparse Merkle leaf {leaf.hex()} is missing from the node store")
+        return data[1 + HASH_SIZE :]
+
+    def prove(self, key: bytes, root: bytes | None = None) -> bytes:
+        """Canonical proof bytes for ``key`` at ``root``: membership if present, else absence."""
+        _check_key(key)
+        siblings, _leaf = self._path(key, self.root if root is None else root)
+        return SmtProof(tuple(siblings)).encode()
+
+    def update(self, changes: Mapping[bytes, bytes | None]) -> bytes:
+        """Set (value) or delete (None) each key, store the new nodes, return the new root."""
+        items = sorted(changes.items())
+        for key, value in items:
+            _check_key(key)
+            if value is not None and (not isinstance(value, bytes) or len(value) != HASH_SIZE):
+                raise ValueError(f"a sparse Merkle value must be {HASH_SIZE} bytes")
+        if items:
+            self.root = self._update(self.root, 0, items)
+        return self.root
+
+    def set(self, key: bytes, value: bytes) -> bytes:
+        return self.update({key: value})
+
+    def delete(self, key: bytes) -> bytes:
+        return self.update({key: None})
+
+    def _update(self, node: bytes, depth: int, items: list[tuple[bytes, bytes | None]]) -> bytes:
+        if depth == KEY_BITS:
+            ((key, value),) = items
+            if value is None:
+                return EMPTY_LEAF
+            data = _LEAF_PREFIX + key + value
+            leaf = _sha256(data)
+            self.store.put(leaf, data)
+            return leaf
+        height = KEY_BITS - depth
+        left, right = self._children(node, height)
+        split = 0
+        while split < len(items) and not _bit(items[split][0], depth):
+            split += 1
+        if split:
+            left = self._update(left, depth + 1, items[:split])
+        if split < len(items):
+            right = self._update(right, depth + 1, items[split:])
+        if left == DEFAULTS[height - 1] and right == DEFAULTS[height - 1]:
+            return DEFAULTS[height]
+        data = _NODE_PREFIX + left + right
+        parent = _sha256(data)
+        self.store.put(parent, data)
+        return parent
+
+    def items(self, root: bytes | None = None) -> Iterable[tuple[bytes, bytes]]:
+        """Every (key, value) at ``root``, in key order (walks the whole tree: for tests/audits)."""
+        stack = [(self.root if root is None else root, KEY_BITS)]
+        while stack:
+            node, height = stack.pop()
+            if node == DEFAULTS[height]:
+                continue
+            if height == 0:
+                data = self.store.get(node)
+                if data is None:
+                    raise KeyError(f"sparse Merkle leaf {node.hex()} is missing")
+                yield data[1 : 1 + HASH_SIZE], data[1 + HASH_SIZE :]
+                continue
+            left, right = self._children(node, height)
+            stack.append((right, height - 1))
+            stack.append((left, height - 1))
+
+
+def _check_key(key: object) -> None:
+    if not isinstance(key, bytes) or len(key) != HASH_SIZE:
+        raise ValueError(f"a sparse Merkle key must be {HASH_SIZE} bytes")

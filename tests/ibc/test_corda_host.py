@@ -1,0 +1,319 @@
+"""The Corda-model IBC host on a real embedded network (real notary, SQLite): one notarised
+version per state change, proofs the light client accepts, atomic calls, restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kakehashi.errors import (
+    ContractRejection,
+    IbcError,
+    NotaryError,
+    TimeWindowError,
+    TransportError,
+    VerificationError,
+)
+from kakehashi.ibc.clients.corda import CordaClient
+from kakehashi.ibc.corda_host import CordaIbcHost, HostAdvance, IbcHostState
+from kakehashi.ibc.corda_host.host import HostStore
+from kakehashi.ibc.types import ConnectionCounterparty, ConnectionEnd, ConnectionState, Height
+from kakehashi.ledgers.corda.model.crypto import random_bytes
+from kakehashi.ledgers.corda.model.states import Command, TimeWindow, TransactionState
+from kakehashi.ledgers.corda.model.transactions import SignedTransaction, WireTransaction
+from kakehashi.ledgers.corda.node.setup import EmbeddedNetwork
+from kakehashi.ledgers.corda.node.vault import StateStatus
+from kakehashi.ledgers.corda.smt import EMPTY_ROOT
+from kakehashi.lightclients.corda import (
+    HOST_CONTRACT,
+    verify_host_state,
+    verify_membership,
+    verify_non_membership,
+)
+
+OPERATOR = "O=Bank A, L=London, C=GB"
+NOTARY = "O=Notary, L=Zurich, C=CH"
+
+
+def path(i: int) -> bytes:
+    return f"commitments/ports/transfer/channels/channel-0/sequences/{i}".encode()
+
+
+def value(i: int) -> bytes:
+    return bytes([i % 255 + 1]) * 32
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[EmbeddedNetwork]:
+    network = EmbeddedNetwork.create(tmp_path / "net")
+    yield network
+    network.close()
+
+
+def _write(i: int):  # type: ignore[no-untyped-def]
+    def action(store: HostStore) -> int:
+        store.set(path(i), value(i))
+        return i
+
+    return action
+
+
+def test_version_chain_each_notarised_and_provable(net: EmbeddedNetwork) -> None:
+    node = net.node(OPERATOR)
+    host = CordaIbcHost(node)
+    assert (host.version, host.smt_root) == (1, EMPTY_ROOT)
+    committed_before = net.notary.uniqueness.committed_count()
+    for i in range(1, 6):
+        assert host.execute(_write(i)) == i
+        assert host.version == i + 1
+    assert net.notary.uniqueness.committed_count() == committed_before + 5
+    client = host.client_state()
+    assert client.notary_key == net.notary.party.owning_key
+    for version in range(1, 7):
+        view = verify_host_state(client, host.attestation(version))
+        assert view.version == version
+        # the notary consumed the previous host state in exactly that transaction
+        stx = node.db.get_transaction(view.tx_id)
+        assert stx is not None
+        for ref in stx.tx.inputs:
+            assert net.notary.uniqueness.consumed_by(ref) == view.tx_id
+        for i in range(1, 6):
+            proof = host.prove(path(i), Height(0, version))
+            if i < version:
+                verify_membership(client, proof, path(i), value(i), version=version)
+                assert host.value_at(path(i), version) == value(i)
+            else:
+                verify_non_membership(client, proof, path(i), version=version)
+                assert host.value_at(path(i), version) is None
+    # only the latest host state is unconsumed in the vault
+    states = node.db.query(IbcHostState, status=StateStatus.ALL)
+    unconsumed = node.db.query(IbcHostState)
+    assert len(states) == 6 and len(unconsumed) == 1
+    assert unconsumed[0].state.data.version == 6  # type: ignore[attr-defined]
+    assert host.store.get(path(3)) == value(3)
+    # a read-only call makes no transaction
+    assert host.execute(lambda store: store.get(path(1))) == value(1)
+    assert host.version == 6
+
+
+def test_restart_resumes_at_the_same_version_and_root(net: EmbeddedNetwork) -> None:
+    host = CordaIbcHost(net.node(OPERATOR))
+    for i in range(1, 4):
+        host.execute(_write(i))
+
+    def end(state: ConnectionState) -> ConnectionEnd:
+        return ConnectionEnd(
+            "07-tendermint-0", (), state, ConnectionCounterparty("client-x-0", "", b"ibc")
+        )
+
+    host.execute(
+        lambda s: (
+            s.set_connection("connection-0", end(ConnectionState.INIT)),
+            s.set_counter("connections", 1),
+        )
+    )
+    version, root, linear_id = host.version, host.smt_root, host.linear_id
+    old_proof = host.prove(path(2), 3)
+
+    node = net.restart(OPERATOR)
+    again = CordaIbcHost(node)  # type: ignore[arg-type]
+    assert (again.version, again.smt_root, again.linear_id) == (version, root, linear_id)
+    assert again.prove(path(2), 3) != b""
+    verify_membership(again.client_state(), old_proof, path(2), value(2), version=3)
+    verify_membership(again.client_state(), again.prove(path(2), 3), path(2), value(2), version=3)
+    assert again.store.get_connection("connection-0") == end(ConnectionState.INIT)
+    assert again.store.get_counter("connections") == 1
+    again.execute(_write(7))
+    assert again.version == version + 1
+    verify_membership(again.client_state(), again.prove(path(7)), path(7), value(7))
+
+
+def test_a_failed_call_records_nothing(net: EmbeddedNetwork) -> None:
+    node = net.node(OPERATOR)
+    host = CordaIbcHost(node)
+    host.execute(_write(1))
+    before = (host.version, host.smt_root, node.db.transaction_ids())
+
+    def fails(store: HostStore) -> None:
+        store.set(path(2), value(2))
+        store.set_counter("clients", 5)
+        raise IbcError("refused by the handler")
+
+    with pytest.raises(IbcError, match="refused"):
+        host.execute(fails)
+    assert (host.version, host.smt_root, node.db.transaction_ids()) == before
+    assert host.store.get(path(2)) is None and host.store.get_counter("clients") == 0
+    with pytest.raises(IbcError):  # bad value: refused before anything is built
+        host.execute(lambda s: s.set(path(3), bytes(32)))
+    with pytest.raises(IbcError, match="inside a host call"):
+        host.store.set(path(3), value(3))
+    assert (host.version, host.smt_root, node.db.transaction_ids()) == before
+    host.execute(_write(2))
+    assert host.version == before[0] + 1
+
+
+def test_a_refused_notarisation_rolls_the_store_back(net: EmbeddedNetwork) -> None:
+    node = net.node(OPERATOR)
+    clock = {"skew": 0}
+    import time
+
+    host = CordaIbcHost(node, clock=lambda: time.time_ns() + clock["skew"])
+    host.execute(_write(1))
+    before = (host.version, host.smt_root, node.db.transaction_ids())
+    clock["skew"] = 3600 * 10**9  # an hour ahead: outside the notary's clock
+    with pytest.raises(TimeWindowError):
+        host.execute(_write(2))
+    assert (host.version, host.smt_root, node.db.transaction_ids()) == before
+    assert host.store.get(path(2)) is None
+    clock["skew"] = 0
+    host.execute(_write(2))
+    assert host.version == before[0] + 1
+    verify_membership(host.client_state(), host.prove(path(2)), path(2), value(2))
+
+
+def test_an_unreachable_notary_leaves_the_change_pending_until_it_is_back(
+    net: EmbeddedNetwork,
+) -> None:
+    node = net.node(OPERATOR)
+    host = CordaIbcHost(node)
+    host.execute(_write(1))
+    net.stop(NOTARY)
+    with pytest.raises(TransportError):
+        host.execute(_write(2))
+    assert host.version == 2
+    with pytest.raises(NotaryError, match="unreachable"):
+        host.execute(_write(3))
+    net.start(NOTARY)
+    # the pending change (version 3, path 2) is completed first, then the new call
+    host.execute(_write(3))
+    assert host.version == 4
+    client = host.client_state()
+    verify_membership(client, host.prove(path(2), 3), path(2), value(2), version=3)
+    verify_non_membership(client, host.prove(path(3), 3), path(3), version=3)
+    verify_membership(client, host.prove(path(3), 4), path(3), value(3), version=4)
+
+
+def test_pending_change_is_completed_on_restart(net: EmbeddedNetwork) -> None:
+    host = CordaIbcHost(net.node(OPERATOR))
+    net.stop(NOTARY)
+    with pytest.raises(TransportError):
+        host.execute(_write(1))
+    net.start(NOTARY)
+    again = CordaIbcHost(net.restart(OPERATOR))  # type: ignore[arg-type]
+    assert again.version == 2
+    verify_membership(again.client_state(), again.prove(path(1)), path(1), value(1))
+
+
+def test_the_contract_keeps_one_history(net: EmbeddedNetwork) -> None:
+    node = net.node(OPERATOR)
+    host = CordaIbcHost(node)
+    host.execute(_write(1))
+    current = host.host_state
+    micros = current.timestamp_ns // 1000 + 1
+
+    def attempt(version: int, command_version: int, timestamp_ns: int) -> None:
+        state = IbcHostState(current.operator, current.linear_id, version, EMPTY_ROOT, timestamp_ns)
+        wtx = WireTransaction.create(
+            privacy_salt=random_bytes(32),
+            inputs=[host.state.ref],
+            outputs=[TransactionState(state, HOST_CONTRACT, host.notary)],
+            commands=[Command(HostAdvance(command_version), (node.party.owning_key,))],
+            notary=host.notary,
+            time_window=TimeWindow(micros - 10_000_000, micros + 10_000_000),
+        )
+        node.finalise(node.sign(SignedTransaction(wtx, ())))
+
+    with pytest.raises(ContractRejection, match="next host version"):
+        attempt(current.version + 2, current.version + 2, micros * 1000)
+    with pytest.raises(ContractRejection, match="time must move forward"):
+        attempt(current.version + 1, current.version + 1, current.timestamp_ns)
+    with pytest.raises(ContractRejection, match="time window"):
+        attempt(current.version + 1, current.version + 1, (micros + 20_000_000) * 1000)
+    assert host.version == 2
+
+
+def test_ics02_client_follows_the_host(net: EmbeddedNetwork) -> None:
+    host = CordaIbcHost(net.node(OPERATOR))
+    client = CordaClient.from_attestation(host.client_state(), host.attestation())
+    for i in range(1, 4):
+        host.execute(_write(i))
+        height = client.update(host.attestation(), 0)
+        assert height == host.height
+        client.verify_membership(height, host.prove(path(i)), host.prefix, path(i), value(i))
+    with pytest.raises(VerificationError):
+        client.verify_membership(host.height, host.prove(path(1)), host.prefix, path(1), value(2))
+
+
+BANK_B = "O=Bank B, L=Tokyo, C=JP"
+
+
+def test_real_handler_calls_connection_handshake_between_two_hosts(
+    net: EmbeddedNetwork,
+) -> None:
+    """Two Corda-model hosts (Bank A, Bank B) open a connection with real IbcHandler calls:
+    every call is one notarised version, every counterparty proof is a host proof verified by
+    the ICS-02 Corda client; a failing call records nothing."""
+    import time
+
+    from kakehashi.ibc.host import connection_path
+
+    a = CordaIbcHost(net.node(OPERATOR))
+    b = CordaIbcHost(net.node(BANK_B))
+    now = time.time_ns()
+    a_client = a.ibc.create_client(CordaClient.from_attestation(b.client_state(), b.attestation()))
+    b_client = b.ibc.create_client(CordaClient.from_attestation(a.client_state(), a.attestation()))
+    assert (a.version, b.version) == (2, 2)
+    assert a.store.get_client(a_client) is not None
+
+    a_conn = a.ibc.conn_open_init(a_client, ConnectionCounterparty(b_client, "", b.prefix))
+    assert a.version == 3
+    init_end = a.store.get_connection(a_conn)
+    assert init_end is not None and init_end.state is ConnectionState.INIT
+
+    # a TRY with a proof of the wrong host version fails and records nothing
+    proof_height = b.ibc.update_client(b_client, a.attestation(), now)
+    assert proof_height == a.height and b.version == 3
+    before = (b.version, b.smt_root)
+    with pytest.raises(VerificationError):
+        b.ibc.conn_open_try(
+            b_client,
+            ConnectionCounterparty(a_client, a_conn, a.prefix),
+            init_end.versions,
+            0,
+            a.prove(connection_path(a_conn), 2),  # version 2: no connection yet
+            proof_height,
+        )
+    assert (b.version, b.smt_root) == before
+    b_conn = b.ibc.conn_open_try(
+        b_client,
+        ConnectionCounterparty(a_client, a_conn, a.prefix),
+        init_end.versions,
+        0,
+        a.prove(connection_path(a_conn), proof_height),
+        proof_height,
+    )
+    try_end = b.store.get_connection(b_conn)
+    assert try_end is not None and try_end.state is ConnectionState.TRYOPEN
+
+    proof_height = a_knows = a.ibc.update_client(a_client, b.attestation(), now)
+    a.ibc.conn_open_ack(
+        a_conn, b_conn, try_end.versions[0], b.prove(connection_path(b_conn)), proof_height
+    )
+    proof_height = b.ibc.update_client(b_client, a.attestation(), now)
+    b.ibc.conn_open_confirm(b_conn, a.prove(connection_path(a_conn)), proof_height)
+    for side, conn in ((a, a_conn), (b, b_conn)):
+        end = side.store.get_connection(conn)
+        assert end is not None and end.state is ConnectionState.OPEN
+        # the connection end's commitment is provable to the other side's client
+        verify_membership(
+            side.client_state(),
+            side.prove(connection_path(conn)),
+            connection_path(conn),
+            side.store.get(connection_path(conn)) or b"",
+        )
+    # the clients survive a restart of the node (persisted through their codec)
+    again = CordaIbcHost(net.restart(OPERATOR))  # type: ignore[arg-type]
+    client = again.store.get_client(a_client)
+    assert isinstance(client, CordaClient) and client.latest_height() == a_knows
