@@ -428,3 +428,85 @@ def test_channel_and_packets_between_two_hosts(net: EmbeddedNetwork) -> None:
     receipt = paths.packet_receipt_path("transfer", chan_b, late.sequence)
     a.ibc.timeout_packet(late, b.prove(receipt, h), h, 0)
     assert app_a.timed_out == [late]
+
+
+def test_host_under_a_validating_notary(tmp_path: Path) -> None:
+    """A validating notary runs the host contract itself (resolving the back-chain)."""
+    network = EmbeddedNetwork.create(tmp_path / "vnet", validating=True)
+    try:
+        host = CordaIbcHost(network.node(OPERATOR))
+        for i in range(1, 4):
+            host.execute(_write(i))
+        client = host.client_state()
+        for version in range(1, 5):
+            assert verify_host_state(client, host.attestation(version)).version == version
+        verify_membership(client, host.prove(path(2), 3), path(2), value(2), version=3)
+        # what the validating notary verified, it kept
+        assert host.latest.tx_id in network.notary.db.transaction_ids()
+    finally:
+        network.close()
+
+
+def test_batched_calls_make_one_version_and_concurrent_calls_queue(net: EmbeddedNetwork) -> None:
+    import threading
+
+    host = CordaIbcHost(net.node(OPERATOR))
+
+    def batch(store: HostStore) -> None:
+        for i in range(1, 11):
+            store.set(path(i), value(i))
+
+    host.execute(batch)
+    assert host.version == 2
+    client = host.client_state()
+    for i in range(1, 11):
+        verify_membership(client, host.prove(path(i)), path(i), value(i))
+
+    errors: list[BaseException] = []
+
+    def worker(start: int) -> None:
+        try:
+            for i in range(start, start + 5):
+                host.execute(_write(i))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(100 + 10 * t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert host.version == 2 + 20
+    for t in range(4):
+        for i in range(100 + 10 * t, 105 + 10 * t):
+            verify_membership(client, host.prove(path(i)), path(i), value(i))
+
+
+@pytest.mark.postgres
+def test_host_on_postgres_survives_restart(net: EmbeddedNetwork, fresh_postgres_db: str) -> None:
+    from kakehashi.ledgers.corda.model.identity import X500Name
+    from kakehashi.ledgers.corda.node.setup import open_node
+
+    def reopen() -> CordaIbcHost:
+        name = X500Name.parse(OPERATOR)
+        net.stop(name)
+        node = open_node(net.directory, net.map, name, net.transport, db_url=fresh_postgres_db)
+        net.nodes[name] = node
+        net.transport.register(name, node.handle)
+        return CordaIbcHost(node)
+
+    host = reopen()
+    assert host.engine.dialect.name == "postgresql"
+    for i in range(1, 4):
+        host.execute(_write(i))
+    host.execute(lambda s: s.delete(path(1)))
+    root = host.smt_root
+    again = reopen()
+    assert (again.version, again.smt_root) == (5, root)
+    client = again.client_state()
+    verify_membership(client, again.prove(path(1), 4), path(1), value(1), version=4)
+    verify_non_membership(client, again.prove(path(1)), path(1))
+    again.execute(_write(9))
+    assert again.store.get(path(9)) == value(9)
+    net.stop(OPERATOR)  # dispose the engine before the database is dropped
