@@ -31,6 +31,7 @@ from tests.ibc.support import (
     REVISION,
     MerkleTree,
     Relayer,
+    SignedRootClient,
     TestChain,
     connected,
     verify_member,
@@ -159,7 +160,16 @@ def test_try_with_a_forged_init_is_refused() -> None:
     forged = ConnectionCounterparty("99-signed-root-7", p.a_connection, a.prefix)
     with b.unchanged(), pytest.raises(VerificationError):
         b.handler.conn_open_try(p.b_client, forged, [DEFAULT_VERSION], 0, proof, height)
-    with b.unchanged(), pytest.raises(VerificationError):  # another delay than A's
+    with b.unchanged(), pytest.raises(VerificationError):  # other versions than A offered
+        b.handler.conn_open_try(
+            p.b_client,
+            ConnectionCounterparty(p.a_client, p.a_connection, a.prefix),
+            [Version("1", ("ORDER_ORDERED",))],
+            0,
+            proof,
+            height,
+        )
+    with b.unchanged(), pytest.raises(IbcError, match="delay period"):
         b.handler.conn_open_try(
             p.b_client,
             ConnectionCounterparty(p.a_client, p.a_connection, a.prefix),
@@ -194,6 +204,50 @@ def test_init_refuses_an_unsupported_version_and_a_chosen_counterparty_id() -> N
         )
     with a.unchanged(), pytest.raises(IbcError, match="no client"):
         a.handler.conn_open_init("07-nothing-3", ConnectionCounterparty(p.b_client, "", b"x"))
+
+
+def test_version_negotiation() -> None:
+    assert pick_version([DEFAULT_VERSION]) == DEFAULT_VERSION
+    only_unordered = Version("1", ("ORDER_UNORDERED", "ORDER_DAG"))
+    assert pick_version([Version("9", ("X",)), only_unordered]) == Version(
+        "1", ("ORDER_UNORDERED",)
+    )
+    for bad in ([], [Version("1", ())], [Version("", ("ORDER_ORDERED",))]):
+        with pytest.raises(IbcError):
+            pick_version(bad)
+
+
+def test_unordered_only_connection_refuses_ordered_channels() -> None:
+    a, b = TestChain("a"), TestChain("b")
+    relayer = Relayer(a, b)
+    p = relayer.path
+    p.a_connection = a.run(
+        lambda h: h.conn_open_init(
+            p.a_client,
+            ConnectionCounterparty(p.b_client, "", b.prefix),
+            Version("1", ("ORDER_UNORDERED",)),
+        )
+    )
+    with a.unchanged(), pytest.raises(IbcError, match="does not allow ORDERED"):
+        a.handler.chan_open_init(
+            a.port, Order.ORDERED, [p.a_connection], ChannelCounterparty(b.port, ""), "v"
+        )
+    with a.unchanged(), pytest.raises(IbcError, match="delay period"):
+        a.handler.conn_open_init(
+            p.a_client, ConnectionCounterparty(p.b_client, "", b.prefix), None, 1
+        )
+
+
+def test_a_frozen_client_verifies_nothing() -> None:
+    relayer, packet, proof, height = _sent()
+    b = relayer.b
+    client = b.handler.client(relayer.path.b_client)
+    assert isinstance(client, SignedRootClient)
+    client.frozen = True
+    with b.unchanged(), pytest.raises(IbcError, match="Frozen"):
+        b.handler.recv_packet(packet, proof, height)
+    with b.unchanged(), pytest.raises(IbcError, match="Frozen"):
+        b.handler.update_client(relayer.path.b_client, relayer.a.statement(), b.time_ns)
 
 
 def test_channel_open_needs_an_open_connection_for_try() -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "order_feature",
     "pick_version",
     "supports_order",
+    "validate_version",
 ]
 
 #: Every connection version this host accepts (ibc-go's ``GetCompatibleVersions``).
@@ -29,6 +30,21 @@ SUPPORTED_VERSIONS: tuple[Version, ...] = (DEFAULT_VERSION,)
 def order_feature(order: Order) -> str:
     """The version feature that allows channels of ``order`` (``ORDER_ORDERED`` ...)."""
     return f"ORDER_{order.name}"
+
+
+def validate_version(version: object) -> Version:
+    """ICS-03 ``ValidateVersion``: a non-empty identifier and non-empty, distinct features."""
+    if not isinstance(version, Version):
+        raise IbcError(f"a connection version must be a Version, got {type(version).__name__}")
+    if not isinstance(version.identifier, str) or not version.identifier.strip():
+        raise IbcError("a connection version needs a non-empty identifier")
+    if not version.features:
+        raise IbcError(f"connection version {version.identifier!r} offers no features")
+    if not all(isinstance(f, str) and f.strip() for f in version.features):
+        raise IbcError(f"connection version {version.identifier!r} has an empty feature")
+    if len(set(version.features)) != len(version.features):
+        raise IbcError(f"connection version {version.identifier!r} repeats a feature")
+    return version
 
 
 def _supported(version: Version, supported: Sequence[Version]) -> Version | None:
@@ -44,11 +60,8 @@ def _supported(version: Version, supported: Sequence[Version]) -> Version | None
 def check_offered_version(
     version: Version, supported: Sequence[Version] = SUPPORTED_VERSIONS
 ) -> None:
-    """Raise unless ``version`` is (a subset of) a supported version with at least one feature."""
-    if not version.features:
-        raise IbcError(f"connection version {version.identifier!r} offers no features")
-    if len(set(version.features)) != len(version.features):
-        raise IbcError(f"connection version {version.identifier!r} repeats a feature")
+    """Raise unless ``version`` is valid and (a subset of) one of ``supported``."""
+    validate_version(version)
     if _supported(version, supported) is None:
         raise IbcError(
             f"connection version {version!r} is not supported; this host supports "
@@ -63,6 +76,8 @@ def pick_version(
     with the features both support (in this host's order)."""
     if not counterparty_versions:
         raise IbcError("the counterparty offered no connection version")
+    for version in counterparty_versions:
+        validate_version(version)
     for ours in supported:
         for theirs in counterparty_versions:
             if theirs.identifier != ours.identifier:

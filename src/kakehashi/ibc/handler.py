@@ -158,9 +158,11 @@ class IbcHandler:
 
         ``counterparty.connection_id`` must be empty; ``counterparty.prefix`` is the
         counterparty's commitment prefix. ``version`` None offers every supported version.
+        ``delay_period`` must be 0 (see :func:`_check_delay_period`).
         """
         self._active_client(client_id)
         _check_connection_counterparty(counterparty, chosen=False)
+        _check_delay_period(delay_period)
         if version is not None:
             check_offered_version(version)
         versions = SUPPORTED_VERSIONS if version is None else (version,)
@@ -187,6 +189,7 @@ class IbcHandler:
         """
         client = self._active_client(client_id)
         _check_connection_counterparty(counterparty, chosen=True)
+        _check_delay_period(delay_period)
         version = pick_version(counterparty_versions)
         expected = ConnectionEnd(
             counterparty.client_id,
@@ -857,6 +860,21 @@ def _check_connection_counterparty(counterparty: ConnectionCounterparty, *, chos
         )
     if not counterparty.prefix:
         raise IbcError("the counterparty's commitment prefix must not be empty")
+
+
+def _check_delay_period(delay_period: int) -> None:
+    """Only a zero ICS-03 delay period is accepted.
+
+    A non-zero delay asks every packet proof to be older than the delay (in time and blocks)
+    on this host, which needs the time and height at which each consensus state was *processed*
+    here; the :class:`~kakehashi.ibc.client.LightClient` interface does not record them, so a
+    delay would be stored but not enforced. Refusing it is the honest answer.
+    """
+    if delay_period != 0:
+        raise IbcError(
+            f"connection delay period {delay_period!r} is not supported: this host enforces no "
+            f"delay, so it only opens connections with delay period 0"
+        )
 
 
 def _check_channel_counterparty(counterparty: ChannelCounterparty, *, chosen: bool) -> None:
