@@ -7,8 +7,9 @@ application modules bound in a :class:`~kakehashi.ibc.router.Router`. The Corda-
 it inside notarised transactions; the EVM host's Vyper contracts mirror it check for check.
 
 **Atomicity.** Every method first validates its arguments and the stored state, verifies every
-proof, then calls the application callback (the last step that may refuse), and only then writes.
-So a call that raises (:class:`~kakehashi.errors.IbcError`, the client's
+proof, then calls the application callback and checks its answer (the last steps that may
+refuse: an application may raise, or return an invalid version or an empty acknowledgement), and
+only then writes. So a call that raises (:class:`~kakehashi.errors.IbcError`, the client's
 :class:`~kakehashi.errors.VerificationError`, or whatever an application callback raises) has
 written nothing to the store. What an application callback wrote to its *own* state is the
 application's (or the host's: :meth:`~kakehashi.ibc.store.MemoryStore.snapshot`) to undo.
