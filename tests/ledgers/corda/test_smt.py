@@ -26,7 +26,10 @@ from kakehashi.ledgers.corda.smt import (
 )
 
 hashes = st.binary(min_size=32, max_size=32)
-stores = st.dictionaries(hashes, hashes, max_size=12)
+# keys that share long prefixes: their paths part deep down the tree (and at the very leaves)
+close_keys = st.binary(min_size=1, max_size=1).map(lambda tail: b"\x5a" * 31 + tail)
+keys = st.one_of(hashes, close_keys)
+stores = st.dictionaries(keys, hashes, max_size=12)
 
 
 def _naive_root(entries: dict[bytes, bytes]) -> bytes:
@@ -58,7 +61,7 @@ def test_rules() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(entries=stores, absent=st.lists(hashes, max_size=4))
+@given(entries=stores, absent=st.lists(keys, max_size=4))
 def test_members_and_non_members_prove(entries: dict[bytes, bytes], absent: list[bytes]) -> None:
     tree = SparseMerkleTree()
     tree.update(entries)
@@ -98,7 +101,7 @@ def test_any_altered_byte_wrong_key_or_root_fails(
     altered = proof[:position] + bytes([proof[position] ^ flip]) + proof[position + 1 :]
     with pytest.raises(VerificationError):
         verify_membership(tree.root, key, value, altered)
-    other_key = data.draw(hashes.filter(lambda k: k != key))
+    other_key = data.draw(keys.filter(lambda k: k != key))
     with pytest.raises(VerificationError):
         verify_membership(tree.root, other_key, value, proof)
     wrong_root = bytes([tree.root[0] ^ 1]) + tree.root[1:]
@@ -111,7 +114,7 @@ def test_any_altered_byte_wrong_key_or_root_fails(
 
 
 @settings(max_examples=30, deadline=None)
-@given(before=stores, changes=st.dictionaries(hashes, st.none() | hashes, max_size=8))
+@given(before=stores, changes=st.dictionaries(keys, st.none() | hashes, max_size=8))
 def test_updates_and_deletes_match_a_fresh_tree(
     before: dict[bytes, bytes], changes: dict[bytes, bytes | None]
 ) -> None:
@@ -127,11 +130,33 @@ def test_updates_and_deletes_match_a_fresh_tree(
             after[key] = value
     fresh = SparseMerkleTree()
     fresh.update(after)
-    assert tree.root == fresh.root
+    assert tree.root == fresh.root == _naive_root(after)
+    assert dict(tree.items()) == after
+    for key, value in after.items():
+        verify_membership(tree.root, key, value, tree.prove(key))
+    for key in changes:
+        if key not in after:
+            verify_non_membership(tree.root, key, tree.prove(key))
+    # and the updated tree keeps updating correctly
+    tree.update(dict.fromkeys(after))
+    assert tree.root == EMPTY_ROOT
     # the earlier version is still provable from the same (append-only) node store
     for key, value in before.items():
         verify_membership(old_root, key, value, tree.prove(key, old_root))
         assert tree.get(key, old_root) == value
+
+
+def test_storage_is_about_log_n_records_per_key() -> None:
+    store = MemoryNodeStore()
+    tree = SparseMerkleTree(store)
+    keys = [key_for_path(f"k{i}".encode()) for i in range(512)]
+    tree.update({k: b"\x01" * 32 for k in keys})
+    # full 256-level paths would take about 256 records per key
+    assert len(store) < 512 * 14
+    before = len(store)
+    tree.set(keys[7], b"\x02" * 32)  # one update: one path of ~log2(n) records
+    assert len(store) - before < 20
+    verify_membership(tree.root, keys[7], b"\x02" * 32, tree.prove(keys[7]))
 
 
 def test_deleting_everything_gives_the_empty_root() -> None:

@@ -13,9 +13,10 @@ the host has one history. The version is this ledger's IBC height ``(revision_nu
 **Storage** (tables beside the vault, in the node's own database):
 
 * ``ibc_host_versions``: version → (transaction id, output index, root, timestamp);
-* ``ibc_smt_nodes``: the sparse Merkle tree's nodes, content-addressed (hash → preimage) and
-  never deleted, so every version ever produced stays provable (each change adds at most
-  256 nodes per path written; pruning below a retention horizon is not implemented);
+* ``ibc_smt_nodes``: the sparse Merkle tree's records, content-addressed and never deleted, so
+  every version ever produced stays provable at any height a counterparty asks for (each path
+  written adds about ``1 + log2(n)`` records for ``n`` paths in the store; pruning below a
+  retention horizon is not implemented);
 * ``ibc_store_values``: the current provable store (ICS-24 path → 32-byte value);
 * ``ibc_store_private``: the handler's private objects (light clients through
   :mod:`~kakehashi.ibc.corda_host.codecs`, connection and channel ends, counters);

@@ -28,17 +28,17 @@ A listed sibling equal to its default, a wrong length or trailing bytes make the
 A proof's size is ``32 × (1 + number of non-default siblings)``: about ``32 × (1 + log2 n)``
 bytes in a tree of ``n`` leaves.
 
-**Node store.** Nodes are content-addressed: a node's stored data is exactly its hash preimage
-(``0x01 ‖ left ‖ right`` for an inner node, ``0x00 ‖ key ‖ value`` for a leaf), kept under its
-hash. Only non-empty subtrees are stored, nothing is ever overwritten, and every earlier root
-stays provable as long as its nodes are kept. An update of ``k`` keys hashes and stores at most
-``256 × k`` nodes.
+**Node store.** Records are content-addressed (kept under the hash of the subtree they stand
+for), written once and never changed, so every earlier root stays provable as long as its
+records are kept. Only non-empty subtrees are stored, and a subtree holding a single leaf is one
+record (see :class:`SparseMerkleTree`): ``n`` keys take about ``n (1 + log2 n)`` records. An
+update of ``k`` keys costs at most ``256 × k`` hashes.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -57,6 +57,7 @@ __all__ = [
     "key_for_path",
     "leaf_hash",
     "node_hash",
+    "single_leaf_hash",
     "verify_membership",
     "verify_non_membership",
 ]
@@ -69,7 +70,9 @@ KEY_BITS = 256
 
 _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
+_SINGLE_PREFIX = b"\x02"  # storage only: never hashed
 _NODE_DATA_SIZE = 1 + 2 * HASH_SIZE
+_SINGLE_DATA_SIZE = 1 + 2 * HASH_SIZE + 2
 
 EMPTY_LEAF = bytes(HASH_SIZE)
 """The hash of an absent leaf (default rule)."""
@@ -214,14 +217,14 @@ def verify_non_membership(root: bytes, key: bytes, proof: bytes) -> None:
 
 
 class NodeStore(Protocol):
-    """Content-addressed node storage: ``hash → preimage``, written once, never changed."""
+    """Content-addressed node storage: ``hash → record``, written once, never changed."""
 
     def get(self, node: bytes) -> bytes | None:
-        """The preimage stored under ``node``, or None."""
+        """The record stored under ``node``, or None."""
         ...
 
     def put(self, node: bytes, data: bytes) -> None:
-        """Store ``data`` (whose SHA-256 is ``node``); storing it again changes nothing."""
+        """Store ``data`` under ``node``; storing it again changes nothing."""
         ...
 
 
@@ -241,101 +244,105 @@ class MemoryNodeStore:
         return len(self.nodes)
 
 
+def single_leaf_hash(key: bytes, value: bytes, height: int) -> bytes:
+    """Hash of a subtree of ``height`` whose only leaf is ``key → value`` (``height`` hashes)."""
+    current = leaf_hash(key, value)
+    for depth in range(KEY_BITS - 1, KEY_BITS - 1 - height, -1):
+        if _bit(key, depth):
+            current = node_hash(DEFAULTS[KEY_BITS - 1 - depth], current)
+        else:
+            current = node_hash(current, DEFAULTS[KEY_BITS - 1 - depth])
+    return current
+
+
+@dataclass(frozen=True, slots=True)
+class _Single:
+    """A stored subtree holding exactly one leaf (its inner nodes are implied, not stored)."""
+
+    key: bytes
+    value: bytes
+    height: int
+
+
+_Node = tuple[bytes, bytes] | _Single  # (left, right) of an inner node, or a single leaf
+_Items = list[tuple[bytes, bytes | None]]
+
+
 class SparseMerkleTree:
     """A sparse Merkle tree over a node store, positioned at one root (any earlier root works).
 
-    ``update`` moves the tree to a new root and stores the new nodes; ``get`` and ``prove`` read
-    at the current root or at any ``root`` whose nodes the store still holds.
+    ``update`` moves the tree to a new root and stores the new records; ``get`` and ``prove``
+    read at the current root or at any ``root`` whose records the store still holds.
+
+    Storage: an inner node with two non-empty subtrees, or with a subtree of several leaves, is
+    stored as ``0x01 ‖ left ‖ right`` (its hash preimage); a subtree holding exactly one leaf is
+    stored once, at its top, as ``0x02 ‖ key ‖ value ‖ uint16be(height)`` — the chain of inner
+    nodes down to its leaf is implied. So ``n`` random keys cost about ``n (1 + log2 n)``
+    records instead of ``256 n``, while hashes, roots and proofs are exactly those of the full
+    256-level tree. An update re-hashes one root-to-leaf path per key (at most 256 hashes).
     """
 
     def __init__(self, store: NodeStore | None = None, root: bytes = EMPTY_ROOT) -> None:
         self.store: NodeStore = MemoryNodeStore() if store is None else store
         self.root = _check_hash(root, "the root")
 
-    def _children(self, node: bytes, height: int) -> tuple[bytes, bytes]:
-        if node == DEFAULTS[height]:
-            return DEFAULTS[height - 1], DEFAULTS[height - 1]
-        data = self.store.get(node)
-        if data is None or len(data) != _NODE_DATA_SIZE or data[:1] != _NODE_PREFIX:
-            raise KeyError(f"sparse Merkle node {node.hex()} is missing from the node store")
-        return data[1 : 1 + HASH_SIZE], data[1 + HASH_SIZE :]
+    # -- reading ------------------------------------------------------------------------------
 
-    def _path(self, key: bytes, root: bytes) -> tuple[list[bytes], bytes]:
-        """The siblings of ``key``'s path (depth 0 .. 255) and the leaf hash at its end."""
+    def _node(self, node: bytes, height: int) -> _Node:
+        """The record of a non-empty subtree of ``height``."""
+        data = self.store.get(node)
+        if data is not None:
+            if len(data) == _NODE_DATA_SIZE and data[:1] == _NODE_PREFIX and height > 0:
+                return data[1 : 1 + HASH_SIZE], data[1 + HASH_SIZE :]
+            if len(data) == _SINGLE_DATA_SIZE and data[:1] == _SINGLE_PREFIX:
+                stored_height = int.from_bytes(data[-2:], "big")
+                if stored_height == height:
+                    return _Single(
+                        data[1 : 1 + HASH_SIZE], data[1 + HASH_SIZE : 1 + 2 * HASH_SIZE], height
+                    )
+        raise KeyError(f"sparse Merkle node {node.hex()} is missing from the node store")
+
+    def _path(self, key: bytes, root: bytes) -> tuple[list[bytes], bytes, bytes | None]:
+        """The siblings of ``key``'s path (depth 0 .. 255), its leaf hash and its value."""
         siblings: list[bytes] = []
         node = root
-        for depth in range(KEY_BITS):
+        for depth in range(KEY_BITS + 1):
             height = KEY_BITS - depth
             if node == DEFAULTS[height]:
-                siblings.extend(DEFAULTS[KEY_BITS - 1 - d] for d in range(depth, KEY_BITS))
-                return siblings, EMPTY_LEAF
-            left, right = self._children(node, height)
+                break
+            record = self._node(node, height)
+            if isinstance(record, _Single):
+                if record.key == key:
+                    siblings.extend(DEFAULTS[KEY_BITS - 1 - d] for d in range(depth, KEY_BITS))
+                    return siblings, leaf_hash(key, record.value), record.value
+                # The paths part where the keys first differ; everything else is empty.
+                split = next(
+                    d for d in range(depth, KEY_BITS) if _bit(key, d) != _bit(record.key, d)
+                )
+                siblings.extend(DEFAULTS[KEY_BITS - 1 - d] for d in range(depth, split))
+                siblings.append(single_leaf_hash(record.key, record.value, KEY_BITS - 1 - split))
+                siblings.extend(DEFAULTS[KEY_BITS - 1 - d] for d in range(split + 1, KEY_BITS))
+                return siblings, EMPTY_LEAF, None
+            left, right = record
             if _bit(key, depth):
                 siblings.append(left)
                 node = right
             else:
                 siblings.append(right)
                 node = left
-        return siblings, node
+        siblings.extend(DEFAULTS[KEY_BITS - 1 - d] for d in range(len(siblings), KEY_BITS))
+        return siblings, EMPTY_LEAF, None
 
     def get(self, key: bytes, root: bytes | None = None) -> bytes | None:
         """The value under ``key`` at ``root`` (default: the current root), or None."""
         _check_key(key)
-        _siblings, leaf = self._path(key, self.root if root is None else root)
-        if leaf == EMPTY_LEAF:
-            return None
-        data = self.store.get(leaf)
-        if data is None or data[:1] != _LEAF_PREFIX or data[1 : 1 + HASH_SIZE] != key:
-            raise KeyError(f"sparse Merkle leaf {leaf.hex()} is missing from the node store")
-        return data[1 + HASH_SIZE :]
+        return self._path(key, self.root if root is None else root)[2]
 
     def prove(self, key: bytes, root: bytes | None = None) -> bytes:
         """Canonical proof bytes for ``key`` at ``root``: membership if present, else absence."""
         _check_key(key)
-        siblings, _leaf = self._path(key, self.root if root is None else root)
+        siblings, _leaf, _value = self._path(key, self.root if root is None else root)
         return SmtProof(tuple(siblings)).encode()
-
-    def update(self, changes: Mapping[bytes, bytes | None]) -> bytes:
-        """Set (value) or delete (None) each key, store the new nodes, return the new root."""
-        items = sorted(changes.items())
-        for key, value in items:
-            _check_key(key)
-            if value is not None and (not isinstance(value, bytes) or len(value) != HASH_SIZE):
-                raise ValueError(f"a sparse Merkle value must be {HASH_SIZE} bytes")
-        if items:
-            self.root = self._update(self.root, 0, items)
-        return self.root
-
-    def set(self, key: bytes, value: bytes) -> bytes:
-        return self.update({key: value})
-
-    def delete(self, key: bytes) -> bytes:
-        return self.update({key: None})
-
-    def _update(self, node: bytes, depth: int, items: list[tuple[bytes, bytes | None]]) -> bytes:
-        if depth == KEY_BITS:
-            ((key, value),) = items
-            if value is None:
-                return EMPTY_LEAF
-            data = _LEAF_PREFIX + key + value
-            leaf = _sha256(data)
-            self.store.put(leaf, data)
-            return leaf
-        height = KEY_BITS - depth
-        left, right = self._children(node, height)
-        split = 0
-        while split < len(items) and not _bit(items[split][0], depth):
-            split += 1
-        if split:
-            left = self._update(left, depth + 1, items[:split])
-        if split < len(items):
-            right = self._update(right, depth + 1, items[split:])
-        if left == DEFAULTS[height - 1] and right == DEFAULTS[height - 1]:
-            return DEFAULTS[height]
-        data = _NODE_PREFIX + left + right
-        parent = _sha256(data)
-        self.store.put(parent, data)
-        return parent
 
     def items(self, root: bytes | None = None) -> Iterable[tuple[bytes, bytes]]:
         """Every (key, value) at ``root``, in key order (walks the whole tree: for tests/audits)."""
@@ -344,15 +351,117 @@ class SparseMerkleTree:
             node, height = stack.pop()
             if node == DEFAULTS[height]:
                 continue
-            if height == 0:
-                data = self.store.get(node)
-                if data is None:
-                    raise KeyError(f"sparse Merkle leaf {node.hex()} is missing")
-                yield data[1 : 1 + HASH_SIZE], data[1 + HASH_SIZE :]
+            record = self._node(node, height)
+            if isinstance(record, _Single):
+                yield record.key, record.value
                 continue
-            left, right = self._children(node, height)
+            left, right = record
             stack.append((right, height - 1))
             stack.append((left, height - 1))
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def update(self, changes: Mapping[bytes, bytes | None]) -> bytes:
+        """Set (value) or delete (None) each key, store the new records, return the new root."""
+        items = sorted(changes.items())
+        for key, value in items:
+            _check_key(key)
+            if value is not None and (not isinstance(value, bytes) or len(value) != HASH_SIZE):
+                raise ValueError(f"a sparse Merkle value must be {HASH_SIZE} bytes")
+        if items:
+            self.root = self._update(self.root, 0, items)[0]
+        return self.root
+
+    def set(self, key: bytes, value: bytes) -> bytes:
+        return self.update({key: value})
+
+    def delete(self, key: bytes) -> bytes:
+        return self.update({key: None})
+
+    def _update(self, node: bytes, depth: int, items: _Items) -> tuple[bytes, _Single | None]:
+        """New hash of the subtree at ``depth`` after ``items``, and its single leaf if it has
+        exactly one (so that the parent can tell whether it is a single-leaf subtree too)."""
+        height = KEY_BITS - depth
+        if node == DEFAULTS[height]:
+            return self._build(depth, [(k, v) for k, v in items if v is not None])
+        record = self._node(node, height)
+        if isinstance(record, _Single):
+            merged = dict(items)
+            merged.setdefault(record.key, record.value)
+            return self._build(depth, sorted((k, v) for k, v in merged.items() if v is not None))
+        left, right = record
+        split = _split(items, depth)
+        left_single = right_single = None
+        if split:
+            left, left_single = self._update(left, depth + 1, items[:split])
+        if split < len(items):
+            right, right_single = self._update(right, depth + 1, items[split:])
+        # An untouched child matters only when the other one became empty: the subtree may then
+        # have shrunk to a single leaf, stored as one record.
+        empty = DEFAULTS[height - 1]
+        if left == empty and right != empty and split == len(items):
+            right_single = self._single_at(right, height - 1)
+        if right == empty and left != empty and split == 0:
+            left_single = self._single_at(left, height - 1)
+        return self._combine(depth, left, left_single, right, right_single)
+
+    def _single_at(self, node: bytes, height: int) -> _Single | None:
+        record = self._node(node, height)
+        return record if isinstance(record, _Single) else None
+
+    def _build(self, depth: int, leaves: list[tuple[bytes, bytes]]) -> tuple[bytes, _Single | None]:
+        """Store a fresh subtree at ``depth`` holding exactly ``leaves`` (sorted by key)."""
+        height = KEY_BITS - depth
+        if not leaves:
+            return DEFAULTS[height], None
+        if len(leaves) == 1:
+            ((key, value),) = leaves
+            single = _Single(key, value, height)
+            node = single_leaf_hash(key, value, height)
+            self._put_single(node, single)
+            return node, single
+        split = _split(leaves, depth)
+        left, left_single = self._build(depth + 1, leaves[:split])
+        right, right_single = self._build(depth + 1, leaves[split:])
+        return self._combine(depth, left, left_single, right, right_single)
+
+    def _combine(
+        self,
+        depth: int,
+        left: bytes,
+        left_single: _Single | None,
+        right: bytes,
+        right_single: _Single | None,
+    ) -> tuple[bytes, _Single | None]:
+        height = KEY_BITS - depth
+        empty = DEFAULTS[height - 1]
+        node = node_hash(left, right)
+        if left == empty and right == empty:
+            return DEFAULTS[height], None
+        lone = right_single if left == empty else left_single if right == empty else None
+        if lone is not None:  # still a single-leaf subtree: one record at its new top
+            single = _Single(lone.key, lone.value, height)
+            self._put_single(node, single)
+            return node, single
+        self.store.put(node, _NODE_PREFIX + left + right)
+        return node, None
+
+    def _put_single(self, node: bytes, single: _Single) -> None:
+        self.store.put(
+            node, _SINGLE_PREFIX + single.key + single.value + single.height.to_bytes(2, "big")
+        )
+
+
+def _split(items: Sequence[tuple[bytes, object]], depth: int) -> int:
+    """Index of the first item (sorted by key) whose key has bit ``depth`` set."""
+    low, high = 0, len(items)
+    while low < high:
+        middle = (low + high) // 2
+        if _bit(items[middle][0], depth):
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def _check_key(key: object) -> None:
