@@ -99,6 +99,11 @@ def test_version_chain_each_notarised_and_provable(net: EmbeddedNetwork) -> None
     # a read-only call makes no transaction
     assert host.execute(lambda store: store.get(path(1))) == value(1)
     assert host.version == 6
+    # heights that do not exist (yet) or of another revision cannot be proven
+    with pytest.raises(IbcError, match="does not exist"):
+        host.prove(path(1), 7)
+    with pytest.raises(IbcError, match="revision"):
+        host.prove(path(1), Height(1, 3))
 
 
 def test_restart_resumes_at_the_same_version_and_root(net: EmbeddedNetwork) -> None:
@@ -306,6 +311,9 @@ def test_real_handler_calls_connection_handshake_between_two_hosts(
     )
     proof_height = b.ibc.update_client(b_client, a.attestation(), now)
     b.ibc.conn_open_confirm(b_conn, a.prove(connection_path(a_conn)), proof_height)
+    version = a.version
+    assert a.ibc.connection(a_conn).state is ConnectionState.OPEN  # read-only: no version
+    assert a.version == version
     for side, conn in ((a, a_conn), (b, b_conn)):
         end = side.store.get_connection(conn)
         assert end is not None and end.state is ConnectionState.OPEN
