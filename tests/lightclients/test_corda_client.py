@@ -3,11 +3,14 @@ SQLite) verify against the notary key; every altered, misplaced or forged proof 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from kakehashi.errors import VerificationError
 from kakehashi.ibc.clients.corda import CordaClient
@@ -245,3 +248,34 @@ def test_ics02_adapter(env: Env) -> None:
     restored = CordaClient.from_bytes(client.to_bytes())
     assert restored == client
     assert deserialize(client.client_state(), type(env.client)) == client.state
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_garbage_in_verification_error_out(env: Env, data: st.DataObject) -> None:
+    """Bytes in, a result or VerificationError out: never another exception."""
+    original = env.host.prove(PATH, 3)
+    proof = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 4))):
+        action = data.draw(st.sampled_from(["flip", "insert", "delete", "random"]))
+        position = data.draw(st.integers(0, max(len(proof) - 1, 0)))
+        if action == "flip" and proof:
+            proof[position] ^= data.draw(st.integers(1, 255))
+        elif action == "insert":
+            proof[position:position] = data.draw(st.binary(min_size=1, max_size=8))
+        elif action == "delete" and proof:
+            del proof[position : position + data.draw(st.integers(1, 8))]
+        else:
+            proof = bytearray(data.draw(st.binary(max_size=64)))
+    assume(bytes(proof) != original)
+    for check in (
+        lambda: verify_membership(env.client, bytes(proof), PATH, V1, version=3),
+        lambda: verify_non_membership(env.client, bytes(proof), PATH),
+    ):
+        with pytest.raises(VerificationError):
+            check()
+    # the attestation part alone may survive an edit of the sparse-Merkle part
+    with contextlib.suppress(VerificationError):
+        assert verify_host_state(env.client, bytes(proof)).version == 3
