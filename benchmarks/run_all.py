@@ -9,12 +9,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corda_bench
 import evm_bench
+import ibc_bench
 
 
 def main() -> None:
     corda_bench.main()
     print()
     evm_bench.main()
+    print()
+    ibc_bench.main()
 
 
 if __name__ == "__main__":
