@@ -518,3 +518,54 @@ def test_host_on_postgres_survives_restart(net: EmbeddedNetwork, fresh_postgres_
     again.execute(_write(9))
     assert again.store.get(path(9)) == value(9)
     net.stop(OPERATOR)  # dispose the engine before the database is dropped
+
+
+def test_operator_equivocation_freezes_the_counterparty_client(net: EmbeddedNetwork) -> None:
+    """An operator that signs a second host state for a version it already published (here by
+    consuming another of its states, which the notary cannot tell apart) is caught: the
+    counterparty's client freezes, the freeze is recorded, and every later proof fails."""
+    import time
+
+    from kakehashi.ibc.client import ClientStatus
+    from kakehashi.ledgers.corda.merkle import ComponentGroup
+    from kakehashi.ledgers.corda.model.serialization import serialize
+    from kakehashi.ledgers.corda.tokens.flows import issue_tokens
+    from kakehashi.ledgers.corda.tokens.model import TokenType
+    from kakehashi.lightclients.corda import HostStateAttestation
+
+    a = CordaIbcHost(net.node(OPERATOR))
+    b = CordaIbcHost(net.node(BANK_B))
+    cb = b.ibc.create_client(CordaClient.from_attestation(a.client_state(), a.attestation()))
+    a.execute(_write(1))
+    b.ibc.update_client(cb, a.attestation(), time.time_ns())
+
+    operator = net.node(OPERATOR)
+    spare = issue_tokens(operator, TokenType("SPARE", 0), 1, operator.party)
+    real = a.host_state
+    fake = IbcHostState(
+        real.operator, real.linear_id, real.version, b"\x42" * 32, real.timestamp_ns
+    )
+    micros = fake.timestamp_ns // 1000
+    wtx = WireTransaction.create(
+        privacy_salt=random_bytes(32),
+        inputs=[spare.tx.out_ref(0).ref],
+        outputs=[TransactionState(fake, HOST_CONTRACT, a.notary)],
+        commands=[Command(HostAdvance(fake.version), (operator.party.owning_key,))],
+        notary=a.notary,
+        time_window=TimeWindow(micros - 10_000_000, micros + 10_000_000),
+    )
+    stx = operator.sign(SignedTransaction(wtx, ()))
+    notary_signature = operator.notarise(stx)
+    shown = {ComponentGroup.INPUTS, ComponentGroup.NOTARY, ComponentGroup.TIMEWINDOW}
+    tear_off = wtx.filtered(lambda g, _i, _d: g in shown or g == ComponentGroup.OUTPUTS)
+    forged = serialize(HostStateAttestation(notary_signature, stx.sigs[0], tear_off))
+    assert verify_host_state(a.client_state(), forged).version == real.version  # it verifies
+
+    b.ibc.update_client(cb, forged, time.time_ns())
+    frozen = b.handler.client(cb)
+    assert frozen.status(time.time_ns()) is ClientStatus.FROZEN
+    assert frozen.latest_height() == a.height  # the forged state was not kept
+    with pytest.raises(VerificationError, match="frozen"):
+        frozen.verify_membership(a.height, a.prove(path(1)), a.prefix, path(1), value(1))
+    with pytest.raises(IbcError, match="Frozen"):
+        b.ibc.update_client(cb, a.attestation(), time.time_ns())

@@ -66,15 +66,18 @@ class CordaClient:
         return ClientStatus.FROZEN if self.state.frozen else ClientStatus.ACTIVE
 
     def update(self, message: bytes, now_ns: int) -> Height:
-        """Verify an attestation; remember its version (freeze on misbehaviour, then raise)."""
+        """Verify an attestation and remember its version.
+
+        Raises :class:`VerificationError` (changing nothing) when it does not verify. Evidence
+        of misbehaviour — a verified attestation conflicting with what the client holds — is
+        not an error (ICS-02 ``CheckForMisbehaviour``): the client freezes, keeps no consensus
+        state for it and returns its height, so that a host persisting the client after a
+        successful update persists the freeze; every later verification then fails.
+        """
         new_state, version, consensus = update_client(self.state, self.consensus, message)
-        if new_state.frozen:
-            self.state = new_state
-            raise VerificationError(
-                f"conflicting Corda host state at version {version}: client frozen"
-            )
         self.state = new_state
-        self.consensus[version] = consensus
+        if not new_state.frozen:
+            self.consensus[version] = consensus
         return Height(self.state.revision_number, version)
 
     def timestamp_at(self, height: Height) -> int:
