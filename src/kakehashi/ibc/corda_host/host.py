@@ -483,7 +483,9 @@ class CordaIbcHost:
         """Run ``action`` on the store as one IBC state change (one notarised version).
 
         If ``action`` raises, nothing is recorded. If it wrote nothing, no transaction is made.
-        A call made from inside another (an application callback) joins the outer one.
+        A call made from inside another (an application callback) joins the outer one, so
+        several handler calls made in one action (``host.handler.send_packet(...)`` in a loop)
+        are batched into one version. Calls from several threads queue on the host's lock.
         """
         with self._lock:
             if self._call is not None:
