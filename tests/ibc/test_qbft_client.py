@@ -106,3 +106,23 @@ def test_an_expired_or_frozen_client_refuses(env: Any) -> None:
         qbft.update(chain.raw_header(2), later)
     qbft.frozen = True
     assert qbft.status(NOW) is ClientStatus.FROZEN
+
+
+def test_equivocating_validators_freeze_the_client(env: Any) -> None:
+    """Two validly sealed headers for one height: the client freezes and refuses everything."""
+    from kakehashi.ledgers.evm import qbft as fmt
+
+    chain, w3, store, handler, qbft = env
+    honest = chain.raw_header(2)
+    qbft.update(honest, NOW)
+    fields = fmt.header_fields(honest)
+    fields[fmt.HeaderField.STATE_ROOT] = keccak(b"another history")
+    forged = fmt.with_committed_seals(fmt.encode_header(fields), [])
+    commit = fmt.commit_hash(forged)
+    forged = fmt.with_committed_seals(forged, [fmt.seal(commit, k) for k in chain._keys])
+    assert qbft.update(forged, NOW) == Height(0, 2)
+    assert qbft.status(NOW) is ClientStatus.FROZEN
+    with pytest.raises(VerificationError, match="frozen"):
+        qbft.verify_membership(
+            Height(0, 2), _proof(w3, store.address, PATH, 2), handler, PATH, VALUE
+        )

@@ -23,11 +23,12 @@ from kakehashi.errors import VerificationError
 from kakehashi.ibc.client import ClientStatus
 from kakehashi.ibc.types import Height
 from kakehashi.ledgers.evm.proofs import verify_account_proof, verify_storage_proof
-from kakehashi.lightclients.qbft import verify_header
+from kakehashi.lightclients.qbft import parse_header, verify_header
 
 __all__ = ["CLIENT_TYPE", "ConsensusState", "QbftClient", "encode_proof", "storage_key"]
 
-CLIENT_TYPE = "qbft"
+# ICS-24 client ids are at least 9 characters: the handler names clients "{type}-{n}".
+CLIENT_TYPE = "qbft-evm"
 _NS = 1_000_000_000
 
 
@@ -103,9 +104,22 @@ class QbftClient:
         return ClientStatus.ACTIVE
 
     def update(self, message: bytes, now_ns: int) -> Height:
-        """Verify a header against the latest trusted state and remember its consensus state."""
+        """Verify a header against the latest trusted state and remember its consensus state.
+
+        A valid header that conflicts with one already verified for the same height proves the
+        validators equivocated: the client freezes (every later call fails) instead of raising.
+        """
         self._require_active(now_ns)
-        trusted_height = self.latest_height()
+        number = parse_header(message).number
+        # Verified from the highest trusted height below it: normally the latest; for a header
+        # at a height already known, the one before (that is how equivocation is caught).
+        below = [h for h in self.consensus if h.revision_height < number]
+        if not below:
+            raise VerificationError(
+                f"header {number} is not above any trusted height (earliest "
+                f"{min(self.consensus)}): it cannot be verified"
+            )
+        trusted_height = max(below)
         trusted = self.consensus[trusted_height]
         header = verify_header(
             message,
@@ -120,9 +134,10 @@ class QbftClient:
         known = self.consensus.get(height)
         state = ConsensusState(header.timestamp, header.state_root, header.validators)
         if known is not None and known != state:
-            # Two valid headers for one height: the validators equivocated. Freeze (ICS-02).
+            # Two valid headers for one height: the validators equivocated. Freeze (ICS-02) —
+            # and return normally, so that the host records the frozen client.
             self.frozen = True
-            raise VerificationError(f"conflicting header at height {height}: client frozen")
+            return height
         self.consensus[height] = state
         return height
 
