@@ -402,6 +402,11 @@ class TestChain:
         tree = self.roots[self.height if height is None else height][1]
         return tree.prove_absence(tree_key(self.prefix, path))
 
+    def value_at(self, path: bytes, height: int) -> bytes | None:
+        """What this chain had committed under ``path`` at ``height`` (None when nothing)."""
+        tree = self.roots[height][1]
+        return dict(tree.entries).get(tree_key(self.prefix, path))
+
     def snapshot(self) -> tuple[MemorySnapshot, list[bytes]]:
         """Everything a failed call must leave alone (the store and its clients' states)."""
         snap = self.store.snapshot()

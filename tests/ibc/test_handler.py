@@ -386,6 +386,20 @@ def test_ordered_timeout_closes_the_channel_and_the_counterparty_can_confirm() -
     assert b.handler.channel(b.port, p.b_channel).state is ChannelState.CLOSED
 
 
+def test_a_packet_received_before_its_ordered_channel_closed_can_still_be_acknowledged() -> None:
+    relayer = connected(Order.ORDERED)
+    a, b, p = relayer.a, relayer.b, relayer.path
+    first = relayer.send(a, b"first")
+    second = relayer.send(a, b"second", timeout_height=Height(REVISION, b.height + 3))
+    assert relayer.deliver(a, first) == b"ok:first"
+    b.commit(3)
+    relayer.timeout(a, second)  # closes A's end
+    assert a.handler.channel(a.port, p.a_channel).state is ChannelState.CLOSED
+    relayer.acknowledge(a, first, b"ok:first")
+    assert [x.data for x, _ in a.app.acknowledged] == [b"first"]
+    assert [x.data for x in a.app.timed_out] == [b"second"]
+
+
 def test_ordered_timeout_refused_once_received() -> None:
     relayer = connected(Order.ORDERED)
     a, b = relayer.a, relayer.b

@@ -565,10 +565,20 @@ class IbcHandler:
     def acknowledge_packet(
         self, packet: Packet, acknowledgement: bytes, proof_acked: bytes, proof_height: Height
     ) -> None:
-        """Close a sent packet with the counterparty's proven acknowledgement."""
+        """Close a sent packet with the counterparty's proven acknowledgement.
+
+        The channel may be OPEN or CLOSED. ICS-04 and ibc-go require OPEN, but then a packet
+        received just before its channel closed (an ORDERED channel closes when a later packet
+        times out) could never end: its receipt rules out a timeout. Accepting the proven
+        acknowledgement is safe — it proves the packet was received, which no timeout proof can
+        also prove unreceived — and it lets every packet end exactly once.
+        """
         port, channel_id = packet.source_port, packet.source_channel
         end = self.channel(port, channel_id)
-        _require_channel_state(port, channel_id, end, ChannelState.OPEN)
+        if end.state not in (ChannelState.OPEN, ChannelState.CLOSED):
+            raise IbcError(
+                f"channel {port}/{channel_id} is {end.state.name}: no packet was sent on it yet"
+            )
         _require_packet_to_counterparty(packet, end)
         connection = self._channel_connection(end.connection_hops, end.ordering, require_open=True)
         commitment_path = self._check_commitment(packet)
