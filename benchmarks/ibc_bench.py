@@ -46,6 +46,7 @@ PORT = "echo"
 VERSION = "echo-1"
 PAYLOAD = b"x" * 256
 VERIFY_RUNS = 200
+GAS = 5_000_000
 
 
 @dataclass
@@ -78,7 +79,7 @@ class Side:
 def _host(chain: EmbeddedChain) -> tuple[EvmIbcHost, str, LocalAccount]:
     w3 = embedded_web3(chain)
     sender = dev_accounts()[0]
-    ibc = EvmIbcHost.deploy(w3, sender=sender)
+    ibc = EvmIbcHost.deploy(w3, sender=sender, gas=GAS)
     ibc.register_client(
         TEST_SIGNED_CLIENT_TYPE, deploy_test_signed_client(w3, ibc.address, sender=sender).address
     )

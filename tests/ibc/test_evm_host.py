@@ -53,6 +53,7 @@ from kakehashi.ibc.types import (
 )
 from kakehashi.ledgers.evm import toolchain
 from kakehashi.ledgers.evm.chain import EmbeddedChain, dev_accounts
+from kakehashi.ledgers.evm.client import transact
 from kakehashi.ledgers.evm.proofs import verify_eth_get_proof
 from kakehashi.ledgers.evm.provider import embedded_web3
 
@@ -61,6 +62,7 @@ OTHER_KEY = keccak(b"not the test key")
 PORT = "echo"
 VERSION = "echo-1"
 EIP170_LIMIT = 24_576
+GAS = 5_000_000  # a fixed limit, checked by eth_call first (see EvmIbcHost)
 
 
 @dataclass
@@ -95,7 +97,7 @@ class Side:
 def _side(chain: EmbeddedChain) -> tuple[EvmIbcHost, Any, Any]:
     w3 = embedded_web3(chain)
     sender = dev_accounts()[0]
-    ibc = EvmIbcHost.deploy(w3, sender=sender)
+    ibc = EvmIbcHost.deploy(w3, sender=sender, gas=GAS)
     signed_client = deploy_test_signed_client(w3, ibc.address, sender=sender)
     ibc.register_client(TEST_SIGNED_CLIENT_TYPE, signed_client.address)
     app = deploy_echo_app(w3, ibc.address, sender=sender)
@@ -355,6 +357,20 @@ def test_ordered_timeout_closes_the_channel(net: Net) -> None:
     packet = send(a, chan_a, b"late", timeout_height=deadline)
     b.mine(2)
     proof, height = net.proof(a, host.next_sequence_recv_path(PORT, chan_b))
+    # Claiming B's next sequence recv is past the packet means it was received: no timeout.
+    assert_reverts("packet was received", a.host.timeout_packet, packet, proof, height, 2)
+    # A next sequence recv B never had does not verify.
+    lie = sign_test_membership(
+        TEST_KEY,
+        a.client_id,
+        height,
+        b.host.prefix,
+        host.next_sequence_recv_path(PORT, chan_b),
+        sequence_value(0),
+    )
+    assert_reverts(
+        "next sequence recv proof does not verify", a.host.timeout_packet, packet, lie, height, 0
+    )
     a.host.timeout_packet(packet, proof, height, next_sequence_recv=1)
     closed = a.host.channel(PORT, chan_a)
     assert closed is not None and closed.state == ChannelState.CLOSED
@@ -531,12 +547,28 @@ def test_only_the_port_module_sends_and_only_the_admin_binds(net: Net) -> None:
     a = net.a
     direct = a.host.handler.functions.send_packet(PORT, chan_a, (0, 10**9), 0, b"x")
     with pytest.raises(TransactionRevertedError, match="caller does not own the port"):
-        from kakehashi.ledgers.evm.client import transact
-
         transact(a.host.w3, direct, sender=a.sender)
     stranger = EvmIbcHost(a.host.w3, a.host.address, sender=dev_accounts()[1])
     assert_reverts("only the admin binds ports", stranger.bind_port, "other", a.app.address)
     assert_reverts("port already bound", a.host.bind_port, PORT, a.app.address)
+
+
+def test_the_test_client_accepts_only_updates_signed_by_its_key(net: Net) -> None:
+    a, b = net.a, net.b
+    before = a.host.handler.functions.client_impls(a.client_id).call()
+    signed_client = a.host.w3.eth.contract(
+        address=before, abi=toolchain.compile_contract(TEST_SIGNED_CLIENT_CONTRACT).abi
+    )
+    latest = signed_client.functions.latest_height(a.client_id).call()
+    forged = TestSignedProver(OTHER_KEY, b.host, a.host, a.client_id)
+    b.mine()
+    assert_reverts("update not signed by the test key", forged.update)
+    assert signed_client.functions.latest_height(a.client_id).call() == latest
+    assert_reverts("unknown client", a.host.update_client, "test-signed-7", b"")
+    # Only the handler creates clients on it.
+    direct = signed_client.functions.create_client("test-signed-9", bytes(32), bytes(96))
+    with pytest.raises(TransactionRevertedError, match="only the IBC handler"):
+        transact(a.host.w3, direct, sender=a.sender)
 
 
 # ------------------------------------------------------------------------------ proofs

@@ -25,6 +25,7 @@ trusts statements signed by a test key. Tests and benchmarks use it; nothing els
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -34,10 +35,11 @@ from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
+from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 from web3.types import BlockIdentifier, TxReceipt
 
-from kakehashi.errors import IbcError
+from kakehashi.errors import IbcError, TransactionRevertedError
 from kakehashi.ibc import host
 from kakehashi.ibc.clients.qbft import encode_proof
 from kakehashi.ibc.types import (
@@ -139,6 +141,16 @@ def _packet(p: Packet) -> tuple[Any, ...]:
     )
 
 
+def _revert_data(exc: ContractLogicError) -> bytes:
+    data = exc.data
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            return bytes.fromhex(data[2:])
+        except ValueError:
+            return b""
+    return data if isinstance(data, bytes) else b""
+
+
 def _merged_abi(contracts: Sequence[toolchain.CompiledContract]) -> list[dict[str, Any]]:
     """The handler's ABI plus the events its logic contracts emit in its name."""
     abi = list(contracts[0].abi)
@@ -151,31 +163,42 @@ def _merged_abi(contracts: Sequence[toolchain.CompiledContract]) -> list[dict[st
     return abi
 
 
+@functools.cache
+def _compiled(name: str) -> toolchain.CompiledContract:
+    """``name`` compiled once per process (even a cache hit of the toolchain re-reads and
+    re-parses every source to key its cache: ~0.1 s a contract)."""
+    return toolchain.compile_contract(name)
+
+
 def _compiled_handler() -> tuple[toolchain.CompiledContract, list[toolchain.CompiledContract]]:
-    return (
-        toolchain.compile_contract(HANDLER_CONTRACT),
-        [toolchain.compile_contract(name) for name in LOGIC_CONTRACTS],
-    )
+    return _compiled(HANDLER_CONTRACT), [_compiled(name) for name in LOGIC_CONTRACTS]
 
 
 class EvmIbcHost:
-    """Bindings of one deployed IBC handler; transactions are sent by ``sender``."""
+    """Bindings of one deployed IBC handler; transactions are sent by ``sender``.
 
-    def __init__(self, w3: Web3, address: str, *, sender: Sender) -> None:
+    ``gas``: None estimates each transaction's gas with the node (``eth_estimateGas``); a
+    number checks the call with one ``eth_call`` (a revert is refused before anything is mined,
+    with its reason) and sends it with that gas limit — much faster on the embedded chain,
+    whose estimate is a binary search of ~15 executions.
+    """
+
+    def __init__(self, w3: Web3, address: str, *, sender: Sender, gas: int | None = None) -> None:
         handler, logic = _compiled_handler()
         self.w3 = w3
         self.sender = sender
+        self.gas = gas
         self.handler: Contract = w3.eth.contract(
             address=to_checksum_address(address), abi=_merged_abi([handler, *logic])
         )
 
     @classmethod
-    def deploy(cls, w3: Web3, *, sender: Sender) -> EvmIbcHost:
+    def deploy(cls, w3: Web3, *, sender: Sender, gas: int | None = None) -> EvmIbcHost:
         """Deploy the logic contracts and the handler; ``sender`` becomes its admin."""
         handler, logic = _compiled_handler()
         addresses = [toolchain.deploy(w3, c, sender=sender).address for c in logic]
         deployed = toolchain.deploy(w3, handler, *addresses, sender=sender)
-        return cls(w3, deployed.address, sender=sender)
+        return cls(w3, deployed.address, sender=sender, gas=gas)
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -191,7 +214,17 @@ class EvmIbcHost:
     # -- sending ------------------------------------------------------------------------------
 
     def _send(self, fn: Any, what: str) -> TxReceipt:
-        return client.transact(self.w3, fn, sender=self.sender, description=what)
+        if self.gas is None:
+            return client.transact(self.w3, fn, sender=self.sender, description=what)
+        origin = self.sender if isinstance(self.sender, str) else self.sender.address
+        try:
+            fn.call({"from": to_checksum_address(origin)})
+        except ContractLogicError as exc:
+            reason = str(exc.message or exc).removeprefix("execution reverted: ")
+            raise TransactionRevertedError(
+                f"{what} reverted: {reason}", reason=reason, data=_revert_data(exc)
+            ) from exc
+        return client.transact(self.w3, fn, sender=self.sender, description=what, gas=self.gas)
 
     @staticmethod
     def _outcome(receipt: TxReceipt, value: T) -> Outcome[T]:
@@ -533,7 +566,9 @@ class EvmIbcHost:
 # ---------------------------------------------------------------------------- applications
 def deploy_echo_app(w3: Web3, handler: str, *, sender: Sender) -> Contract:
     """Deploy ``ibc/echo_app.vy`` (a minimal IBC app) for the handler at ``handler``."""
-    return toolchain.deploy(w3, ECHO_APP_CONTRACT, to_checksum_address(handler), sender=sender)
+    return toolchain.deploy(
+        w3, _compiled(ECHO_APP_CONTRACT), to_checksum_address(handler), sender=sender
+    )
 
 
 # ------------------------------------------------------------ the TEST-ONLY signed client
@@ -546,7 +581,7 @@ _MEMBERSHIP_DOMAIN = "kakehashi/test-signed-client/membership"
 def deploy_test_signed_client(w3: Web3, handler: str, *, sender: Sender) -> Contract:
     """TEST-ONLY: deploy ``lightclients/test_signed_client.vy`` serving ``handler``."""
     return toolchain.deploy(
-        w3, TEST_SIGNED_CLIENT_CONTRACT, to_checksum_address(handler), sender=sender
+        w3, _compiled(TEST_SIGNED_CLIENT_CONTRACT), to_checksum_address(handler), sender=sender
     )
 
 
