@@ -73,7 +73,9 @@ class IbcHandler:
     of this ledger (ICS-03's ``verifyClientState`` / ``verifyClientConsensusState``): the two
     ledgers' clients are of different kinds and each host's client is chosen by its operators, so
     a TRY or ACK trusts the relayer to have created a suitable client on the other side (a bad
-    one only hurts the side that holds it). Access control is the host's: only the module bound
+    one only hurts the side that holds it). For the same reason client and consensus states are
+    kept privately (:meth:`~kakehashi.ibc.store.IbcStore.set_client`), not committed under the
+    ICS-24 ``clients/...`` paths. Access control is the host's: only the module bound
     to a port may call :meth:`send_packet` / :meth:`write_acknowledgement` for it (ibc-go's
     capabilities), and only the host's operators :meth:`create_client`.
     """
