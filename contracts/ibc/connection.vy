@@ -91,6 +91,7 @@ def conn_open_init(
 ) -> String[types.MAX_ID]:
     assert store.client_impls[client_id] != empty(address), "IBC: unknown client"
     assert len(counterparty.connection_id) == 0, "IBC: counterparty connection id must be empty"
+    assert len(counterparty.prefix) > 0, "IBC: counterparty prefix is empty"
     connection_id: String[types.MAX_ID] = self._new_connection_id()
     store.set_connection(
         connection_id,
@@ -116,6 +117,8 @@ def conn_open_try(
     proof_height: types.Height,
 ) -> String[types.MAX_ID]:
     assert len(counterparty.connection_id) > 0, "IBC: counterparty connection id is empty"
+    assert len(counterparty.prefix) > 0, "IBC: counterparty prefix is empty"
+    assert store.client_impls[client_id] != empty(address), "IBC: unknown client"
     picked: types.Version = self._pick_version(counterparty_versions)
     expected: types.ConnectionEnd = types.ConnectionEnd(
         client_id=counterparty.client_id,

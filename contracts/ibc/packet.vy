@@ -139,7 +139,10 @@ def acknowledge_packet(
     proof: Bytes[types.MAX_PROOF],
     proof_height: types.Height,
 ):
-    channel: types.ChannelEnd = self._open_channel(packet.source_port, packet.source_channel)
+    # OPEN or CLOSED (as kakehashi.ibc.handler): a packet received just before its ORDERED
+    # channel closed on a later timeout must still end, and a proven ack shows it was received.
+    channel: types.ChannelEnd = store.channels[packet.source_port][packet.source_channel]
+    assert channel.state == types.CHAN_OPEN or channel.state == types.CHAN_CLOSED, "IBC: channel not open"
     store.check_sent(packet, channel)
     connection: types.ConnectionEnd = store.open_connection_of(channel)
     assert len(acknowledgement) > 0, "IBC: empty acknowledgement"

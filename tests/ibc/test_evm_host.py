@@ -353,29 +353,28 @@ def test_timeout_by_timestamp(net: Net) -> None:
 def test_ordered_timeout_closes_the_channel(net: Net) -> None:
     chan_a, chan_b = open_channel(net, Order.ORDERED)
     a, b = net.a, net.b
+    on_time = send(a, chan_a, b"on time")
+    ack = relay_recv(net, b, on_time)
+    assert ack is not None
     deadline = Height(0, b.host.height().revision_height + 1)
     packet = send(a, chan_a, b"late", timeout_height=deadline)
     b.mine(2)
     proof, height = net.proof(a, host.next_sequence_recv_path(PORT, chan_b))
     # Claiming B's next sequence recv is past the packet means it was received: no timeout.
-    assert_reverts("packet was received", a.host.timeout_packet, packet, proof, height, 2)
-    # A next sequence recv B never had does not verify.
-    lie = sign_test_membership(
-        TEST_KEY,
-        a.client_id,
-        height,
-        b.host.prefix,
-        host.next_sequence_recv_path(PORT, chan_b),
-        sequence_value(0),
-    )
+    assert_reverts("packet was received", a.host.timeout_packet, packet, proof, height, 3)
+    # A next sequence recv B does not have does not verify.
     assert_reverts(
-        "next sequence recv proof does not verify", a.host.timeout_packet, packet, lie, height, 0
+        "next sequence recv proof does not verify", a.host.timeout_packet, packet, proof, height, 1
     )
-    a.host.timeout_packet(packet, proof, height, next_sequence_recv=1)
+    a.host.timeout_packet(packet, proof, height, next_sequence_recv=2)
     closed = a.host.channel(PORT, chan_a)
     assert closed is not None and closed.state == ChannelState.CLOSED
     assert a.host.commitment(host.channel_path(PORT, chan_a)) == end_commitment(closed)
     assert_reverts("channel not open", send, a, chan_a, b"more")
+    # The packet B received before the channel closed still ends, with its acknowledgement.
+    relay_ack(net, a, on_time, ack)
+    assert a.host.commitment(host.packet_commitment_path(PORT, chan_a, 1)) == bytes(32)
+    assert (a.app.functions.acknowledged().call(), a.app.functions.timed_out().call()) == (1, 1)
 
 
 def test_close_handshake(net: Net) -> None:
