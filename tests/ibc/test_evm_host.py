@@ -8,11 +8,13 @@ with the test key, and hands them to the other chain's handler, which verifies t
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from eth_keys import keys
 from eth_utils import keccak
 
 from kakehashi.errors import TransactionRevertedError
@@ -38,6 +40,9 @@ from kakehashi.ibc.evm_host import (
     deploy_echo_app,
     deploy_test_signed_client,
     sign_test_membership,
+    sign_test_update,
+    signed_client_state,
+    signed_consensus_state,
 )
 from kakehashi.ibc.types import (
     DEFAULT_VERSION,
@@ -74,24 +79,27 @@ class Side:
     sender: Any
 
     def mine(self, blocks: int = 1) -> None:
-        """Advance this chain by ``blocks`` blocks (one self-transfer each)."""
-        w3 = self.host.w3
-        for _ in range(blocks):
-            nonce = w3.eth.get_transaction_count(self.sender.address, "pending")
-            tx = {
-                "to": self.sender.address,
-                "value": 0,
-                "gas": 21_000,
-                "maxFeePerGas": 10**10,
-                "maxPriorityFeePerGas": 1,
-                "nonce": nonce,
-                "chainId": w3.eth.chain_id,
-            }
-            w3.eth.send_raw_transaction(self.sender.sign_transaction(tx).raw_transaction)
+        _mine(self.host, self.sender, blocks)
 
     @property
     def client_id(self) -> str:
         return self.prover.client_id
+
+
+def _mine(ibc: EvmIbcHost, sender: Any, blocks: int) -> None:
+    """Advance ``ibc``'s chain by ``blocks`` blocks (one self-transfer each)."""
+    w3 = ibc.w3
+    for _ in range(blocks):
+        tx = {
+            "to": sender.address,
+            "value": 0,
+            "gas": 21_000,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 1,
+            "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+            "chainId": w3.eth.chain_id,
+        }
+        w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
 
 
 def _side(chain: EmbeddedChain) -> tuple[EvmIbcHost, Any, Any]:
@@ -596,3 +604,179 @@ def test_eth_get_proof_proves_commitments_and_absence(net: Net) -> None:
         height, a.host.prove(path, block), a.host.prefix, path, packet_commitment_of(packet)
     )
     qbft.verify_non_membership(height, a.host.prove(absent, block), a.host.prefix, absent)
+
+
+# ------------------------------------------------------------------------------ interop
+class PyEcho:
+    """An application on the Python handler: acknowledges with b"py:" ‖ data."""
+
+    def __init__(self) -> None:
+        self.acks: list[bytes] = []
+        self.timeouts: list[int] = []
+
+    def on_chan_open_init(self, *args: Any) -> str:
+        return str(args[-1])
+
+    def on_chan_open_try(self, *args: Any) -> str:
+        return str(args[-1])
+
+    def on_chan_open_ack(self, *args: Any) -> None: ...
+
+    def on_chan_open_confirm(self, *args: Any) -> None: ...
+
+    def on_chan_close_init(self, *args: Any) -> None: ...
+
+    def on_chan_close_confirm(self, *args: Any) -> None: ...
+
+    def on_recv_packet(self, packet: Packet) -> bytes | None:
+        return b"py:" + packet.data
+
+    def on_acknowledgement_packet(self, packet: Packet, acknowledgement: bytes) -> None:
+        self.acks.append(acknowledgement)
+
+    def on_timeout_packet(self, packet: Packet) -> None:
+        self.timeouts.append(packet.sequence)
+
+
+@dataclass
+class PyHost:
+    """The pure Python handler as the counterparty, at height (1, n), n bumped per proof."""
+
+    handler: Any
+    module: PyEcho
+    height: int = 1
+    prefix: bytes = b"kakehashi-python-host"
+
+
+def test_interop_with_the_python_handler_through_the_qbft_client() -> None:
+    """Vyper host on the embedded chain ↔ kakehashi.ibc.handler: the Python side verifies the
+    chain with the real QBFT client (headers + eth_getProof proofs from EvmIbcHost.prove), the
+    chain verifies the Python side through the TEST-ONLY signed client."""
+    from kakehashi.ibc.handler import IbcHandler
+    from kakehashi.ibc.router import Router
+    from kakehashi.ibc.store import MemoryStore
+
+    with EmbeddedChain() as chain:
+        evm, app, sender = _side(chain)
+        router = Router()
+        module = PyEcho()
+        router.bind(PORT, module)
+        store = MemoryStore()
+        py = PyHost(None, module)
+
+        def now_ns() -> int:
+            return max(time.time_ns(), evm.timestamp_ns())
+
+        py.handler = IbcHandler(
+            store,
+            prefix=py.prefix,
+            host_height=lambda: Height(1, py.height),
+            host_timestamp_ns=now_ns,
+            router=router,
+        )
+        # The chain's client of the Python host (TEST-ONLY signed statements).
+        signer = keys.PrivateKey(TEST_KEY).public_key.to_checksum_address()
+        evm_client = evm.create_client(
+            TEST_SIGNED_CLIENT_TYPE,
+            signed_client_state(signer),
+            signed_consensus_state(Height(1, py.height), now_ns(), bytes(32)),
+        ).value
+
+        def py_proof(path: bytes) -> tuple[bytes, Height]:
+            py.height += 1
+            height = Height(1, py.height)
+            message = sign_test_update(TEST_KEY, evm_client, height, now_ns(), bytes(32))
+            evm.update_client(evm_client, message)
+            value = store.get(path) or bytes(32)
+            return sign_test_membership(
+                TEST_KEY, evm_client, height, py.prefix, path, value
+            ), height
+
+        # The Python host's client of the chain: the real QBFT client.
+        block = evm.height().revision_height
+        py_client = py.handler.create_client(
+            QbftClient.from_trusted_header(
+                evm.header(block),
+                list(chain.validators),
+                chain_id=chain.chain_id,
+                ibc_handler=evm.prefix,
+                commitments_slot=COMMITMENTS_SLOT,
+            )
+        )
+
+        def evm_proof(path: bytes) -> tuple[bytes, Height]:
+            block = evm.height().revision_height
+            height = py.handler.update_client(py_client, evm.header(block), now_ns())
+            return evm.prove(path, block), height
+
+        # Connection: the chain initiates.
+        conn_e = evm.conn_open_init(
+            evm_client, ConnectionCounterparty(py_client, "", py.prefix)
+        ).value
+        proof, h = evm_proof(host.connection_path(conn_e))
+        conn_p = py.handler.conn_open_try(
+            py_client,
+            ConnectionCounterparty(evm_client, conn_e, evm.prefix),
+            [DEFAULT_VERSION],
+            0,
+            proof,
+            h,
+        )
+        proof, h = py_proof(host.connection_path(conn_p))
+        evm.conn_open_ack(conn_e, conn_p, py.handler.connection(conn_p).versions[0], proof, h)
+        proof, h = evm_proof(host.connection_path(conn_e))
+        py.handler.conn_open_confirm(conn_p, proof, h)
+        assert evm.connection(conn_e).state == ConnectionState.OPEN  # type: ignore[union-attr]
+        assert py.handler.connection(conn_p).state == ConnectionState.OPEN
+
+        # Channel: the Python host initiates.
+        chan_p = py.handler.chan_open_init(
+            PORT, Order.UNORDERED, [conn_p], ChannelCounterparty(PORT, ""), VERSION
+        )
+        proof, h = py_proof(host.channel_path(PORT, chan_p))
+        chan_e = evm.chan_open_try(
+            PORT,
+            Order.UNORDERED,
+            [conn_e],
+            ChannelCounterparty(PORT, chan_p),
+            VERSION,
+            VERSION,
+            proof,
+            h,
+        ).value
+        proof, h = evm_proof(host.channel_path(PORT, chan_e))
+        py.handler.chan_open_ack(PORT, chan_p, chan_e, VERSION, proof, h)
+        proof, h = py_proof(host.channel_path(PORT, chan_p))
+        evm.chan_open_confirm(PORT, chan_e, proof, h)
+        # Both hosts committed the same end bytes for their own side's view.
+        assert evm.commitment(host.channel_path(PORT, chan_e)) == end_commitment(
+            evm.channel(PORT, chan_e)  # type: ignore[arg-type]
+        )
+
+        # Chain → Python, acknowledged.
+        packet = evm.send_packet(
+            app.address, PORT, chan_e, b"to python", timeout_height=Height(1, 10**6)
+        ).value
+        proof, h = evm_proof(host.packet_commitment_path(PORT, chan_e, packet.sequence))
+        ack = py.handler.recv_packet(packet, proof, h)
+        assert ack == b"py:to python"
+        proof, h = py_proof(host.ack_path(PORT, chan_p, packet.sequence))
+        evm.acknowledge_packet(packet, ack, proof, h)
+        assert app.functions.last_ack().call() == ack
+
+        # Python → chain, acknowledged.
+        packet = py.handler.send_packet(PORT, chan_p, Height(0, 10**9), 0, b"to the chain")
+        proof, h = py_proof(host.packet_commitment_path(PORT, chan_p, packet.sequence))
+        ack = evm.recv_packet(packet, proof, h).value
+        assert ack == b"echo:" + hashlib.sha256(b"to the chain").digest()
+        proof, h = evm_proof(host.ack_path(PORT, chan_e, packet.sequence))
+        py.handler.acknowledge_packet(packet, ack, proof, h)
+        assert module.acks == [ack]
+
+        # Python → chain, timed out by height: the chain's receipt absence, proven by eth_getProof.
+        deadline = Height(0, evm.height().revision_height + 2)
+        late = py.handler.send_packet(PORT, chan_p, deadline, 0, b"late")
+        _mine(evm, sender, 2)
+        proof, h = evm_proof(host.packet_receipt_path(PORT, chan_e, late.sequence))
+        py.handler.timeout_packet(late, proof, h, 0)
+        assert module.timeouts == [late.sequence]

@@ -72,8 +72,8 @@ __all__ = [
     "deploy_test_signed_client",
     "sign_test_membership",
     "sign_test_update",
-    "test_client_state",
-    "test_consensus_state",
+    "signed_client_state",
+    "signed_consensus_state",
 ]
 
 COMMITMENTS_SLOT = 0
@@ -585,12 +585,12 @@ def deploy_test_signed_client(w3: Web3, handler: str, *, sender: Sender) -> Cont
     )
 
 
-def test_client_state(signer: str) -> bytes:
+def signed_client_state(signer: str) -> bytes:
     """TEST-ONLY client state: the address whose signatures the client accepts."""
     return encode(["address"], [to_checksum_address(signer)])
 
 
-def test_consensus_state(height: Height, timestamp_ns: int, root: bytes) -> bytes:
+def signed_consensus_state(height: Height, timestamp_ns: int, root: bytes) -> bytes:
     return encode(["(uint64,uint64)", "uint64", "bytes32"], [_height(height), timestamp_ns, root])
 
 
@@ -650,8 +650,8 @@ class TestSignedProver:
         signer = keys.PrivateKey(self.key).public_key.to_checksum_address()
         outcome = self.dest.create_client(
             TEST_SIGNED_CLIENT_TYPE,
-            test_client_state(signer),
-            test_consensus_state(
+            signed_client_state(signer),
+            signed_consensus_state(
                 height, int(block["timestamp"], 16) * _NS, bytes.fromhex(block["stateRoot"][2:])
             ),
         )
