@@ -31,19 +31,19 @@ def _new_channel(
 @internal
 @view
 def _check_hops(
-    connection_hops: DynArray[String[types.MAX_ID], 1], ordering: uint8
-) -> types.ConnectionEnd:
+    connection_hops: DynArray[String[types.MAX_ID], 1], ordering: uint8, require_open: bool
+) -> store.ConnectionRef:
     assert len(connection_hops) == 1, "IBC: exactly one connection hop"
     assert ordering == types.ORDER_ORDERED or ordering == types.ORDER_UNORDERED, "IBC: bad ordering"
-    connection: types.ConnectionEnd = store.connections[connection_hops[0]]
-    assert connection.state != 0, "IBC: unknown connection"
+    connection: store.ConnectionRef = store.connection_ref(connection_hops[0], require_open)
     # The negotiated connection version must allow this ordering (ICS-03 features).
-    assert len(connection.versions) == 1, "IBC: connection version not negotiated"
+    versions: DynArray[types.Version, types.MAX_VERSIONS] = store.connections[connection_hops[0]].versions
+    assert len(versions) == 1, "IBC: connection version not negotiated"
     feature: String[32] = "ORDER_UNORDERED"
     if ordering == types.ORDER_ORDERED:
         feature = "ORDER_ORDERED"
     allowed: bool = False
-    for f: String[32] in connection.versions[0].features:
+    for f: String[32] in versions[0].features:
         if keccak256(f) == keccak256(feature):
             allowed = True
     assert allowed, "IBC: the connection version does not allow this ordering"
@@ -51,9 +51,9 @@ def _check_hops(
 
 
 @internal
-@view
-def _counterparty_hops(connection: types.ConnectionEnd) -> DynArray[String[types.MAX_ID], 1]:
-    return [connection.counterparty.connection_id]
+@pure
+def _counterparty_hops(connection: store.ConnectionRef) -> DynArray[String[types.MAX_ID], 1]:
+    return [connection.counterparty_connection_id]
 
 
 @external
@@ -64,7 +64,7 @@ def chan_open_init(
     counterparty: types.ChannelCounterparty,
     version: String[types.MAX_VERSION],
 ) -> String[types.MAX_ID]:
-    connection: types.ConnectionEnd = self._check_hops(connection_hops, ordering)
+    self._check_hops(connection_hops, ordering, False)
     assert len(counterparty.channel_id) == 0, "IBC: counterparty channel id must be empty"
     module: address = store.module_of(port_id)
     channel_id: String[types.MAX_ID] = self._new_channel(
@@ -93,8 +93,7 @@ def chan_open_try(
     proof_init: Bytes[types.MAX_PROOF],
     proof_height: types.Height,
 ) -> String[types.MAX_ID]:
-    connection: types.ConnectionEnd = self._check_hops(connection_hops, ordering)
-    assert connection.state == types.CONN_OPEN, "IBC: connection not open"
+    connection: store.ConnectionRef = self._check_hops(connection_hops, ordering, True)
     assert len(counterparty.channel_id) > 0, "IBC: counterparty channel id is empty"
     module: address = store.module_of(port_id)
     expected: types.ChannelEnd = types.ChannelEnd(
@@ -138,7 +137,7 @@ def chan_open_ack(
     end: types.ChannelEnd = store.channels[port_id][channel_id]
     assert end.state == types.CHAN_INIT, "IBC: channel not in INIT"
     assert len(counterparty_channel_id) > 0, "IBC: counterparty channel id is empty"
-    connection: types.ConnectionEnd = store.open_connection_of(end)
+    connection: store.ConnectionRef = store.open_connection_of(end)
     expected: types.ChannelEnd = types.ChannelEnd(
         state=types.CHAN_TRYOPEN,
         ordering=end.ordering,
@@ -170,7 +169,7 @@ def chan_open_confirm(
 ):
     end: types.ChannelEnd = store.channels[port_id][channel_id]
     assert end.state == types.CHAN_TRYOPEN, "IBC: channel not in TRYOPEN"
-    connection: types.ConnectionEnd = store.open_connection_of(end)
+    connection: store.ConnectionRef = store.open_connection_of(end)
     expected: types.ChannelEnd = types.ChannelEnd(
         state=types.CHAN_OPEN,
         ordering=end.ordering,
@@ -212,7 +211,7 @@ def chan_close_confirm(
     end: types.ChannelEnd = store.channels[port_id][channel_id]
     assert end.state != 0, "IBC: unknown channel"
     assert end.state != types.CHAN_CLOSED, "IBC: channel already closed"
-    connection: types.ConnectionEnd = store.open_connection_of(end)
+    connection: store.ConnectionRef = store.open_connection_of(end)
     expected: types.ChannelEnd = types.ChannelEnd(
         state=types.CHAN_CLOSED,
         ordering=end.ordering,

@@ -137,8 +137,11 @@ def conn_open_try(
         counterparty=counterparty,
         delay_period=delay_period,
     )
+    ref: store.ConnectionRef = store.ConnectionRef(
+        client_id=client_id, prefix=counterparty.prefix, counterparty_connection_id=""
+    )
     assert store.verify_membership(
-        end, proof_height, proof_init, types.connection_path(counterparty.connection_id),
+        ref, proof_height, proof_init, types.connection_path(counterparty.connection_id),
         keccak256(abi_encode(expected))
     ), "IBC: connection proof does not verify"
     store.set_connection(connection_id, end)
@@ -167,8 +170,11 @@ def conn_open_ack(
         ),
         delay_period=end.delay_period,
     )
+    ref: store.ConnectionRef = store.ConnectionRef(
+        client_id=end.client_id, prefix=end.counterparty.prefix, counterparty_connection_id=""
+    )
     assert store.verify_membership(
-        end, proof_height, proof_try, types.connection_path(counterparty_connection_id),
+        ref, proof_height, proof_try, types.connection_path(counterparty_connection_id),
         keccak256(abi_encode(expected))
     ), "IBC: connection proof does not verify"
     end.state = types.CONN_OPEN
@@ -195,8 +201,11 @@ def conn_open_confirm(
         ),
         delay_period=end.delay_period,
     )
+    ref: store.ConnectionRef = store.ConnectionRef(
+        client_id=end.client_id, prefix=end.counterparty.prefix, counterparty_connection_id=""
+    )
     assert store.verify_membership(
-        end, proof_height, proof_ack, types.connection_path(end.counterparty.connection_id),
+        ref, proof_height, proof_ack, types.connection_path(end.counterparty.connection_id),
         keccak256(abi_encode(expected))
     ), "IBC: connection proof does not verify"
     end.state = types.CONN_OPEN

@@ -36,7 +36,7 @@ def send_packet(
     channel: types.ChannelEnd = self._open_channel(source_port, source_channel)
     assert len(data) > 0, "IBC: packet data is empty"
     assert not types.height_is_zero(timeout_height) or timeout_timestamp != 0, "IBC: packet has no timeout"
-    connection: types.ConnectionEnd = store.open_connection_of(channel)
+    connection: store.ConnectionRef = store.open_connection_of(channel)
     client: address = store.client_of(connection.client_id)
     latest: types.Height = staticcall types.ILightClient(client).latest_height(connection.client_id)
     assert types.height_is_zero(timeout_height) or not types.height_gte(latest, timeout_height), "IBC: timeout height already passed on the counterparty"
@@ -72,7 +72,7 @@ def recv_packet(
     channel: types.ChannelEnd = self._open_channel(port_id, channel_id)
     assert types.same_string(packet.source_port, channel.counterparty.port_id), "IBC: wrong source port"
     assert types.same_string(packet.source_channel, channel.counterparty.channel_id), "IBC: wrong source channel"
-    connection: types.ConnectionEnd = store.open_connection_of(channel)
+    connection: store.ConnectionRef = store.open_connection_of(channel)
     # ICS-04: refuse a packet whose timeout has passed on this chain.
     assert types.height_is_zero(packet.timeout_height) or not types.height_gte(
         types.Height(revision_number=0, revision_height=convert(block.number, uint64)),
@@ -144,7 +144,7 @@ def acknowledge_packet(
     channel: types.ChannelEnd = store.channels[packet.source_port][packet.source_channel]
     assert channel.state == types.CHAN_OPEN or channel.state == types.CHAN_CLOSED, "IBC: channel not open"
     store.check_sent(packet, channel)
-    connection: types.ConnectionEnd = store.open_connection_of(channel)
+    connection: store.ConnectionRef = store.open_connection_of(channel)
     assert len(acknowledgement) > 0, "IBC: empty acknowledgement"
     assert store.verify_membership(
         connection, proof_height, proof,

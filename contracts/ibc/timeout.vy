@@ -14,18 +14,18 @@ initializes: store
 
 
 @internal
-def _timeout_context(packet: types.Packet) -> (types.ChannelEnd, types.ConnectionEnd):
+def _timeout_context(packet: types.Packet) -> (types.ChannelEnd, store.ConnectionRef):
     # A packet in flight when its channel closed can still be timed out (as in ibc-go).
     channel: types.ChannelEnd = store.channels[packet.source_port][packet.source_channel]
     assert channel.state != 0, "IBC: unknown channel"
     store.check_sent(packet, channel)
-    connection: types.ConnectionEnd = store.connections[channel.connection_hops[0]]
+    connection: store.ConnectionRef = store.connection_ref(channel.connection_hops[0], False)
     return channel, connection
 
 
 @internal
 def _verify_unreceived(
-    connection: types.ConnectionEnd,
+    connection: store.ConnectionRef,
     channel: types.ChannelEnd,
     packet: types.Packet,
     proof: Bytes[types.MAX_PROOF],
@@ -73,7 +73,7 @@ def timeout_packet(
     next_sequence_recv: uint64,
 ):
     channel: types.ChannelEnd = empty(types.ChannelEnd)
-    connection: types.ConnectionEnd = empty(types.ConnectionEnd)
+    connection: store.ConnectionRef = empty(store.ConnectionRef)
     channel, connection = self._timeout_context(packet)
     # ICS-04 timeoutPacket: the counterparty had reached the timeout at the proof height.
     reached: bool = not types.height_is_zero(packet.timeout_height) and types.height_gte(
@@ -101,7 +101,7 @@ def timeout_on_close(
     # ICS-04 timeoutOnClose: the counterparty's end is CLOSED and never received the packet,
     # whatever the packet's timeouts.
     channel: types.ChannelEnd = empty(types.ChannelEnd)
-    connection: types.ConnectionEnd = empty(types.ConnectionEnd)
+    connection: store.ConnectionRef = empty(store.ConnectionRef)
     channel, connection = self._timeout_context(packet)
     expected: types.ChannelEnd = types.ChannelEnd(
         state=types.CHAN_CLOSED,
@@ -109,7 +109,7 @@ def timeout_on_close(
         counterparty=types.ChannelCounterparty(
             port_id=packet.source_port, channel_id=packet.source_channel
         ),
-        connection_hops=[connection.counterparty.connection_id],
+        connection_hops=[connection.counterparty_connection_id],
         version=channel.version,
     )
     assert store.verify_membership(
