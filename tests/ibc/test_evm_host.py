@@ -17,7 +17,7 @@ import pytest
 from eth_keys import keys
 from eth_utils import keccak
 
-from kakehashi.errors import TransactionRevertedError
+from kakehashi.errors import KakehashiError, TransactionRevertedError
 from kakehashi.ibc import host
 from kakehashi.ibc.clients.qbft import QbftClient
 from kakehashi.ibc.commitment import (
@@ -758,6 +758,13 @@ def test_interop_with_the_python_handler_through_the_qbft_client() -> None:
             app.address, PORT, chan_e, b"to python", timeout_height=Height(1, 10**6)
         ).value
         proof, h = evm_proof(host.packet_commitment_path(PORT, chan_e, packet.sequence))
+        # An altered proof, or the proof of another packet's path, is refused; nothing changes.
+        tampered = proof[:-40] + bytes([proof[-40] ^ 1]) + proof[-39:]
+        other = evm.prove(host.packet_commitment_path(PORT, chan_e, 2), h.revision_height)
+        for bad in (tampered, other):
+            with pytest.raises(KakehashiError):
+                py.handler.recv_packet(packet, bad, h)
+        assert store.get(host.packet_receipt_path(PORT, chan_p, packet.sequence)) is None
         ack = py.handler.recv_packet(packet, proof, h)
         assert ack == b"py:to python"
         proof, h = py_proof(host.ack_path(PORT, chan_p, packet.sequence))
