@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from eth_keys import keys
 from eth_utils import keccak
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kakehashi.errors import KakehashiError, TransactionRevertedError
 from kakehashi.ibc import host
@@ -117,6 +119,7 @@ def _side(chain: EmbeddedChain) -> tuple[EvmIbcHost, Any, Any]:
 class Net:
     a: Side
     b: Side
+    connections: tuple[str, str] | None = None  # kept across the property test's examples
 
     def proof(self, to: Side, path: bytes) -> tuple[bytes, Height]:
         """Update ``to``'s client to the other chain's head and prove ``path`` there."""
@@ -156,9 +159,11 @@ def connect(net: Net) -> tuple[str, str]:
     return conn_a, conn_b
 
 
-def open_channel(net: Net, ordering: Order) -> tuple[str, str]:
+def open_channel(
+    net: Net, ordering: Order, connections: tuple[str, str] | None = None
+) -> tuple[str, str]:
     a, b = net.a, net.b
-    conn_a, conn_b = connect(net)
+    conn_a, conn_b = connections or connect(net)
     chan_a = a.host.chan_open_init(
         PORT, ordering, [conn_a], ChannelCounterparty(PORT, ""), VERSION
     ).value
@@ -604,6 +609,95 @@ def test_eth_get_proof_proves_commitments_and_absence(net: Net) -> None:
         height, a.host.prove(path, block), a.host.prefix, path, packet_commitment_of(packet)
     )
     qbft.verify_non_membership(height, a.host.prove(absent, block), a.host.prefix, absent)
+
+
+# ------------------------------------------------------------------------------ property
+_ACTION = st.tuples(st.sampled_from(["deliver", "ack", "timeout", "mine"]), st.integers(0, 3))
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    ordering=st.sampled_from([Order.UNORDERED, Order.ORDERED]),
+    lifetimes=st.lists(st.integers(2, 8), min_size=1, max_size=4),
+    actions=st.lists(_ACTION, max_size=12),
+)
+def test_every_packet_ends_exactly_once(
+    net: Net, ordering: Order, lifetimes: list[int], actions: list[tuple[str, int]]
+) -> None:
+    """Random interleavings of deliveries (any order), acknowledgements, timeouts and blocks:
+    every packet ends on A exactly once, acknowledged or timed out, never both."""
+    a, b = net.a, net.b
+    if net.connections is None:
+        net.connections = connect(net)
+    chan_a, chan_b = open_channel(net, ordering, net.connections)
+    base_ack, base_timeout = (
+        a.app.functions.acknowledged().call(),
+        a.app.functions.timed_out().call(),
+    )
+    start = b.host.height().revision_height
+    packets = [
+        send(a, chan_a, b"p%d" % i, timeout_height=Height(0, start + life + i))
+        for i, life in enumerate(lifetimes)
+    ]
+    acked: set[int] = set()
+    timed_out: set[int] = set()
+
+    def ack_of(packet: Packet) -> bytes:
+        return b"echo:" + hashlib.sha256(packet.data).digest()
+
+    def try_timeout(packet: Packet) -> None:
+        path = (
+            host.next_sequence_recv_path(PORT, chan_b)
+            if ordering is Order.ORDERED
+            else host.packet_receipt_path(PORT, chan_b, packet.sequence)
+        )
+        proof, height = net.proof(a, path)
+        next_recv = int.from_bytes(b.host.commitment(path, height.revision_height), "big")
+        a.host.timeout_packet(packet, proof, height, next_recv)
+        timed_out.add(packet.sequence)
+
+    def try_ack(packet: Packet) -> None:
+        relay_ack(net, a, packet, ack_of(packet))
+        acked.add(packet.sequence)
+
+    for action, index in actions:
+        packet = packets[index % len(packets)]
+        try:
+            if action == "deliver":
+                relay_recv(net, b, packet)
+            elif action == "ack":
+                try_ack(packet)
+            elif action == "timeout":
+                try_timeout(packet)
+            else:
+                b.mine(index + 1)
+        except TransactionRevertedError:
+            pass  # refused: nothing changed (checked at the end through the counts)
+    # Settle: let every timeout pass on B, then end each packet the one way it still can.
+    while b.host.height().revision_height < start + max(lifetimes) + len(lifetimes):
+        b.mine()
+    for packet in packets:
+        if packet.sequence in acked | timed_out:
+            continue
+        if b.host.commitment(host.ack_path(PORT, chan_b, packet.sequence)) != bytes(32):
+            try_ack(packet)
+        else:
+            try_timeout(packet)
+    assert acked.isdisjoint(timed_out)
+    assert acked | timed_out == {p.sequence for p in packets}
+    assert a.app.functions.acknowledged().call() - base_ack == len(acked)
+    assert a.app.functions.timed_out().call() - base_timeout == len(timed_out)
+    for packet in packets:
+        path = host.packet_commitment_path(PORT, chan_a, packet.sequence)
+        assert a.host.commitment(path) == bytes(32)
+        # Settled packets stay settled.
+        for settle in (try_ack, try_timeout):
+            with pytest.raises(TransactionRevertedError):
+                settle(packet)
 
 
 # ------------------------------------------------------------------------------ interop
