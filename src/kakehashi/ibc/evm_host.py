@@ -4,12 +4,12 @@ The handler contract (``ibc/handler.vy``) is the one account that holds IBC stat
 channel, packet and timeout logic run in four logic contracts it delegate-calls
 (``ibc/connection.vy``, ``ibc/channel.vy``, ``ibc/packet.vy``, ``ibc/timeout.vy``), all
 initialising the same storage module (``ibc/store.vy``). Every provable value is in the
-handler's storage mapping
-``commitments: HashMap[bytes32, bytes32]`` at :data:`COMMITMENTS_SLOT`, keyed by
-``keccak256(path)`` with ``path`` the ICS-24 bytes of :mod:`kakehashi.ibc.host` and the value
-what :mod:`kakehashi.ibc.commitment` computes. The value under ``path`` is therefore in storage
-slot :func:`commitment_slot` ``= keccak256(COMMITMENTS_SLOT ‖ keccak256(path))`` (Vyper's HashMap
-rule), and ``eth_getProof`` of that slot proves it, or its absence, against a block's state root.
+handler's storage mapping ``commitments: HashMap[bytes32, bytes32]`` at
+:data:`COMMITMENTS_SLOT`, keyed by ``keccak256(path)`` with ``path`` the ICS-24 bytes of
+:mod:`kakehashi.ibc.host` and the value what :mod:`kakehashi.ibc.commitment` computes. The
+value under ``path`` is therefore in storage slot :func:`commitment_slot`
+``= keccak256(COMMITMENTS_SLOT ‖ keccak256(path))`` (Vyper's HashMap rule), and
+``eth_getProof`` of that slot proves it, or its absence, against a block's state root.
 
 This host's height is ``Height(0, block number)``, its time the block timestamp in nanoseconds,
 and its commitment prefix the handler's 20-byte address.
@@ -58,6 +58,7 @@ from kakehashi.ledgers.evm.client import BlockRef, Sender
 __all__ = [
     "COMMITMENTS_SLOT",
     "COMMITMENTS_VARIABLE",
+    "ECHO_APP_CONTRACT",
     "HANDLER_CONTRACT",
     "LOGIC_CONTRACTS",
     "REVISION_NUMBER",
