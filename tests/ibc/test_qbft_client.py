@@ -27,7 +27,6 @@ def put(path: Bytes[256], commitment: bytes32):
 """
 PATH = b"commitments/ports/transfer/channels/channel-0/sequences/1"
 VALUE = keccak(b"a packet commitment")
-NOW = time.time_ns()
 
 
 @pytest.fixture
@@ -50,6 +49,11 @@ def env(tmp_path: Path) -> Any:
         yield chain, w3, store, handler, qbft
 
 
+def _now() -> int:
+    """Now, read when used: a chain made later in a long test run has later timestamps."""
+    return time.time_ns()
+
+
 def _proof(w3: Any, address: str, path: bytes, block: int) -> bytes:
     raw = client.get_proof(w3, address, [storage_key(0, path)], block)
     return encode_proof(
@@ -60,8 +64,8 @@ def _proof(w3: Any, address: str, path: bytes, block: int) -> bytes:
 
 def test_membership_and_absence_at_a_verified_height(env: Any) -> None:
     chain, w3, store, handler, qbft = env
-    height = qbft.update(chain.raw_header(2), NOW)
-    assert height == Height(0, 2) and qbft.status(NOW) is ClientStatus.ACTIVE
+    height = qbft.update(chain.raw_header(2), _now())
+    assert height == Height(0, 2) and qbft.status(_now()) is ClientStatus.ACTIVE
     qbft.verify_membership(height, _proof(w3, store.address, PATH, 2), handler, PATH, VALUE)
     other = PATH.replace(b"/1", b"/2")
     qbft.verify_non_membership(height, _proof(w3, store.address, other, 2), handler, other)
@@ -70,7 +74,7 @@ def test_membership_and_absence_at_a_verified_height(env: Any) -> None:
 
 def test_wrong_value_path_prefix_height_or_tampered_proof_fail(env: Any) -> None:
     chain, w3, store, handler, qbft = env
-    height = qbft.update(chain.raw_header(2), NOW)
+    height = qbft.update(chain.raw_header(2), _now())
     proof = _proof(w3, store.address, PATH, 2)
     with pytest.raises(VerificationError):
         qbft.verify_membership(height, proof, handler, PATH, keccak(b"other"))
@@ -94,18 +98,18 @@ def test_headers_must_carry_a_quorum_of_trusted_seals(env: Any) -> None:
     header = bytearray(chain.raw_header(2))
     header[-30] ^= 0x01  # inside the last seal
     with pytest.raises(VerificationError):
-        qbft.update(bytes(header), NOW)
+        qbft.update(bytes(header), _now())
     assert qbft.latest_height() == Height(0, 1)
 
 
 def test_an_expired_or_frozen_client_refuses(env: Any) -> None:
     chain, _w3, _store, _handler, qbft = env
-    later = NOW + (qbft.trusting_period_s + 10) * 10**9
+    later = _now() + (qbft.trusting_period_s + 10) * 10**9
     assert qbft.status(later) is ClientStatus.EXPIRED
     with pytest.raises(VerificationError, match="Expired"):
         qbft.update(chain.raw_header(2), later)
     qbft.frozen = True
-    assert qbft.status(NOW) is ClientStatus.FROZEN
+    assert qbft.status(_now()) is ClientStatus.FROZEN
 
 
 def test_equivocating_validators_freeze_the_client(env: Any) -> None:
@@ -114,14 +118,14 @@ def test_equivocating_validators_freeze_the_client(env: Any) -> None:
 
     chain, w3, store, handler, qbft = env
     honest = chain.raw_header(2)
-    qbft.update(honest, NOW)
+    qbft.update(honest, _now())
     fields = fmt.header_fields(honest)
     fields[fmt.HeaderField.STATE_ROOT] = keccak(b"another history")
     forged = fmt.with_committed_seals(fmt.encode_header(fields), [])
     commit = fmt.commit_hash(forged)
     forged = fmt.with_committed_seals(forged, [fmt.seal(commit, k) for k in chain._keys])
-    assert qbft.update(forged, NOW) == Height(0, 2)
-    assert qbft.status(NOW) is ClientStatus.FROZEN
+    assert qbft.update(forged, _now()) == Height(0, 2)
+    assert qbft.status(_now()) is ClientStatus.FROZEN
     with pytest.raises(VerificationError, match="frozen"):
         qbft.verify_membership(
             Height(0, 2), _proof(w3, store.address, PATH, 2), handler, PATH, VALUE
