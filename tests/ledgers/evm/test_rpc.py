@@ -264,3 +264,16 @@ def test_a_transaction_that_reverts_on_chain_has_status_zero(
     assert receipt["status"] == 0 and receipt["logs"] == []
     assert 21_000 < receipt["gasUsed"] < 300_000
     assert w3.eth.get_transaction_count(bob.address) == 1  # the sender still paid and moved on
+
+
+def test_estimated_gas_is_enough_and_close_to_what_is_used(w3: Web3) -> None:
+    alice, bob = dev_accounts()[0], dev_accounts()[1]
+    nft = _nft(w3, alice)
+    client.transact(w3, nft.functions.mint(alice.address, 1, ""), sender=alice)
+    transfer = nft.functions.transferFrom(alice.address, bob.address, 1)
+    estimate = transfer.estimate_gas({"from": alice.address})
+    receipt = client.transact(w3, transfer, sender=alice, gas=estimate)
+    assert receipt["status"] == 1
+    # Refunds (at most 1/5 of the gas used, EIP-3529) are paid back after the run: the limit
+    # must cover the gas before them.
+    assert receipt["gasUsed"] <= estimate <= receipt["gasUsed"] * 1.25 * 1.015

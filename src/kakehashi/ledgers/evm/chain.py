@@ -604,40 +604,68 @@ class EmbeddedChain:
         )
         return vm, SpoofTransaction(unsigned, from_=sender)
 
+    def _execute(self, message: CallMessage, header: BlockHeaderAPI, what: str) -> tuple[Any, int]:
+        """Run ``message`` on the state of ``header`` and revert: (computation, gas needed)."""
+        vm, tx = self._spoof(message, header)
+        state = vm.state
+        snapshot = state.snapshot()
+        try:
+            computation = state.apply_transaction(tx)
+        except ValidationError as exc:
+            raise InvalidTransactionError(f"{what}: {exc}") from None
+        finally:
+            state.revert(snapshot)
+        # Gas the message needs up front: refunds only lower what it is charged afterwards.
+        return computation, int(tx.gas) - int(computation.get_gas_remaining())
+
     def call(self, message: CallMessage, block: BlockId = "latest") -> bytes:
         """Run a message against the state after ``block``; nothing is kept."""
         with self._lock:
-            header = self._require_header(block)
-            vm, tx = self._spoof(message, header)
-            state = vm.state
-            snapshot = state.snapshot()
-            try:
-                computation = state.apply_transaction(tx)
-            except ValidationError as exc:
-                raise InvalidTransactionError(f"call refused: {exc}") from None
-            finally:
-                state.revert(snapshot)
+            computation, _needed = self._execute(
+                message, self._require_header(block), "call refused"
+            )
             if computation.is_error:
                 raise _reverted(computation)
             return bytes(computation.output)
 
     def estimate_gas(self, message: CallMessage, block: BlockId = "latest") -> int:
-        """The least gas with which the message succeeds (binary search, as py-evm does)."""
+        """The least gas limit with which the message succeeds, within 1.5 % (as geth).
+
+        One run with the whole allowance gives the gas the message used; a message that calls
+        out may need up to 64/63 of that (EIP-150 keeps 1/64 back at each call), so the limit
+        is searched between the two — usually settled in two or three runs, not fifteen.
+        """
         with self._lock:
             header = self._require_header(block)
-            vm, tx = self._spoof(message, header)
-            state = vm.state
-            snapshot = state.snapshot()
-            try:
-                computation = state.apply_transaction(tx)
-            except ValidationError as exc:
-                raise InvalidTransactionError(f"cannot estimate gas: {exc}") from None
-            finally:
-                state.revert(snapshot)
+            computation, needed = self._execute(message, header, "cannot estimate gas")
             if computation.is_error:
                 raise _reverted(computation)
-            vm2, tx2 = self._spoof(message, header)
-            return int(self._chain.gas_estimator(vm2.state, tx2))
+            cap = message.gas if message.gas is not None else int(header.gas_limit)
+
+            def succeeds(gas: int) -> bool:
+                trial = CallMessage(
+                    message.sender,
+                    message.to,
+                    gas,
+                    message.gas_price,
+                    message.value,
+                    message.data,
+                )
+                result, _ = self._execute(trial, header, "cannot estimate gas")
+                return not result.is_error
+
+            low, high = needed - 1, min(cap, needed * 64 // 63 + 2_300)
+            if succeeds(needed):
+                return needed
+            if not succeeds(high):
+                low, high = high, cap
+            while (high - low) * 1000 > high * 15 and high - low > 1:
+                middle = (low + high) // 2
+                if succeeds(middle):
+                    high = middle
+                else:
+                    low = middle
+            return high
 
     def _require_header(self, block: BlockId) -> BlockHeaderAPI:
         header = self.header(block)

@@ -23,10 +23,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import rlp
 from eth_hash.auto import keccak
 
 from kakehashi.errors import VerificationError
+from kakehashi.ledgers.evm.rlpcheck import as_bytes as _as_bytes
+from kakehashi.ledgers.evm.rlpcheck import as_list as _as_list
+from kakehashi.ledgers.evm.rlpcheck import decode as _decode_rlp
+from kakehashi.ledgers.evm.rlpcheck import decode_scalar
+from kakehashi.ledgers.evm.rlpcheck import encode as _encode_rlp
+
+
+def _scalar(raw: bytes, what: str, max_size: int) -> int:
+    return decode_scalar(raw, what, max_size=max_size)
+
 
 __all__ = [
     "EMPTY_ACCOUNT",
@@ -358,37 +367,3 @@ def _nodes(value: object, what: str) -> list[bytes]:
     if not isinstance(value, Sequence) or isinstance(value, str | bytes | bytearray):
         raise VerificationError(f"{what} must be a list of RLP nodes")
     return [_data(node, f"{what}[{i}]") for i, node in enumerate(value)]
-
-
-def _scalar(raw: bytes, what: str, max_size: int) -> int:
-    if raw[:1] == b"\x00":
-        raise VerificationError(f"{what} has a leading zero byte (not a canonical RLP scalar)")
-    if len(raw) > max_size:
-        raise VerificationError(f"{what} is {len(raw)} bytes, at most {max_size} allowed")
-    return int.from_bytes(raw, "big")
-
-
-def _decode_rlp(data: bytes, what: str) -> object:
-    try:
-        item: object = rlp.decode(data, strict=True)
-    except rlp.exceptions.DecodingError as exc:
-        raise VerificationError(f"{what} is not canonical RLP: {exc}") from None
-    except RecursionError:
-        raise VerificationError(f"{what} nests RLP lists too deeply") from None
-    return item
-
-
-def _encode_rlp(item: object) -> bytes:
-    return bytes(rlp.encode(item))
-
-
-def _as_list(item: object, what: str) -> list[object]:
-    if not isinstance(item, list):
-        raise VerificationError(f"{what} must be an RLP list, got a byte string")
-    return item
-
-
-def _as_bytes(item: object, what: str) -> bytes:
-    if not isinstance(item, bytes):
-        raise VerificationError(f"{what} must be an RLP byte string, got a list")
-    return item

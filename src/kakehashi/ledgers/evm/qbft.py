@@ -33,10 +33,25 @@ from enum import IntEnum
 from typing import NamedTuple
 
 import coincurve
-import rlp
 from eth_hash.auto import keccak
 
 from kakehashi.errors import ConfigurationError, SignatureError, VerificationError
+from kakehashi.ledgers.evm.rlpcheck import (
+    as_bytes as _as_bytes,
+)
+from kakehashi.ledgers.evm.rlpcheck import (
+    as_list as _as_list,
+)
+from kakehashi.ledgers.evm.rlpcheck import (
+    decode as _decode_rlp,
+)
+from kakehashi.ledgers.evm.rlpcheck import (
+    decode_scalar,
+    encode_scalar,
+)
+from kakehashi.ledgers.evm.rlpcheck import (
+    encode as _encode_rlp,
+)
 
 __all__ = [
     "ADDRESS_SIZE",
@@ -345,48 +360,3 @@ def _private_key(private_key: bytes) -> coincurve.PrivateKey:
 def _check_hash(digest: bytes) -> None:
     if len(digest) != HASH_SIZE:
         raise VerificationError(f"a commit hash is {HASH_SIZE} bytes, got {len(digest)}")
-
-
-# --------------------------------------------------------------------------- RLP helpers
-
-
-def encode_scalar(value: int) -> bytes:
-    """The RLP scalar form of a non-negative integer: big-endian without leading zeros."""
-    return value.to_bytes((value.bit_length() + 7) // 8, "big")
-
-
-def decode_scalar(raw: bytes, what: str, *, max_size: int = 32) -> int:
-    """Parse a canonical RLP scalar (no leading zero byte) of at most ``max_size`` bytes."""
-    if raw[:1] == b"\x00":
-        raise VerificationError(f"{what} has a leading zero byte (not a canonical RLP scalar)")
-    if len(raw) > max_size:
-        raise VerificationError(f"{what} is {len(raw)} bytes, at most {max_size} allowed")
-    return int.from_bytes(raw, "big")
-
-
-def _decode_rlp(data: bytes, what: str) -> object:
-    if not isinstance(data, bytes | bytearray):
-        raise VerificationError(f"{what} must be bytes, got {type(data).__name__}")
-    try:
-        item: object = rlp.decode(bytes(data), strict=True)
-    except rlp.exceptions.DecodingError as exc:
-        raise VerificationError(f"{what} is not canonical RLP: {exc}") from None
-    except RecursionError:
-        raise VerificationError(f"{what} nests RLP lists too deeply") from None
-    return item
-
-
-def _encode_rlp(item: object) -> bytes:
-    return bytes(rlp.encode(item))
-
-
-def _as_list(item: object, what: str) -> list[object]:
-    if not isinstance(item, list):
-        raise VerificationError(f"{what} must be an RLP list, got a byte string")
-    return item
-
-
-def _as_bytes(item: object, what: str) -> bytes:
-    if not isinstance(item, bytes):
-        raise VerificationError(f"{what} must be an RLP byte string, got a list")
-    return item
