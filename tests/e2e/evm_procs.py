@@ -30,10 +30,9 @@ from tests.e2e.procs import (
     START_DEADLINE_S,
     STOP_GRACE_S,
     ServedParty,
-    _die_with_parent,
-    child_env,
     free_port_block,
     kakehashi_command,
+    spawn,
 )
 
 
@@ -73,18 +72,7 @@ class ServedEvmNode(ServedParty):
             str(self.port),
             *(self.options if options is None else options),
         ]
-        with self.log_path.open("ab") as log:
-            log.write(f"\n===== start #{self.starts}: {command}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=child_env(),
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        self.proc = spawn(command, self.log_path, self.starts)
 
     def wait_ready(self, deadline: float | None = None) -> None:
         """Poll ``eth_chainId`` until the node answers, or fail with the log."""

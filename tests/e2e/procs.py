@@ -106,6 +106,22 @@ def free_port_block(count: int, attempts: int = 200) -> int:
     raise RuntimeError(f"no block of {count} free ports found on {HOST}")
 
 
+def spawn(command: list[str], log_path: Path, start: int) -> subprocess.Popen[bytes]:
+    """Start ``command`` in its own session, logging to ``log_path``; it dies with this process."""
+    with log_path.open("ab") as log:
+        log.write(f"\n===== start #{start}: {command}\n".encode())
+        log.flush()
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
+
 class ServedParty:
     """One ``kakehashi corda serve`` process (restartable on the same folder and database)."""
 
@@ -127,18 +143,7 @@ class ServedParty:
             raise RuntimeError(f"{self.name} is already running")
         self.starts += 1
         command = [*kakehashi_command(), "corda", "serve", str(self.directory), "--name", self.name]
-        with self.log_path.open("ab") as log:
-            log.write(f"\n===== start #{self.starts}: {command}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=child_env(),
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        self.proc = spawn(command, self.log_path, self.starts)
 
     def wait_healthy(self, deadline: float) -> None:
         """Poll ``GET /health`` until it answers for this party, or fail with the log."""
