@@ -92,6 +92,8 @@ def conn_open_init(
     assert store.client_impls[client_id] != empty(address), "IBC: unknown client"
     assert len(counterparty.connection_id) == 0, "IBC: counterparty connection id must be empty"
     assert len(counterparty.prefix) > 0, "IBC: counterparty prefix is empty"
+    # As kakehashi.ibc.handler: a delay would be stored but not enforced, so only 0 is accepted.
+    assert delay_period == 0, "IBC: connection delay period not supported"
     connection_id: String[types.MAX_ID] = self._new_connection_id()
     store.set_connection(
         connection_id,
@@ -119,6 +121,7 @@ def conn_open_try(
     assert len(counterparty.connection_id) > 0, "IBC: counterparty connection id is empty"
     assert len(counterparty.prefix) > 0, "IBC: counterparty prefix is empty"
     assert store.client_impls[client_id] != empty(address), "IBC: unknown client"
+    assert delay_period == 0, "IBC: connection delay period not supported"
     picked: types.Version = self._pick_version(counterparty_versions)
     expected: types.ConnectionEnd = types.ConnectionEnd(
         client_id=counterparty.client_id,
