@@ -565,3 +565,53 @@ def test_the_chain_rejects_what_the_corda_host_did_not_commit(relayer: CrossRela
     evm.acknowledge(sent, corda_ack, statement, height)
     with rejected_by(evm, "packet not sent or already settled"):
         evm.acknowledge(sent, corda_ack, statement, height)
+
+
+def test_the_attestor_signs_nothing_once_the_corda_operator_equivocates(
+    relayer: CrossRelayer,
+) -> None:
+    """An operator that publishes a second host state for a version it already published (by
+    consuming another of its states: the notary cannot tell) is caught by the Corda light
+    client the attestor runs: it freezes, and from then on nothing is signed for the chain."""
+    from kakehashi.ibc.corda_host import HostAdvance, IbcHostState
+    from kakehashi.ledgers.corda.merkle import ComponentGroup
+    from kakehashi.ledgers.corda.model.crypto import random_bytes
+    from kakehashi.ledgers.corda.model.states import Command, TimeWindow, TransactionState
+    from kakehashi.ledgers.corda.model.transactions import SignedTransaction, WireTransaction
+    from kakehashi.ledgers.corda.tokens.flows import issue_tokens
+    from kakehashi.ledgers.corda.tokens.model import TokenType
+    from kakehashi.lightclients.corda import HOST_CONTRACT, HostStateAttestation
+
+    evm, corda, attestor = relayer.evm, relayer.corda, relayer.attestor
+    height = relayer.update(evm)
+    operator = corda.host.node
+    spare = issue_tokens(operator, TokenType("SPARE", 0), 1, operator.party)
+    real = corda.host.host_state
+    fake = IbcHostState(
+        real.operator, real.linear_id, real.version, b"\x42" * 32, real.timestamp_ns
+    )
+    micros = fake.timestamp_ns // 1000
+    wtx = WireTransaction.create(
+        privacy_salt=random_bytes(32),
+        inputs=[spare.tx.out_ref(0).ref],
+        outputs=[TransactionState(fake, HOST_CONTRACT, corda.host.notary)],
+        commands=[Command(HostAdvance(fake.version), (operator.party.owning_key,))],
+        notary=corda.host.notary,
+        time_window=TimeWindow(micros - 10_000_000, micros + 10_000_000),
+    )
+    stx = operator.sign(SignedTransaction(wtx, ()))
+    notary_signature = operator.notarise(stx)
+    shown = {ComponentGroup.INPUTS, ComponentGroup.NOTARY, ComponentGroup.TIMEWINDOW}
+    tear_off = wtx.filtered(lambda g, _i, _d: g in shown or g == ComponentGroup.OUTPUTS)
+    forged = serialize(HostStateAttestation(notary_signature, stx.sigs[0], tear_off))
+
+    signed = list(attestor.signed)
+    with pytest.raises(VerificationError, match="frozen"):
+        attestor.update(forged)  # it verifies, but conflicts with the version already known
+    assert attestor.client.state.frozen
+    path = paths.connection_path("connection-0")
+    with pytest.raises(VerificationError, match="frozen"):
+        attestor.update(corda.header(corda.height()))
+    with pytest.raises(VerificationError, match="frozen"):
+        attestor.non_membership(height, corda.prove(path, height), path)
+    assert attestor.signed == signed
