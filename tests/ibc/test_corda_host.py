@@ -569,3 +569,12 @@ def test_operator_equivocation_freezes_the_counterparty_client(net: EmbeddedNetw
         frozen.verify_membership(a.height, a.prove(path(1)), a.prefix, path(1), value(1))
     with pytest.raises(IbcError, match="Frozen"):
         b.ibc.update_client(cb, a.attestation(), time.time_ns())
+
+
+def test_client_updates_use_the_hosts_own_clock_by_default(net: EmbeddedNetwork) -> None:
+    """A relayer cannot choose the time a client checks expiry and clock drift against."""
+    a = CordaIbcHost(net.node(OPERATOR))
+    b = CordaIbcHost(net.node(BANK_B))
+    cb = b.ibc.create_client(CordaClient.from_attestation(a.client_state(), a.attestation()))
+    a.execute(_write(1))
+    assert b.ibc.update_client(cb, a.attestation()) == a.height

@@ -112,16 +112,19 @@ class IbcHandler:
         self.store.set_counter(COUNTER_CLIENTS, n + 1)
         return client_id
 
-    def update_client(self, client_id: str, message: bytes, now_ns: int) -> Height:
+    def update_client(self, client_id: str, message: bytes, now_ns: int | None = None) -> Height:
         """Update an ACTIVE client with a header / statement; returns the height it proved.
 
+        ``now_ns`` (the time the client checks expiry and clock drift against) defaults to this
+        host's own clock; a host must never take it from an untrusted caller such as a relayer.
         The client's ``update`` raises before changing anything when the message does not verify.
         """
+        now = self.host_timestamp_ns() if now_ns is None else now_ns
         client = self.client(client_id)
-        status = client.status(now_ns)
+        status = client.status(now)
         if status is not ClientStatus.ACTIVE:
             raise IbcError(f"client {client_id} is {status.value}: it cannot be updated")
-        height = client.update(message, now_ns)
+        height = client.update(message, now)
         self.store.set_client(client_id, client)
         return height
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -184,11 +185,15 @@ def test_every_block_carries_a_quorum_of_qbft_seals(chain: EmbeddedChain) -> Non
     assert proposers <= set(chain.validators) and len(proposers) == 3  # validators take turns
 
 
-def test_timestamps_strictly_increase(chain: EmbeddedChain) -> None:
-    for n in range(3):
+def test_timestamps_follow_the_wall_clock_and_never_decrease(chain: EmbeddedChain) -> None:
+    before = int(time.time())
+    for n in range(5):
         chain.send_raw_transaction(_transfer(dev_accounts()[0], n))
-    stamps = [chain.header(n).timestamp for n in range(4)]  # type: ignore[union-attr]
-    assert stamps == sorted(set(stamps))
+    stamps = [chain.header(n).timestamp for n in range(6)]  # type: ignore[union-attr]
+    assert stamps == sorted(stamps)
+    # Several blocks in one second share it (as on Besu with sub-second block periods), so a
+    # burst of blocks never runs ahead of real time.
+    assert before <= stamps[-1] <= int(time.time())
 
 
 def test_restart_continues_at_the_same_head_with_the_same_state(tmp_path: Path) -> None:

@@ -792,7 +792,11 @@ class EmbeddedChain:
         base = self._chain.create_header_from_parent(
             parent,
             gas_limit=parent.gas_limit,
-            timestamp=max(int(time.time()), parent.timestamp + 1),
+            # The wall clock, never going back; blocks sealed in the same second share it, as on
+            # Besu with sub-second block periods (a strictly increasing rule would make a burst
+            # of blocks run ahead of real time, and the other ledger's clients refuse headers
+            # from the future).
+            timestamp=max(int(time.time()), parent.timestamp),
             coinbase=proposer,
             mix_hash=qbft.BFT_MIX_HASH,
             extra_data=unsealed_extra,
