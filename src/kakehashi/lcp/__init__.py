@@ -1,0 +1,1 @@
+"""Light Client Proxy (LCP): enclave attestation, proxy messages and the LCP service."""
