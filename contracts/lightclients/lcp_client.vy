@@ -6,16 +6,18 @@
 
         Client state   = abi_encode((bytes32 mrenclave, uint64 key_expiration_seconds,
                           address[] operators, uint8 registration_threshold,
-                          uint8 message_threshold))
+                          uint8 message_threshold, bool development))
         Consensus state= abi_encode(((uint64,uint64) height, bytes32 state_id, uint64 timestamp_ns))
         Client message = abi_encode(bytes proxy_message, bytes[] signatures)   (update_client)
         Proof          = abi_encode(bytes proxy_message, bytes[] signatures)   (verify_*)
 
-        Enclave keys are registered by k-of-n OPERATOR signatures (registration_threshold of the
-        client's operators), each operator having verified the key's IAS Attestation Verification
-        Report off-chain (kakehashi.lcp.attestation). A key expires at attestation time +
-        key_expiration. Proxy messages need signatures from message_threshold distinct
-        registered, unexpired enclave keys.
+        Enclave keys are registered from their IAS Attestation Verification Report, checked
+        on-chain by the AVR verifier contract (RSA over the modexp precompile, chained to its
+        root: Intel's, or the simulation root for a development client only). Optionally (a
+        non-zero registration_threshold) also by k-of-n operator signatures, which makes the
+        operators trusted for registration. A key expires at attestation time + key_expiration.
+        Proxy messages need signatures from message_threshold distinct registered, unexpired
+        enclave keys.
 """
 
 from ibc import types
@@ -39,6 +41,25 @@ NS: constant(uint256) = 1000000000
 # secp256k1 order / 2: a higher s is the malleable twin of a valid signature (OpenZeppelin ECDSA)
 HALF_N: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
 REGISTRATION_DOMAIN: constant(String[40]) = "kakehashi/lcp/register-enclave-key"
+# keccak256 of the RSA modulus of Intel's SGX Attestation Report Signing CA (3072 bits)
+INTEL_ROOT_HASH: constant(bytes32) = 0xaf6d38bcf2256f9b3346c2ec63a4f2e1bf6b76bb30375c26500df9cf5ee2878d
+MAX_AVR: constant(uint256) = 2048
+MAX_CERT: constant(uint256) = 2048
+MAX_RSA: constant(uint256) = 512
+
+
+struct Report:
+    attestation_time: uint64
+    quote_status_ok: bool
+    mrenclave: bytes32
+    debug: bool
+    enclave_key: address
+    operator: address
+
+
+interface IAvrVerifier:
+    def verify(avr: Bytes[MAX_AVR], signature: Bytes[MAX_RSA], signing_cert: Bytes[MAX_CERT]) -> Report: view
+    def root_hash() -> bytes32: view
 
 
 struct ClientState:
@@ -47,6 +68,7 @@ struct ClientState:
     operators: DynArray[address, MAX_OPERATORS]
     registration_threshold: uint8
     message_threshold: uint8
+    development: bool
 
 
 struct ConsensusState:
@@ -73,6 +95,7 @@ event ClientFrozen:
 
 
 handler: public(immutable(address))
+avr_verifier: public(immutable(address))
 
 client_states: HashMap[String[types.MAX_ID], ClientState]
 latest: HashMap[String[types.MAX_ID], types.Height]
@@ -83,8 +106,9 @@ frozen: public(HashMap[String[types.MAX_ID], bool])
 
 
 @deploy
-def __init__(ibc_handler: address):
+def __init__(ibc_handler: address, verifier: address):
     handler = ibc_handler
+    avr_verifier = verifier
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -231,7 +255,6 @@ def create_client(
     assert cs.mrenclave != empty(bytes32), "LCP: mrenclave is zero"
     assert cs.key_expiration != 0, "LCP: key expiration is zero"
     n: uint256 = len(cs.operators)
-    assert n != 0, "LCP: no operators"
     for i: uint256 in range(MAX_OPERATORS):
         if i >= n:
             break
@@ -241,7 +264,7 @@ def create_client(
                 break
             assert cs.operators[j] != cs.operators[i], "LCP: duplicate operator"
     k: uint256 = convert(cs.registration_threshold, uint256)
-    assert k != 0 and k <= n, "LCP: registration threshold out of 1..n"
+    assert k <= n, "LCP: registration threshold above the number of operators"
     assert cs.message_threshold != 0, "LCP: message threshold is zero"
     assert convert(cs.message_threshold, uint256) <= MAX_SIGNATURES, "LCP: message threshold too high"
     cons: ConsensusState = abi_decode(consensus_state, ConsensusState)
@@ -254,8 +277,58 @@ def create_client(
     return cons.height
 
 
+@internal
+def _register(
+    client_id: String[types.MAX_ID],
+    cs: ClientState,
+    enclave_key: address,
+    operator: address,
+    avr_hash: bytes32,
+    attestation_time: uint64,
+):
+    assert not self.frozen[client_id], "LCP: client is frozen"
+    assert enclave_key != empty(address), "LCP: enclave key is zero"
+    assert operator == empty(address) or operator in cs.operators, "LCP: unknown key operator"
+    assert convert(attestation_time, uint256) <= block.timestamp, "LCP: attestation from the future"
+    expires_at: uint64 = attestation_time + cs.key_expiration
+    assert convert(block.timestamp, uint64) < expires_at, "LCP: attestation already expired"
+    current: EnclaveKey = self.enclave_keys[client_id][enclave_key]
+    assert current.expires_at == 0 or current.operator == operator, "LCP: key bound to another operator"
+    if expires_at > current.expires_at:
+        self.enclave_keys[client_id][enclave_key] = EnclaveKey(expires_at=expires_at, operator=operator)
+    log EnclaveKeyRegistered(
+        client_id=client_id, enclave_key=enclave_key, operator=operator, expires_at=expires_at,
+        avr_hash=avr_hash
+    )
+
+
 @external
 def register_enclave_key(
+    client_id: String[types.MAX_ID],
+    avr: Bytes[MAX_AVR],
+    signature: Bytes[MAX_RSA],
+    signing_cert: Bytes[MAX_CERT],
+):
+    """Register the enclave key an IAS Attestation Verification Report names, checked on-chain:
+    RSA signatures (report by the signing certificate, certificate by the verifier's root),
+    quote status OK, this client's MRENCLAVE, no debug enclave unless in development; Intel's
+    root unless in development. Anyone may submit it: the report is the authority."""
+    cs: ClientState = self.client_states[client_id]
+    assert cs.message_threshold != 0, "LCP: unknown client"
+    assert avr_verifier != empty(address), "LCP: no AVR verifier configured"
+    if not cs.development:
+        assert staticcall IAvrVerifier(avr_verifier).root_hash() == INTEL_ROOT_HASH, "LCP: AVR root is not Intel's (development clients only)"
+    report: Report = staticcall IAvrVerifier(avr_verifier).verify(avr, signature, signing_cert)
+    assert report.quote_status_ok, "LCP: quote status is not OK"
+    assert report.mrenclave == cs.mrenclave, "LCP: MRENCLAVE mismatch"
+    assert cs.development or not report.debug, "LCP: debug enclave (development clients only)"
+    self._register(
+        client_id, cs, report.enclave_key, report.operator, sha256(avr), report.attestation_time
+    )
+
+
+@external
+def register_enclave_key_by_operators(
     client_id: String[types.MAX_ID],
     enclave_key: address,
     operator: address,
@@ -264,15 +337,11 @@ def register_enclave_key(
     signatures: DynArray[Bytes[65], MAX_OPERATORS],
 ):
     """Register `enclave_key` (from the report data of the AVR hashed `avr_hash`, attested at
-    `attestation_time`, Unix seconds) on the word of registration_threshold operators."""
+    `attestation_time`, Unix seconds) on the word of registration_threshold operators; only for
+    a client created with a non-zero registration_threshold (it trusts its operators)."""
     cs: ClientState = self.client_states[client_id]
     assert cs.message_threshold != 0, "LCP: unknown client"
-    assert not self.frozen[client_id], "LCP: client is frozen"
-    assert enclave_key != empty(address), "LCP: enclave key is zero"
-    assert operator == empty(address) or operator in cs.operators, "LCP: unknown key operator"
-    assert convert(attestation_time, uint256) <= block.timestamp, "LCP: attestation from the future"
-    expires_at: uint64 = attestation_time + cs.key_expiration
-    assert convert(block.timestamp, uint64) < expires_at, "LCP: attestation already expired"
+    assert cs.registration_threshold != 0, "LCP: operator registration disabled for this client"
     digest: bytes32 = keccak256(
         abi_encode(
             REGISTRATION_DOMAIN,
@@ -293,14 +362,7 @@ def register_enclave_key(
         assert signer not in approved, "LCP: duplicate operator signature"
         approved.append(signer)
     assert len(approved) >= convert(cs.registration_threshold, uint256), "LCP: too few operator signatures"
-    current: EnclaveKey = self.enclave_keys[client_id][enclave_key]
-    assert current.expires_at == 0 or current.operator == operator, "LCP: key bound to another operator"
-    if expires_at > current.expires_at:
-        self.enclave_keys[client_id][enclave_key] = EnclaveKey(expires_at=expires_at, operator=operator)
-    log EnclaveKeyRegistered(
-        client_id=client_id, enclave_key=enclave_key, operator=operator, expires_at=expires_at,
-        avr_hash=avr_hash
-    )
+    self._register(client_id, cs, enclave_key, operator, avr_hash, attestation_time)
 
 
 @external

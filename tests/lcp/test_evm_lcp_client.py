@@ -1,9 +1,11 @@
 """The EVM LCP client (``contracts/lightclients/lcp_client.vy``) fed Datachain's recorded flow.
 
 client-02 (simulation root, development mode) is replayed through the IBC handler on the
-embedded chain: the operators verify the AVR off-chain and register its enclave key, the client
-is created from the enclave's ``init_client`` result, updated with 003 and 005 and proves 004
-(channel), 006 (packet) and 007 (receipt absence) with the recorded signatures.
+embedded chain: the client is created from the enclave's ``init_client`` result, its enclave key
+is registered from the AVR (checked on-chain by ``avr_verifier.vy``: RSA over modexp, chained to
+the simulation root), it is updated with 003 and 005 and proves 004 (channel), 006 (packet) and
+007 (receipt absence) with the recorded signatures. Extra enclave keys for the negative cases
+are registered through the opt-in operator-signed path.
 
 The recorded messages carry a 14-day trusting-period context from June 2024, so the chain's
 clock is set to just after the recording (``CHAIN_START``): the contract checks the context and
@@ -30,15 +32,18 @@ from kakehashi.ibc.evm_host import EvmIbcHost
 from kakehashi.lcp import messages
 from kakehashi.lcp.attestation import AttestationPolicy, parse_avr_file
 from kakehashi.lcp.evm_client import (
+    AVR_VERIFIER_CONTRACT,
     LCP_CLIENT_CONTRACT,
     LCP_CLIENT_TYPE,
     LcpClientState,
     Registration,
     attest_enclave_key,
     client_message,
+    deploy_avr_verifier,
     deploy_lcp_client,
     initial_consensus_state,
     register_enclave_key,
+    register_enclave_key_by_operators,
     sign_registration,
 )
 from kakehashi.lcp.messages import (
@@ -57,7 +62,9 @@ from kakehashi.ledgers.evm.provider import embedded_web3
 VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "lcp"
 FLOW = VECTORS / "client-02"
 SIMULATION_ROOT = (VECTORS / "certs" / "simulation_rootca.der").read_bytes()
+INTEL_ROOT = (VECTORS / "certs" / "Intel_SGX_Attestation_RootCA.der").read_bytes()
 EVIDENCE = parse_avr_file((FLOW / "001-avr").read_text())
+INTEL_EVIDENCE = parse_avr_file((VECTORS / "client-01" / "001-avr").read_text())
 MRENCLAVE = bytes.fromhex("3280c08e19b54d15ca925e0a6c13fedaff2aff6c097f93841abd8d9e1a3072b8")
 ENCLAVE_KEY = bytes.fromhex("ffc9bdf025ec63065572f86d8f3ee49fbc0dfb66")
 CHAIN_START = 1718461100  # the recording ended at 1718461093 (005's input)
@@ -129,12 +136,14 @@ class Env:
         }
         w3.eth.send_raw_transaction(self.sender.sign_transaction(tx).raw_transaction)
 
-    def create(self, state: LcpClientState | None = None) -> str:
-        state = state or LcpClientState(MRENCLAVE, 10 * YEAR, OPERATORS, 2, 1)
+    def create(
+        self, state: LcpClientState | None = None, client_type: str = LCP_CLIENT_TYPE
+    ) -> str:
+        state = state or LcpClientState(MRENCLAVE, 10 * YEAR, OPERATORS, 2, 1, development=True)
         init = messages.decode(INIT)
         assert isinstance(init, UpdateStateProxyMessage)
         outcome = self.host.create_client(
-            LCP_CLIENT_TYPE, state.encode(), initial_consensus_state(init)
+            client_type, state.encode(), initial_consensus_state(init)
         )
         GAS_FIGURES.setdefault("create_client", outcome.gas_used)
         return outcome.value
@@ -152,7 +161,14 @@ class Env:
 
     def register(self, registration: Registration, signatures: list[bytes] | None = None) -> int:
         sigs = self.sign(registration) if signatures is None else signatures
-        return register_enclave_key(self.lcp, registration, sigs, sender=self.sender, gas=GAS)
+        return register_enclave_key_by_operators(
+            self.lcp, registration, sigs, sender=self.sender, gas=GAS
+        )
+
+    def register_avr(self, client_id: str, evidence: Any = EVIDENCE, lcp: Any = None) -> int:
+        """Register the key an AVR names; the contract verifies the AVR."""
+        contract = lcp or self.lcp
+        return register_enclave_key(contract, client_id, evidence, sender=self.sender, gas=GAS)
 
     def update(self, client_id: str, message: bytes, *signatures: bytes) -> Height:
         outcome = self.host.update_client(client_id, client_message(message, list(signatures)))
@@ -191,7 +207,8 @@ def _environment(monkeypatch: pytest.MonkeyPatch, start: int) -> Iterator[Env]:
         w3 = embedded_web3(chain)
         sender = dev_accounts()[0]
         host = EvmIbcHost.deploy(w3, sender=sender, gas=GAS)
-        lcp = deploy_lcp_client(w3, host.address, sender=sender)
+        verifier = deploy_avr_verifier(w3, SIMULATION_ROOT, sender=sender)
+        lcp = deploy_lcp_client(w3, host.address, verifier.address, sender=sender)
         host.register_client(LCP_CLIENT_TYPE, lcp.address)
         yield Env(chain, clock, host, lcp, sender)
 
@@ -205,7 +222,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
 @pytest.fixture
 def registered(env: Env) -> tuple[Env, str]:
     client_id = env.create()
-    GAS_FIGURES.setdefault("register_enclave_key", env.register(env.registration(client_id)))
+    GAS_FIGURES.setdefault("register_enclave_key (AVR on-chain)", env.register_avr(client_id))
     return env, client_id
 
 
@@ -222,9 +239,10 @@ def _view_reverts(fn: Any, reason: str) -> None:
 # ----------------------------------------------------------------------------- the recorded flow
 
 
-def test_contract_fits_eip170() -> None:
-    size = len(toolchain.compile_contract(LCP_CLIENT_CONTRACT).runtime_bytecode)
-    print(f"lcp_client.vy runtime: {size} bytes")
+@pytest.mark.parametrize("name", [LCP_CLIENT_CONTRACT, AVR_VERIFIER_CONTRACT])
+def test_contract_fits_eip170(name: str) -> None:
+    size = len(toolchain.compile_contract(name).runtime_bytecode)
+    print(f"{name}.vy runtime: {size} bytes")
     assert size < EIP170_LIMIT
 
 
@@ -295,6 +313,62 @@ def test_unattested_key_is_refused(env: Env) -> None:
         lambda: env.update(client_id, UPDATE_1, UPDATE_1_SIG),
         "signer is not a registered enclave key",
     )
+    # A client without operator registration (the default) refuses even a full quorum.
+    avr_only = env.create(LcpClientState(MRENCLAVE, 10 * YEAR, OPERATORS, development=True))
+    registration = env.registration(avr_only)
+    _reverts(lambda: env.register(registration), "operator registration disabled")
+
+
+def test_forged_avr_is_refused_on_chain(env: Env) -> None:
+    client_id = env.create()
+    avr = bytearray(EVIDENCE.avr.encode())
+    avr[EVIDENCE.avr.index("isvEnclaveQuoteBody") + 300] ^= 1  # one byte of the quote
+    forged = replace(EVIDENCE, avr=avr.decode())
+    _reverts(lambda: env.register_avr(client_id, forged), "report signature invalid")
+    signature = bytearray(EVIDENCE.signature)
+    signature[-1] ^= 1
+    _reverts(
+        lambda: env.register_avr(client_id, replace(EVIDENCE, signature=bytes(signature))),
+        "report signature invalid",
+    )
+    cert = bytearray(EVIDENCE.signing_cert)
+    cert[200] ^= 1  # inside tbsCertificate (subject)
+    _reverts(
+        lambda: env.register_avr(client_id, replace(EVIDENCE, signing_cert=bytes(cert))),
+        "not signed by the root",
+    )
+    # Intel's signing certificate does not chain to the simulation root.
+    _reverts(
+        lambda: env.register_avr(
+            client_id, replace(EVIDENCE, signing_cert=INTEL_EVIDENCE.signing_cert)
+        ),
+        "not signed by the root",
+    )
+    # The genuine AVR, but for a client of another enclave, or a production client.
+    other = env.create(LcpClientState(b"\x01" * 32, YEAR, development=True))
+    _reverts(lambda: env.register_avr(other, EVIDENCE), "MRENCLAVE mismatch")
+    production = env.create(LcpClientState(MRENCLAVE, YEAR))
+    _reverts(lambda: env.register_avr(production, EVIDENCE), "root is not Intel's")
+    for cid in (client_id, other, production):
+        _reverts(lambda cid=cid: env.update(cid, UPDATE_1, UPDATE_1_SIG), "not a registered")
+
+
+def test_intel_root_in_production(env: Env) -> None:
+    """A production client behind a verifier of Intel's root: the real Intel-signed AVR of
+    client-01 verifies on-chain (RSA chain), and is refused for its GROUP_OUT_OF_DATE status."""
+    w3 = env.host.w3
+    verifier = deploy_avr_verifier(w3, INTEL_ROOT, sender=env.sender)
+    lcp = deploy_lcp_client(w3, env.host.address, verifier.address, sender=env.sender)
+    env.host.register_client("lcp-intel", lcp.address)
+    report = verifier.functions.verify(
+        INTEL_EVIDENCE.avr.encode(), INTEL_EVIDENCE.signature, INTEL_EVIDENCE.signing_cert
+    ).call()
+    assert report[0] == 1718463245 and report[1] is False  # 2024-06-15T14:54:05, not OK
+    assert report[4].lower() == "0x836fec0cc99ed0242ed02fbaab648652b2372e41"
+    mrenclave = bytes.fromhex("d5097b7629c003c1ff46581a46401d43f441dab919340172896ce9d50a35f0ad")
+    assert report[2] == mrenclave
+    client_id = env.create(LcpClientState(mrenclave, YEAR), client_type="lcp-intel")
+    _reverts(lambda: env.register_avr(client_id, INTEL_EVIDENCE, lcp), "quote status is not OK")
 
 
 def test_forged_avr_is_refused_by_operators(env: Env) -> None:
@@ -313,9 +387,8 @@ def test_forged_avr_is_refused_by_operators(env: Env) -> None:
 
 
 def test_expired_key_is_refused(env: Env) -> None:
-    client_id = env.create(LcpClientState(MRENCLAVE, 3600, OPERATORS, 2, 1))
-    registration = env.registration(client_id)
-    env.register(registration)
+    client_id = env.create(LcpClientState(MRENCLAVE, 3600, development=True))
+    env.register_avr(client_id)
     assert env.update(client_id, UPDATE_1, UPDATE_1_SIG) == Height(1, 51)
     env.tick(3600)  # past attestation time + 1 hour
     _reverts(lambda: env.update(client_id, UPDATE_2, UPDATE_2_SIG), "enclave key expired")
@@ -326,7 +399,7 @@ def test_expired_key_is_refused(env: Env) -> None:
         "enclave key expired",
     )
     # Re-registering the same, now stale, attestation is refused too.
-    _reverts(lambda: env.register(registration), "attestation already expired")
+    _reverts(lambda: env.register_avr(client_id), "attestation already expired")
 
 
 # ----------------------------------------------------------------------------- updates
@@ -396,8 +469,8 @@ def _other_registration(env: Env, client_id: str) -> Registration:
 
 
 def test_k_of_n_enclave_signatures(env: Env) -> None:
-    client_id = env.create(LcpClientState(MRENCLAVE, 10 * YEAR, OPERATORS, 2, 2))
-    env.register(env.registration(client_id))
+    client_id = env.create(LcpClientState(MRENCLAVE, 10 * YEAR, OPERATORS, 2, 2, True))
+    env.register_avr(client_id)
     env.register(_other_registration(env, client_id))
     other = messages.sign_message(UPDATE_1, OTHER_ENCLAVE_KEY)
     _reverts(lambda: env.update(client_id, UPDATE_1, UPDATE_1_SIG), "too few enclave signatures")

@@ -1,14 +1,20 @@
 """Python bindings of the EVM LCP light client (``contracts/lightclients/lcp_client.vy``).
 
-The contract trusts proxy messages (:mod:`kakehashi.lcp.messages`) signed by LCP enclave keys
-that its operators registered. This module builds the bytes the contract takes:
+The contract trusts proxy messages (:mod:`kakehashi.lcp.messages`) signed by registered LCP
+enclave keys. A key is registered from its IAS Attestation Verification Report, which the
+contract checks on-chain with ``contracts/lightclients/avr_verifier.vy`` (RSA over the modexp
+precompile, chained to Intel's root, or to a simulation root for a development client). This
+module deploys both and builds the bytes the client takes:
 
 * **Client state** ``abi.encode((bytes32 mrenclave, uint64 key_expiration, address[] operators,
-  uint8 registration_threshold, uint8 message_threshold))``; key expiration in seconds.
+  uint8 registration_threshold, uint8 message_threshold, bool development))``; key expiration in
+  seconds; ``registration_threshold`` 0 disables operator-signed registration.
 * **Consensus state** ``abi.encode(((uint64,uint64) height, bytes32 state_id, uint64
   timestamp_ns))``, taken from the post state of the enclave's ``init_client`` UpdateState.
-* **Registration rule.** An operator verifies the key's IAS Attestation Verification Report
-  off-chain (:func:`kakehashi.lcp.attestation.verify_avr`) and signs
+* **AVR registration rule.** ``register_enclave_key(client_id, avr, signature, signing_cert)``:
+  the key the report data names, until the AVR's timestamp + ``key_expiration``.
+* **Operator registration rule** (opt-in; it makes the operators trusted). An operator verifies
+  the key's AVR off-chain (:func:`kakehashi.lcp.attestation.verify_avr`) and signs
   ``keccak256(abi.encode("kakehashi/lcp/register-enclave-key", chain_id, client_contract,
   client_id, mrenclave, enclave_key, operator, sha256(avr), attestation_time))``; the contract
   registers the key when ``registration_threshold`` distinct operators signed it, until
@@ -24,6 +30,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from eth_abi import encode
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
@@ -37,6 +45,7 @@ from kakehashi.ledgers.evm import client, toolchain
 from kakehashi.ledgers.evm.client import Sender
 
 __all__ = [
+    "AVR_VERIFIER_CONTRACT",
     "LCP_CLIENT_CONTRACT",
     "LCP_CLIENT_TYPE",
     "REGISTRATION_DOMAIN",
@@ -45,14 +54,18 @@ __all__ = [
     "attest_enclave_key",
     "client_message",
     "consensus_state",
+    "deploy_avr_verifier",
     "deploy_lcp_client",
     "initial_consensus_state",
     "register_enclave_key",
+    "register_enclave_key_by_operators",
     "registration_digest",
+    "root_public_key",
     "sign_registration",
 ]
 
 LCP_CLIENT_CONTRACT = "lightclients/lcp_client"
+AVR_VERIFIER_CONTRACT = "lightclients/avr_verifier"
 LCP_CLIENT_TYPE = "lcp"
 REGISTRATION_DOMAIN = "kakehashi/lcp/register-enclave-key"
 _MAX_OPERATORS = 8
@@ -65,25 +78,26 @@ class LcpClientState:
 
     mrenclave: bytes
     key_expiration: int  # seconds a key stays registered after its attestation time
-    operators: tuple[str, ...]
-    registration_threshold: int = 1
+    operators: tuple[str, ...] = ()
+    registration_threshold: int = 0  # 0: keys are registered only from on-chain checked AVRs
     message_threshold: int = 1
+    development: bool = False  # accept a simulation root and debug enclaves
 
     def __post_init__(self) -> None:
         if len(self.mrenclave) != 32:
             raise ConfigurationError("mrenclave must be 32 bytes")
         if not 0 < self.key_expiration < 2**64:
             raise ConfigurationError("key expiration must be a positive uint64 of seconds")
-        if not 0 < len(self.operators) <= _MAX_OPERATORS:
-            raise ConfigurationError(f"between 1 and {_MAX_OPERATORS} operators are needed")
-        if not 0 < self.registration_threshold <= len(self.operators):
-            raise ConfigurationError("registration threshold must be within 1..len(operators)")
+        if len(self.operators) > _MAX_OPERATORS:
+            raise ConfigurationError(f"at most {_MAX_OPERATORS} operators")
+        if not 0 <= self.registration_threshold <= len(self.operators):
+            raise ConfigurationError("registration threshold must be within 0..len(operators)")
         if not 0 < self.message_threshold <= _MAX_SIGNATURES:
             raise ConfigurationError(f"message threshold must be within 1..{_MAX_SIGNATURES}")
 
     def encode(self) -> bytes:
         return encode(
-            ["(bytes32,uint64,address[],uint8,uint8)"],
+            ["(bytes32,uint64,address[],uint8,uint8,bool)"],
             [
                 (
                     self.mrenclave,
@@ -91,6 +105,7 @@ class LcpClientState:
                     [to_checksum_address(op) for op in self.operators],
                     self.registration_threshold,
                     self.message_threshold,
+                    self.development,
                 )
             ],
         )
@@ -193,13 +208,57 @@ def attest_enclave_key(
     )
 
 
-def deploy_lcp_client(w3: Web3, handler: str, *, sender: Sender) -> Contract:
-    """Deploy ``lightclients/lcp_client.vy`` serving the IBC handler at ``handler``."""
+def root_public_key(root_der: bytes) -> tuple[bytes, int]:
+    """The RSA modulus (big-endian, no leading zero) and exponent of a root certificate."""
+    key = x509.load_der_x509_certificate(root_der).public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ConfigurationError("the attestation root must hold an RSA key")
+    numbers = key.public_numbers()
+    return numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big"), numbers.e
+
+
+def deploy_avr_verifier(
+    w3: Web3,
+    root_der: bytes = attestation.INTEL_SGX_ATTESTATION_ROOT_CA_DER,
+    *,
+    sender: Sender,
+) -> Contract:
+    """Deploy ``lightclients/avr_verifier.vy`` trusting ``root_der`` (Intel's root by default;
+    a client not in development refuses any other)."""
+    modulus, exponent = root_public_key(root_der)
+    compiled = toolchain.compile_contract(AVR_VERIFIER_CONTRACT)
+    return toolchain.deploy(w3, compiled, modulus, exponent, sender=sender)
+
+
+def deploy_lcp_client(
+    w3: Web3, handler: str, avr_verifier: str | None = None, *, sender: Sender
+) -> Contract:
+    """Deploy ``lightclients/lcp_client.vy`` serving the IBC handler at ``handler``, checking
+    AVRs with the verifier at ``avr_verifier`` (None: operator-signed registration only)."""
     compiled = toolchain.compile_contract(LCP_CLIENT_CONTRACT)
-    return toolchain.deploy(w3, compiled, to_checksum_address(handler), sender=sender)
+    verifier = to_checksum_address(avr_verifier or "0x" + "00" * 20)
+    return toolchain.deploy(w3, compiled, to_checksum_address(handler), verifier, sender=sender)
 
 
 def register_enclave_key(
+    contract: Contract,
+    client_id: str,
+    evidence: attestation.AvrEvidence,
+    *,
+    sender: Sender,
+    gas: int | None = None,
+) -> int:
+    """Register the key an AVR attests; the contract checks the AVR. Returns the gas used."""
+    fn = contract.functions.register_enclave_key(
+        client_id, evidence.avr.encode(), evidence.signature, evidence.signing_cert
+    )
+    receipt = client.transact(
+        contract.w3, fn, sender=sender, description="register_enclave_key", gas=gas
+    )
+    return int(receipt["gasUsed"])
+
+
+def register_enclave_key_by_operators(
     contract: Contract,
     registration: Registration,
     signatures: Sequence[bytes],
@@ -208,7 +267,7 @@ def register_enclave_key(
     gas: int | None = None,
 ) -> int:
     """Submit a registration with its operator signatures; returns the gas used."""
-    fn = contract.functions.register_enclave_key(
+    fn = contract.functions.register_enclave_key_by_operators(
         registration.client_id,
         to_checksum_address(registration.enclave_key),
         to_checksum_address(registration.operator),
@@ -217,6 +276,6 @@ def register_enclave_key(
         list(signatures),
     )
     receipt = client.transact(
-        contract.w3, fn, sender=sender, description="register_enclave_key", gas=gas
+        contract.w3, fn, sender=sender, description="register_enclave_key_by_operators", gas=gas
     )
     return int(receipt["gasUsed"])
