@@ -195,20 +195,27 @@ def _check_signers(
     message: Bytes[MAX_MESSAGE],
     signatures: DynArray[Bytes[65], MAX_SIGNATURES],
 ):
-    """k-of-n rule: message_threshold distinct registered, unexpired enclave keys signed
-    keccak256(message)."""
+    """k-of-n rule: registered, unexpired enclave keys of message_threshold distinct operators
+    signed keccak256(message) (a key whose report names no operator stands for itself; two keys
+    of one operator count once)."""
     digest: bytes32 = keccak256(message)
     seen: DynArray[address, MAX_SIGNATURES] = []
+    principals: DynArray[address, MAX_SIGNATURES] = []
     for signature: Bytes[65] in signatures:
         signer: address = self._recover(digest, signature)
         assert signer not in seen, "LCP: duplicate signer"
-        expires_at: uint64 = self.enclave_keys[client_id][signer].expires_at
-        assert expires_at != 0, "LCP: signer is not a registered enclave key"
-        assert convert(block.timestamp, uint64) < expires_at, "LCP: enclave key expired"
+        key: EnclaveKey = self.enclave_keys[client_id][signer]
+        assert key.expires_at != 0, "LCP: signer is not a registered enclave key"
+        assert convert(block.timestamp, uint64) < key.expires_at, "LCP: enclave key expired"
         seen.append(signer)
+        principal: address = key.operator
+        if principal == empty(address):
+            principal = signer
+        if principal not in principals:
+            principals.append(principal)
     threshold: uint8 = self.client_states[client_id].message_threshold
     assert threshold != 0, "LCP: unknown client"
-    assert len(seen) >= convert(threshold, uint256), "LCP: too few enclave signatures"
+    assert len(principals) >= convert(threshold, uint256), "LCP: too few operators signed"
 
 
 @internal

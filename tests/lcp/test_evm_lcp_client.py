@@ -473,7 +473,7 @@ def test_k_of_n_enclave_signatures(env: Env) -> None:
     env.register_avr(client_id)
     env.register(_other_registration(env, client_id))
     other = messages.sign_message(UPDATE_1, OTHER_ENCLAVE_KEY)
-    _reverts(lambda: env.update(client_id, UPDATE_1, UPDATE_1_SIG), "too few enclave signatures")
+    _reverts(lambda: env.update(client_id, UPDATE_1, UPDATE_1_SIG), "too few operators signed")
     _reverts(
         lambda: env.update(client_id, UPDATE_1, UPDATE_1_SIG, UPDATE_1_SIG), "duplicate signer"
     )
@@ -482,10 +482,24 @@ def test_k_of_n_enclave_signatures(env: Env) -> None:
         lambda: env.verify(
             client_id, CHANNEL, CHANNEL_SIG, value=_value("004-verify_channel_input")
         ),
-        "too few enclave signatures",
+        "too few operators signed",
     )
     both = (CHANNEL_SIG, messages.sign_message(CHANNEL, OTHER_ENCLAVE_KEY))
     assert env.verify(client_id, CHANNEL, *both, value=_value("004-verify_channel_input"))
+
+
+def test_keys_of_one_operator_count_once(env: Env) -> None:
+    client_id = env.create(LcpClientState(MRENCLAVE, 10 * YEAR, OPERATORS, 2, 2, True))
+    operator = bytes.fromhex(OPERATORS[0][2:])
+    enclaves = [keccak(b"operator-1 enclave a"), keccak(b"operator-1 enclave b")]
+    for k in enclaves:
+        address = keys.PrivateKey(k).public_key.to_canonical_address()
+        env.register(Registration(client_id, address, operator, b"\x07" * 32, CHAIN_START))
+    signatures = [messages.sign_message(UPDATE_1, k) for k in enclaves]
+    _reverts(lambda: env.update(client_id, UPDATE_1, *signatures), "too few operators signed")
+    # A report-data operator that is not one of the client's is refused at registration.
+    stranger = Registration(client_id, OTHER_ENCLAVE, b"\x09" * 20, b"\x07" * 32, CHAIN_START)
+    _reverts(lambda: env.register(stranger), "unknown key operator")
 
 
 # ----------------------------------------------------------------------------- membership
