@@ -8,6 +8,9 @@
         report's time; the report is signed by that certificate's key; then the report JSON
         gives the quote status, the timestamp and the quote body (base64), whose report data
         names the enclave key and operator. Stateless apart from the root; anyone may call it.
+        The report's fields are read at their first occurrence, in the order IAS writes them
+        (timestamp, version, isvEnclaveQuoteStatus, isvEnclaveQuoteBody): Intel signs the
+        report, so a relayer cannot reorder or duplicate them.
 """
 
 MAX_AVR: constant(uint256) = 2048
@@ -80,11 +83,14 @@ def _rsa_pkcs1_sha256(digest: bytes32, signature: Bytes[MAX_CERT], modulus: Byte
     if convert(slice(em, 0, 2), uint256) != 1:
         return False
     pad_end: uint256 = k - 52  # index of the 0x00 separator
-    for i: uint256 in range(2, MAX_RSA):
-        if i >= pad_end:
+    # FF padding, a word at a time; the last word ends at pad_end (it may overlap the previous).
+    for w: uint256 in range(MAX_RSA // 32):
+        if 2 + 32 * w + 32 > pad_end:
             break
-        if convert(slice(em, i, 1), uint256) != 255:
+        if convert(extract32(em, 2 + 32 * w), uint256) != max_value(uint256):
             return False
+    if convert(extract32(em, pad_end - 32), uint256) != max_value(uint256):
+        return False
     return keccak256(slice(em, pad_end, 52)) == keccak256(concat(b"\x00", DIGEST_INFO, digest))
 
 
@@ -237,61 +243,67 @@ def _check_cert(cert: Bytes[MAX_CERT], at_time: uint256) -> (Bytes[MAX_CERT], ui
 # ----------------------------------------------------------------------------- report JSON
 @internal
 @pure
-def _find(data: Bytes[MAX_AVR], needle: Bytes[32]) -> uint256:
-    """Position just past the only occurrence of `needle` (a `"key":` prefix)."""
+def _find(data: Bytes[MAX_AVR], needle: Bytes[32], start: uint256) -> uint256:
+    """Position just past the first occurrence of `needle` (a `"key":` prefix) at or after
+    `start`. IAS writes the fields in a fixed order, so each search starts past the previous."""
     n: uint256 = len(needle)
-    word: bytes32 = extract32(concat(needle, empty(bytes32)), 0)
     mask: uint256 = max_value(uint256) << (256 - 8 * n)
-    target: uint256 = convert(word, uint256) & mask
-    found: uint256 = max_value(uint256)
+    target: uint256 = convert(extract32(concat(needle, empty(bytes32)), 0), uint256) & mask
+    limit: uint256 = len(data)
     padded: Bytes[2080] = concat(data, empty(bytes32))
     for i: uint256 in range(MAX_AVR):
-        if i + n > len(data):
+        at: uint256 = start + i
+        if at + n > limit:
             break
-        if convert(extract32(padded, i), uint256) & mask == target:
-            assert found == max_value(uint256), "AVR: duplicate report field"
-            found = i + n
-    assert found != max_value(uint256), "AVR: report field missing"
-    return found
+        if convert(extract32(padded, at), uint256) & mask == target:
+            return at + n
+    raise "AVR: report field missing"
 
 
 @internal
 @pure
-def _sextet(c: uint256) -> uint256:
-    if c >= 65 and c <= 90:
-        return c - 65
-    if c >= 97 and c <= 122:
-        return c - 71
-    if c >= 48 and c <= 57:
-        return c + 4
-    if c == 43:
-        return 62
-    assert c == 47, "AVR: bad base64"
-    return 63
+def _group(avr: Bytes[MAX_AVR], at: uint256) -> uint256:
+    """The 24 bits of the 4 base64 characters at `at`."""
+    chars: uint256 = convert(slice(avr, at, 4), uint256)
+    v: uint256 = 0
+    for j: uint256 in range(4):
+        c: uint256 = (chars >> (24 - 8 * j)) & 255
+        d: uint256 = 63
+        if c >= 65 and c <= 90:
+            d = c - 65
+        elif c >= 97 and c <= 122:
+            d = c - 71
+        elif c >= 48 and c <= 57:
+            d = c + 4
+        elif c == 43:
+            d = 62
+        else:
+            assert c == 47, "AVR: bad base64"
+        v = v << 6 | d
+    return v
 
 
 @internal
 @pure
-def _quote_bytes(avr: Bytes[MAX_AVR], at: uint256, offset: uint256, n: uint256) -> bytes32:
-    """Bytes [offset, offset + n) of the base64 quote body at `at`, left-aligned (n <= 32)."""
+def _quote_bytes(avr: Bytes[MAX_AVR], at: uint256, offset: uint256, n: uint256) -> uint256:
+    """Bytes [offset, offset + n) of the base64 quote body at `at`, right-aligned (n <= 28)."""
+    first: uint256 = offset // 3
+    last: uint256 = (offset + n - 1) // 3
     acc: uint256 = 0
-    for i: uint256 in range(32):
-        if i >= n:
+    for g: uint256 in range(10):
+        if first + g > last:
             break
-        b: uint256 = offset + i
-        chars: uint256 = convert(slice(avr, at + 4 * (b // 3), 4), uint256)
-        v: uint256 = 0
-        for j: uint256 in range(4):
-            v = v << 6 | self._sextet((chars >> (24 - 8 * j)) & 255)
-        acc = acc << 8 | ((v >> (16 - 8 * (b % 3))) & 255)
-    return convert(acc << (8 * (32 - n)), bytes32)
+        acc = acc << 24 | self._group(avr, at + 4 * (first + g))
+    # acc holds bytes [3 * first, 3 * last + 3); drop the tail past offset + n, keep n bytes
+    acc = acc >> (8 * (3 * last + 3 - offset - n))
+    return acc & ((1 << (8 * n)) - 1)
 
 
 @external
 @view
 def verify(avr: Bytes[MAX_AVR], signature: Bytes[MAX_RSA], signing_cert: Bytes[MAX_CERT]) -> Report:
     """Verify a signed AVR against the root; revert with the reason, or return its facts."""
-    t: uint256 = self._find(avr, b'"timestamp":"')
+    t: uint256 = self._find(avr, b'"timestamp":"', 0)
     # 2024-06-15T14:18:10[.ffffff]
     assert convert(slice(avr, t + 4, 1), uint256) == 45 and convert(slice(avr, t + 10, 1), uint256) == 84, "AVR: bad timestamp"
     when: uint256 = self._epoch(
@@ -302,23 +314,26 @@ def verify(avr: Bytes[MAX_AVR], signature: Bytes[MAX_RSA], signing_cert: Bytes[M
     exponent: uint256 = 0
     modulus, exponent = self._check_cert(signing_cert, when)
     assert self._rsa_pkcs1_sha256(sha256(avr), signature, modulus, exponent), "AVR: report signature invalid"
-    assert self._digits(avr, self._find(avr, b'"version":'), 1) == 4, "AVR: report version is not 4"
-    s: uint256 = self._find(avr, b'"isvEnclaveQuoteStatus":"')
+    v: uint256 = self._find(avr, b'"version":', t)
+    assert self._digits(avr, v, 1) == 4 and convert(slice(avr, v + 1, 1), uint256) == 44, "AVR: report version is not 4"
+    s: uint256 = self._find(avr, b'"isvEnclaveQuoteStatus":"', v)
     ok: bool = keccak256(slice(avr, s, 3)) == keccak256(b'OK"')
-    q: uint256 = self._find(avr, b'"isvEnclaveQuoteBody":"')
+    q: uint256 = self._find(avr, b'"isvEnclaveQuoteBody":"', s)
     # 432 bytes are 576 base64 characters without padding, then the closing quote.
     assert convert(slice(avr, q + QUOTE_B64, 1), uint256) == 34, "AVR: quote body is not 432 bytes"
-    head: uint256 = convert(self._quote_bytes(avr, q, REPORT_DATA_OFFSET, 21), uint256)
-    assert head >> 248 == 1, "AVR: unknown report data version"
-    operator: uint256 = convert(self._quote_bytes(avr, q, REPORT_DATA_OFFSET + 21, 20), uint256)
-    padding: bytes32 = self._quote_bytes(avr, q, REPORT_DATA_OFFSET + 41, 23)
-    assert padding == empty(bytes32), "AVR: report data padding is not zero"
-    flags: uint256 = convert(self._quote_bytes(avr, q, ATTRIBUTES_OFFSET, 1), uint256) >> 248
+    # report data: 0x01 ‖ enclave key (20) ‖ operator (20) ‖ 23 zero bytes
+    head: uint256 = self._quote_bytes(avr, q, REPORT_DATA_OFFSET, 21)
+    assert head >> 160 == 1, "AVR: unknown report data version"
+    operator: uint256 = self._quote_bytes(avr, q, REPORT_DATA_OFFSET + 21, 20)
+    padding: uint256 = self._quote_bytes(avr, q, REPORT_DATA_OFFSET + 41, 23)
+    assert padding == 0, "AVR: report data padding is not zero"
+    flags: uint256 = self._quote_bytes(avr, q, ATTRIBUTES_OFFSET, 1)  # little-endian low byte
+    mrenclave: uint256 = self._quote_bytes(avr, q, MRENCLAVE_OFFSET, 16) << 128 | self._quote_bytes(avr, q, MRENCLAVE_OFFSET + 16, 16)
     return Report(
         attestation_time=convert(when, uint64),
         quote_status_ok=ok,
-        mrenclave=self._quote_bytes(avr, q, MRENCLAVE_OFFSET, 32),
+        mrenclave=convert(mrenclave, bytes32),
         debug=flags & SGX_FLAGS_DEBUG != 0,
-        enclave_key=convert(convert((head >> 88) & (2**160 - 1), uint160), address),
-        operator=convert(convert(operator >> 96, uint160), address),
+        enclave_key=convert(convert(head & (2**160 - 1), uint160), address),
+        operator=convert(convert(operator, uint160), address),
     )

@@ -30,7 +30,7 @@ from eth_utils import keccak, to_checksum_address
 from kakehashi.errors import KakehashiError
 from kakehashi.ibc.evm_host import EvmIbcHost
 from kakehashi.lcp import messages
-from kakehashi.lcp.attestation import AttestationPolicy, parse_avr_file
+from kakehashi.lcp.attestation import AttestationPolicy, parse_avr_file, verify_avr
 from kakehashi.lcp.evm_client import (
     AVR_VERIFIER_CONTRACT,
     LCP_CLIENT_CONTRACT,
@@ -351,6 +351,30 @@ def test_forged_avr_is_refused_on_chain(env: Env) -> None:
     _reverts(lambda: env.register_avr(production, EVIDENCE), "root is not Intel's")
     for cid in (client_id, other, production):
         _reverts(lambda cid=cid: env.update(cid, UPDATE_1, UPDATE_1_SIG), "not a registered")
+
+
+@pytest.mark.parametrize("flow", ["client-01", "client-02"])
+def test_verifier_agrees_with_the_python_check(env: Env, flow: str) -> None:
+    """avr_verifier.vy reads the same facts from each recorded AVR as kakehashi.lcp.attestation."""
+    evidence = parse_avr_file((VECTORS / flow / "001-avr").read_text())
+    root = INTEL_ROOT if flow == "client-01" else SIMULATION_ROOT
+    policy = AttestationPolicy(
+        root_certificates=(root,),
+        development=True,
+        allowed_quote_statuses=frozenset({"OK", "GROUP_OUT_OF_DATE"}),
+        allowed_advisories=frozenset(json.loads(evidence.avr).get("advisoryIDs", [])),
+    )
+    expected = verify_avr(evidence.avr, evidence.signature, evidence.signing_cert, policy)
+    verifier = deploy_avr_verifier(env.host.w3, root, sender=env.sender)
+    fn = verifier.functions.verify(evidence.avr.encode(), evidence.signature, evidence.signing_cert)
+    report = fn.call()
+    GAS_FIGURES[f"avr_verifier.verify ({flow})"] = fn.estimate_gas()
+    assert report[0] == expected.timestamp_ns // 10**9
+    assert report[1] is (expected.quote_status == "OK")
+    assert report[2] == expected.mrenclave
+    assert report[3] is expected.debug
+    assert bytes.fromhex(report[4][2:]) == expected.enclave_key_address
+    assert bytes.fromhex(report[5][2:]) == (expected.operator_address or bytes(20))
 
 
 def test_intel_root_in_production(env: Env) -> None:
