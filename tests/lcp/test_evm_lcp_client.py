@@ -20,10 +20,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 
@@ -375,6 +381,61 @@ def test_verifier_agrees_with_the_python_check(env: Env, flow: str) -> None:
     assert report[3] is expected.debug
     assert bytes.fromhex(report[4][2:]) == expected.enclave_key_address
     assert bytes.fromhex(report[5][2:]) == (expected.operator_address or bytes(20))
+
+
+def _certificate(
+    subject: str, key: Any, issuer: str, issuer_key: Any, not_before: datetime, not_after: datetime
+) -> bytes:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    return builder.sign(issuer_key, hashes.SHA256()).public_bytes(Encoding.DER)
+
+
+def test_signing_certificate_validity_at_the_report_time(env: Env) -> None:
+    """A root of our own: the signing certificate (X.509 v3, GeneralizedTime after 2049) must be
+    valid at the AVR's timestamp (2024-06-15), whatever the chain's clock says."""
+    root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    signing_key = rsa.generate_private_key(public_exponent=3, key_size=2048)
+    root = _certificate(
+        "root",
+        root_key,
+        "root",
+        root_key,
+        datetime(2020, 1, 1, tzinfo=UTC),
+        datetime(2060, 1, 1, tzinfo=UTC),
+    )
+    verifier = deploy_avr_verifier(env.host.w3, root, sender=env.sender)
+    report = EVIDENCE.avr.encode()
+    signature = signing_key.sign(report, padding.PKCS1v15(), hashes.SHA256())
+    for not_before, not_after, accepted in [
+        (datetime(2024, 6, 15, 14, 18, 10, tzinfo=UTC), datetime(2051, 1, 1, tzinfo=UTC), True),
+        (datetime(2020, 1, 1, tzinfo=UTC), datetime(2024, 6, 15, 14, 18, 9, tzinfo=UTC), False),
+        (datetime(2024, 6, 15, 14, 18, 11, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC), False),
+    ]:
+        cert = _certificate("signer", signing_key, "root", root_key, not_before, not_after)
+        call = verifier.functions.verify(report, signature, cert)
+        if accepted:
+            assert call.call()[4].lower() == "0x" + ENCLAVE_KEY.hex()
+        else:
+            _view_reverts(call.call, "signing certificate (expired|not yet valid)")
+    # Signed by another root: refused.
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = _certificate(
+        "signer",
+        signing_key,
+        "root",
+        stranger,
+        datetime(2020, 1, 1, tzinfo=UTC),
+        datetime(2030, 1, 1, tzinfo=UTC),
+    )
+    _view_reverts(verifier.functions.verify(report, signature, cert).call, "not signed by the root")
 
 
 def test_intel_root_in_production(env: Env) -> None:
