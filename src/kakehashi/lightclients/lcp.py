@@ -1,9 +1,10 @@
 """LCP light client: does a quorum of attested enclave keys vouch for this statement?
 
 The client of a ledger seen through a Light Client Proxy (Datachain's LCP): instead of headers it
-checks proxy messages (:mod:`kakehashi.lcp.messages`) signed by enclave keys that were registered
-with attestation evidence (:mod:`kakehashi.lcp.attestation`). The semantics are those of LCP's own
-clients (lcp-solidity's ``LCPClientBase`` and LCP's ``lcp-client`` module); the code is ours.
+checks proxy messages (:mod:`kakehashi.lightclients.lcp_messages`) signed by enclave keys that
+were registered with attestation evidence (:mod:`kakehashi.lightclients.lcp_attestation`). The
+semantics are those of LCP's own clients (lcp-solidity's ``LCPClientBase`` and LCP's
+``lcp-client`` module); the code is ours.
 Pure functions of bytes and a caller-supplied clock (``now_ns``, nanoseconds since the Unix
 epoch): every operation returns a new :class:`LcpClient` or raises
 :class:`~kakehashi.errors.VerificationError` and changes nothing. The rules:
@@ -59,13 +60,14 @@ from eth_abi.exceptions import DecodingError
 from eth_hash.auto import keccak
 
 from kakehashi.errors import KakehashiError, SignatureError, VerificationError
-from kakehashi.lcp.attestation import (
+from kakehashi.ledgers.evm.qbft import recover_seal
+from kakehashi.lightclients.lcp_attestation import (
     INTEL_SGX_ATTESTATION_ROOT_CA_DER,
     AttestationPolicy,
     VerifiedReport,
     verify_avr,
 )
-from kakehashi.lcp.messages import (
+from kakehashi.lightclients.lcp_messages import (
     ADDRESS_SIZE,
     SIGNATURE_SIZE,
     STATE_ID_SIZE,
@@ -77,7 +79,6 @@ from kakehashi.lcp.messages import (
     decode,
     recover_signer,
 )
-from kakehashi.ledgers.evm.qbft import recover_seal
 
 __all__ = [
     "REGISTER_ENCLAVE_KEY_DOMAIN_SEPARATOR",
@@ -136,9 +137,9 @@ class LcpClientState:
 
     ``key_expiration_s`` is how long (seconds) a key stays usable after its attestation time.
     ``root_certificates`` / ``allowed_*`` / ``development`` / ``allow_debug_enclave`` make the
-    :class:`~kakehashi.lcp.attestation.AttestationPolicy` (``development`` lets a simulation
-    root in). ``operators`` are 20-byte addresses in ascending order (empty: any attested key
-    signs alone); ``operators_threshold`` is ``k`` of the k-of-n operator policy.
+    :class:`~kakehashi.lightclients.lcp_attestation.AttestationPolicy` (``development`` lets a
+    simulation root in). ``operators`` are 20-byte addresses in ascending order (empty: any
+    attested key signs alone); ``operators_threshold`` is ``k`` of the k-of-n operator policy.
     """
 
     mrenclave: bytes
@@ -487,7 +488,8 @@ def verify_non_membership(
 
 def recover_operator(digest: bytes, signature: bytes) -> bytes:
     """The address that signed the 32-byte ``digest``, under the signature acceptance rules of
-    :func:`kakehashi.lcp.messages.recover_signer` (65 bytes, ``v`` in {0, 1, 27, 28}, low s)."""
+    :func:`kakehashi.lightclients.lcp_messages.recover_signer` (65 bytes, ``v`` in {0, 1, 27,
+    28}, low s)."""
     if len(signature) != SIGNATURE_SIZE:
         raise SignatureError(f"a signature is {SIGNATURE_SIZE} bytes, got {len(signature)}")
     v = signature[64] - 27 if signature[64] in (27, 28) else signature[64]
