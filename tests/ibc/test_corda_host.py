@@ -578,3 +578,20 @@ def test_client_updates_use_the_hosts_own_clock_by_default(net: EmbeddedNetwork)
     cb = b.ibc.create_client(CordaClient.from_attestation(a.client_state(), a.attestation()))
     a.execute(_write(1))
     assert b.ibc.update_client(cb, a.attestation()) == a.height
+
+
+def test_an_lcp_client_is_persisted_and_reads_the_hosts_clock(net: EmbeddedNetwork) -> None:
+    """The Corda host stores LCP clients (the EVM chain seen through LCP) and gives them its own
+    clock for key expiry, never the wall clock or a caller's."""
+    from kakehashi.ibc.clients.lcp import LcpIbcClient
+    from tests.ibc.test_lcp_adapter import new_client
+
+    host = CordaIbcHost(net.node(OPERATOR))
+    created = new_client("client-02")
+    client_id = host.ibc.create_client(created)
+    stored = host.handler.client(client_id)
+    assert isinstance(stored, LcpIbcClient)
+    assert stored.to_bytes() == created.to_bytes()
+    assert stored.clock() == host.pending_timestamp_ns
+    again = CordaIbcHost(net.node(OPERATOR))  # a restarted host decodes it the same way
+    assert again.handler.client(client_id).client_state() == created.client_state()

@@ -3,7 +3,8 @@
 The handler hands the host live :class:`~kakehashi.ibc.client.LightClient` objects; the host
 stores them as bytes in its node's database and decodes a fresh object for every call, so a
 client changed by a call that is then rolled back is simply forgotten. Each client type needs a
-codec; ``qbft`` and ``corda`` are built in, others are added with :func:`register_client_codec`.
+codec; the QBFT, Corda-host and LCP clients are built in, others are added with
+:func:`register_client_codec`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import cbor2
 from kakehashi.errors import IbcError, SerializationError
 from kakehashi.ibc.client import LightClient
 from kakehashi.ibc.clients import corda as corda_client
+from kakehashi.ibc.clients import lcp as lcp_client
 from kakehashi.ibc.clients import qbft as qbft_client
 from kakehashi.ibc.types import Height
 
@@ -108,3 +110,11 @@ def _decode_qbft(data: bytes) -> LightClient:
 
 register_client_codec(corda_client.CLIENT_TYPE, _encode_corda, corda_client.CordaClient.from_bytes)
 register_client_codec(qbft_client.CLIENT_TYPE, _encode_qbft, _decode_qbft)
+
+
+def _encode_lcp(client: LightClient) -> bytes:
+    assert isinstance(client, lcp_client.LcpIbcClient)
+    return client.to_bytes()
+
+
+register_client_codec(lcp_client.CLIENT_TYPE, _encode_lcp, lcp_client.LcpIbcClient.from_bytes)

@@ -319,6 +319,10 @@ class HostStore:
         if data is None:
             return None
         client = decode_client(data)
+        if hasattr(client, "clock"):
+            # A client whose checks need the time (LCP key expiry) reads this host's clock,
+            # never the wall clock or a caller's.
+            client.clock = lambda: self._host.pending_timestamp_ns
         if call is not None:  # the same object for the rest of the call
             call.clients[client_id] = client
         return client
