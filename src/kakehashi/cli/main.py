@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from kakehashi import __version__
 from kakehashi.cli.evm import evm_app
+from kakehashi.cli.lcp import lcp_app
 from kakehashi.errors import ConfigurationError, KakehashiError
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app = typer.Typer(
 corda_app = typer.Typer(help="Run and use a Corda-model network.", no_args_is_help=True)
 app.add_typer(corda_app, name="corda")
 app.add_typer(evm_app, name="evm")
+app.add_typer(lcp_app, name="lcp")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -1,0 +1,887 @@
+"""The LCP enclave boundary, in SIMULATION mode: no hardware TEE protects anything here.
+
+What runs "inside" (:class:`Enclave`) is what an SGX enclave of Datachain's LCP runs: it generates
+its secp256k1 enclave key itself, never hands the private key out (no attribute, method or
+``repr`` returns it), keeps it sealed on disk, obtains attestation evidence for it, runs the light
+clients of the counterparty ledgers and signs LCP proxy messages
+(:mod:`kakehashi.lcp.messages`) only about what those light clients verified. Without SGX the
+boundary is a Python object in the service's process: the host can read its memory, which is why
+the attestation it produces is signed by a *simulation* CA that only development clients trust.
+
+The rules implemented here:
+
+* **Measurement rule.** The simulation enclave's MRENCLAVE is ``sha256(IDENTITY ‖ b"/" ‖
+  version)`` (:data:`MRENCLAVE`): one value per released version of this code, as a build of an
+  SGX enclave has one.
+* **Sealing rule.** Each private key is sealed with AES-256-GCM under ``scrypt(operator secret,
+  salt, n=2**14, r=8, p=1, 32 bytes)``; the associated data is ``MRENCLAVE ‖ key address`` so a
+  sealed key opens only for this enclave build and only as the key it claims to be. The sealed
+  file (``enclave-keys.json``, mode 0600, replaced atomically) holds the salt, one ``nonce ‖
+  ciphertext`` per key and the keys' public attestation evidence. A wrong secret (or another
+  MRENCLAVE) fails with :class:`SealingError` and opens nothing.
+* **Simulation attestation rule.** :class:`SimulationCa` (an RSA-2048 self-signed root and a
+  report-signing certificate it issues, kept in ``simulation-ca/``) signs, with RSASSA-PKCS1-v1_5
+  SHA-256, an IAS version-4 report: status ``OK``, no advisories, and a 432-byte quote body whose
+  MRENCLAVE is :data:`MRENCLAVE`, attribute flags ``INIT | DEBUG | MODE64BIT`` (as LCP's
+  simulation enclave: a simulated enclave is a debug one), and report data ``0x01 ‖ enclave key
+  address ‖ operator address (zero: none) ‖ zeros``.
+  :func:`kakehashi.lcp.attestation.verify_avr` accepts it under a development policy trusting the
+  simulation root, and a production policy refuses it (root and debug flag).
+* **State id rule.** ``state_id = keccak256(abi.encode(string client_type, bytes client_state,
+  bytes consensus_state))`` of the enclave light client's canonical encodings:
+
+  - ``qbft-evm``: ``client_state = RLP([chain_id, ibc_handler, commitments_slot,
+    trusting_period_s, max_clock_drift_s])``, ``consensus_state = RLP([revision_height,
+    timestamp_s, state_root, [validators]])``;
+  - ``corda-host``: ``client_state`` = canonical CBOR of the :class:`CordaClientState` with
+    ``latest_version = 0`` and ``frozen = false``, ``consensus_state`` = canonical CBOR of
+    ``[version, CordaConsensusState]``.
+
+* **Create rule.** Creating a client returns LCP's create-client message: an UpdateState with a
+  zero previous state, the trusted state as post state, an empty validation context and the
+  client state emitted as a protobuf ``Any`` (``/kakehashi.lcp.<type>.ClientState``).
+* **Update rule.** A header / attestation is verified by the real light client
+  (:mod:`kakehashi.lightclients.qbft`, :mod:`kakehashi.lightclients.corda`) from the highest
+  state the enclave holds below it; the signed UpdateState names that state as ``prev`` (a state
+  this enclave created or signed before), the new one as ``post``, the new state's time, and a
+  trusting-period validation context (QBFT; the Corda host client has no trusting period, so its
+  context is empty). Anything that does not verify raises and nothing is signed; evidence of
+  misbehaviour freezes the enclave's client and nothing is signed either.
+* **Membership rule.** A proof is verified by the light client at a height the enclave holds;
+  the signed VerifyMembership message carries ``keccak256(value)`` (or 32 zero bytes for
+  absence) and that height's state id.
+* **Rotation rule.** :meth:`Enclave.rotate` generates and attests a new key that signs from then
+  on; earlier keys stay sealed and their evidence listed, so clients keep accepting what they
+  signed until the key expires on each client (``attestation time + key expiration``).
+
+Not implemented: aggregation of several updates into one message, and misbehaviour messages.
+Light clients live in memory only: after a restart the clients are created again.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import cbor2
+import coincurve
+import rlp
+from cryptography import x509
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from cryptography.x509.oid import NameOID
+from eth_abi import encode as abi_encode
+from eth_hash.auto import keccak
+
+from kakehashi import __version__
+from kakehashi.errors import KakehashiError, SerializationError, VerificationError
+from kakehashi.ledgers.corda.model.serialization import deserialize, serialize
+from kakehashi.ledgers.evm.proofs import verify_account_proof, verify_storage_proof
+from kakehashi.ledgers.evm.qbft import seal
+from kakehashi.lightclients import corda as corda_lc
+from kakehashi.lightclients.lcp_attestation import AvrEvidence
+from kakehashi.lightclients.lcp_messages import (
+    EmittedState,
+    EmptyValidationContext,
+    Height,
+    TrustingPeriodValidationContext,
+    UpdateStateProxyMessage,
+    ValidationContext,
+    VerifyMembershipProxyMessage,
+    encode,
+    message_hash,
+)
+from kakehashi.lightclients.qbft import parse_header, verify_header
+
+__all__ = [
+    "IDENTITY",
+    "MRENCLAVE",
+    "MRSIGNER",
+    "SEALED_FILE",
+    "Attestation",
+    "CreatedClient",
+    "Enclave",
+    "SealingError",
+    "SignedMessage",
+    "SimulationCa",
+    "UnknownClientError",
+    "state_id",
+]
+
+IDENTITY = b"kakehashi LCP simulation enclave"
+MRENCLAVE = hashlib.sha256(IDENTITY + b"/" + __version__.encode()).digest()
+"""The simulation enclave's measurement (measurement rule)."""
+MRSIGNER = hashlib.sha256(b"kakehashi LCP simulation enclave signer").digest()
+
+SEALED_FILE = "enclave-keys.json"
+CA_DIR = "simulation-ca"
+_SEALED_FORMAT = "kakehashi-lcp-sealed-v1"
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+_NS = 1_000_000_000
+_QUOTE_SIZE = 432
+_SGX_FLAGS = 0x07  # INIT | DEBUG | MODE64BIT, as LCP's simulation enclave reports
+
+
+class SealingError(KakehashiError):
+    """Sealed enclave keys could not be opened (wrong operator secret, other MRENCLAVE, damage)."""
+
+
+class UnknownClientError(KakehashiError):
+    """The enclave holds no light client with that id."""
+
+
+# ---------------------------------------------------------------------------- evidence
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """An enclave key's public attestation evidence (an IAS-format AVR and its signature)."""
+
+    address: bytes
+    avr: str
+    signature: bytes
+    signing_cert: bytes
+    attested_at_ns: int
+
+    def evidence(self) -> AvrEvidence:
+        return AvrEvidence(self.avr, self.signature, self.signing_cert, MRENCLAVE, self.address)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address.hex(),
+            "avr": self.avr,
+            "signature": base64.b64encode(self.signature).decode(),
+            "signing_cert": base64.b64encode(self.signing_cert).decode(),
+            "attested_at_ns": self.attested_at_ns,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Attestation:
+        return cls(
+            bytes.fromhex(data["address"]),
+            data["avr"],
+            base64.b64decode(data["signature"]),
+            base64.b64decode(data["signing_cert"]),
+            int(data["attested_at_ns"]),
+        )
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Kakehashi (SIMULATION, no TEE)"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class SimulationCa:
+    """The simulation attestation CA: a self-signed RSA-2048 root and a report-signing cert."""
+
+    root_der: bytes
+    signing_cert_der: bytes
+    _signing_key: rsa.RSAPrivateKey = field(repr=False)
+
+    @classmethod
+    def load_or_create(cls, directory: Path) -> SimulationCa:
+        """The CA kept in ``directory`` (made on first use)."""
+        root_path = directory / "root.der"
+        cert_path = directory / "signing.der"
+        key_path = directory / "signing-key.pem"
+        if root_path.exists() and cert_path.exists() and key_path.exists():
+            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+            if not isinstance(key, rsa.RSAPrivateKey):
+                raise SealingError(f"{key_path} is not an RSA key")
+            return cls(root_path.read_bytes(), cert_path.read_bytes(), key)
+        ca = cls.generate()
+        directory.mkdir(parents=True, exist_ok=True)
+        root_path.write_bytes(ca.root_der)
+        cert_path.write_bytes(ca.signing_cert_der)
+        pem = ca._signing_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        _write_private(key_path, pem)
+        return ca
+
+    @classmethod
+    def generate(cls) -> SimulationCa:
+        now = datetime.now(UTC)
+        root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        leaf_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        root_name = _name("Kakehashi LCP Simulation Attestation Root CA")
+        root = (
+            x509.CertificateBuilder()
+            .subject_name(root_name)
+            .issuer_name(root_name)
+            .public_key(root_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_key_usage(cert_sign=True), critical=True)
+            .sign(root_key, hashes.SHA256())
+        )
+        leaf = (
+            x509.CertificateBuilder()
+            .subject_name(_name("Kakehashi LCP Simulation Attestation Report Signing"))
+            .issuer_name(root_name)
+            .public_key(leaf_key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_key_usage(cert_sign=False), critical=True)
+            .sign(root_key, hashes.SHA256())
+        )
+        return cls(
+            root.public_bytes(serialization.Encoding.DER),
+            leaf.public_bytes(serialization.Encoding.DER),
+            leaf_key,
+        )
+
+    def attest(self, address: bytes, operator: bytes | None, now_ns: int) -> Attestation:
+        """A signed IAS-format report for the key ``address`` (simulation attestation rule)."""
+        report_data = bytes([1]) + address + (operator or bytes(20))
+        report_data += bytes(64 - len(report_data))
+        quote = bytearray(_QUOTE_SIZE)
+        quote[0:2] = (2).to_bytes(2, "little")  # quote version
+        quote[96:104] = _SGX_FLAGS.to_bytes(8, "little")
+        quote[104:112] = (0x07).to_bytes(8, "little")  # XFRM: x87, SSE, AVX
+        quote[112:144] = MRENCLAVE
+        quote[176:208] = MRSIGNER
+        quote[368:432] = report_data
+        seconds, nanos = divmod(now_ns, _NS)
+        stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        report = {
+            "id": str(secrets.randbelow(10**38)),
+            "timestamp": f"{stamp}.{nanos // 1000:06d}",
+            "version": 4,
+            "advisoryURL": "https://security-center.intel.com",
+            "advisoryIDs": [],
+            "isvEnclaveQuoteStatus": "OK",
+            "platformInfoBlob": None,
+            "isvEnclaveQuoteBody": base64.b64encode(bytes(quote)).decode(),
+        }
+        avr = json.dumps(report, separators=(",", ":"))
+        signature = self._signing_key.sign(avr.encode(), padding.PKCS1v15(), hashes.SHA256())
+        # Keys expire from the report's time as IAS writes it (microseconds).
+        return Attestation(address, avr, signature, self.signing_cert_der, now_ns - now_ns % 1000)
+
+
+def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not cert_sign,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, readable by its owner only from the start."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------- keys
+
+
+def _address(public_key: coincurve.PublicKey) -> bytes:
+    return bytes(keccak(public_key.format(compressed=False)[1:])[-20:])
+
+
+class _EnclaveKey:
+    """An enclave key: signs, and says its address; its private half never leaves."""
+
+    __slots__ = ("__key", "address", "attestation")
+
+    def __init__(self, key: coincurve.PrivateKey, attestation: Attestation) -> None:
+        self.__key = key
+        self.address = _address(key.public_key)
+        self.attestation = attestation
+
+    def sign(self, message: bytes) -> bytes:
+        return seal(message_hash(message), self.__key)
+
+    def sealed(self, aead: AESGCM) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + aead.encrypt(nonce, self.__key.secret, MRENCLAVE + self.address)
+
+    def __repr__(self) -> str:
+        return f"<enclave key 0x{self.address.hex()} (private key sealed)>"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an enclave key cannot be pickled or copied out of the enclave")
+
+
+def _derive(secret: bytes, salt: bytes) -> AESGCM:
+    return AESGCM(Scrypt(salt=salt, length=32, **_SCRYPT).derive(secret))
+
+
+# ---------------------------------------------------------------------------- light clients
+
+
+def state_id(client_type: str, client_state: bytes, consensus_state: bytes) -> bytes:
+    """The state id rule (module docstring)."""
+    return bytes(
+        keccak(
+            abi_encode(["string", "bytes", "bytes"], [client_type, client_state, consensus_state])
+        )
+    )
+
+
+def _any(type_url: str, value: bytes) -> bytes:
+    """A protobuf ``Any`` (field 1 type_url, field 2 value)."""
+
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    url = type_url.encode()
+    return b"\x0a" + varint(len(url)) + url + b"\x12" + varint(len(value)) + value
+
+
+class _Client(Protocol):
+    client_type: str
+
+    @property
+    def frozen(self) -> bool: ...
+
+    def latest(self) -> Height: ...
+    def client_state(self) -> bytes: ...
+    def consensus_state(self, height: Height) -> bytes: ...
+    def timestamp_ns(self, height: Height) -> int: ...
+    def update(self, header: bytes, now_ns: int) -> tuple[Height, Height, ValidationContext]: ...
+    def verify(
+        self, height: Height, prefix: bytes, path: bytes, value: bytes | None, proof: bytes
+    ) -> None: ...
+
+
+@dataclass
+class _QbftConsensus:
+    timestamp: int
+    state_root: bytes
+    validators: tuple[bytes, ...]
+
+
+@dataclass
+class _QbftClient:
+    """The enclave's client of a QBFT EVM chain: :func:`verify_header` + ``eth_getProof``
+    proofs (``RLP([account proof nodes, storage proof nodes])``) of the IBC handler's
+    ``commitments`` mapping, as :class:`kakehashi.ibc.clients.qbft.QbftClient` reads them."""
+
+    chain_id: int
+    ibc_handler: bytes
+    commitments_slot: int
+    trusting_period_s: int
+    max_clock_drift_s: int
+    consensus: dict[int, _QbftConsensus] = field(default_factory=dict)
+    frozen: bool = False
+    client_type: str = "qbft-evm"
+
+    def latest(self) -> Height:
+        return Height(0, max(self.consensus))
+
+    def client_state(self) -> bytes:
+        return bytes(
+            rlp.encode(
+                [
+                    self.chain_id,
+                    self.ibc_handler,
+                    self.commitments_slot,
+                    self.trusting_period_s,
+                    self.max_clock_drift_s,
+                ]
+            )
+        )
+
+    def _at(self, height: Height) -> _QbftConsensus:
+        consensus = (
+            self.consensus.get(height.revision_height) if height.revision_number == 0 else None
+        )
+        if consensus is None:
+            raise VerificationError(
+                f"the enclave's QBFT client holds no state at height {height} (latest "
+                f"{self.latest()}): update the client first"
+            )
+        return consensus
+
+    def consensus_state(self, height: Height) -> bytes:
+        c = self._at(height)
+        return bytes(
+            rlp.encode([height.revision_height, c.timestamp, c.state_root, list(c.validators)])
+        )
+
+    def timestamp_ns(self, height: Height) -> int:
+        return self._at(height).timestamp * _NS
+
+    def update(self, header: bytes, now_ns: int) -> tuple[Height, Height, ValidationContext]:
+        number = parse_header(header).number
+        below = [h for h in self.consensus if h < number]
+        if not below:
+            raise VerificationError(
+                f"header {number} is not above any height the enclave trusts (earliest "
+                f"{min(self.consensus)})"
+            )
+        trusted_number = max(below)
+        trusted = self.consensus[trusted_number]
+        parsed = verify_header(
+            header,
+            list(trusted.validators),
+            trusted_height=trusted_number,
+            trusted_timestamp=trusted.timestamp,
+            now=now_ns // _NS,
+            trusting_period=self.trusting_period_s,
+            max_clock_drift=self.max_clock_drift_s,
+        )
+        new = _QbftConsensus(parsed.timestamp, parsed.state_root, parsed.validators)
+        known = self.consensus.get(parsed.number)
+        if known is not None and known != new:
+            self.frozen = True
+            raise VerificationError(
+                f"two valid headers for block {parsed.number}: the validators equivocated; the "
+                "enclave's client is frozen and signs nothing more"
+            )
+        self.consensus[parsed.number] = new
+        context = TrustingPeriodValidationContext(
+            trusting_period=self.trusting_period_s * _NS,
+            clock_drift=self.max_clock_drift_s * _NS,
+            untrusted_header_timestamp=parsed.timestamp * _NS,
+            trusted_state_timestamp=trusted.timestamp * _NS,
+        )
+        return Height(0, trusted_number), Height(0, parsed.number), context
+
+    def verify(
+        self, height: Height, prefix: bytes, path: bytes, value: bytes | None, proof: bytes
+    ) -> None:
+        proven = self._proven(height, prefix, path, proof)
+        if value is None and proven is not None:
+            raise VerificationError(f"the chain commits a value under {path!r}, not absence")
+        if value is not None and proven != value:
+            raise VerificationError(f"the chain does not commit that value under {path!r}")
+
+    def _proven(self, height: Height, prefix: bytes, path: bytes, proof: bytes) -> bytes | None:
+        if prefix != self.ibc_handler:
+            raise VerificationError(
+                f"prefix {prefix.hex()} is not the tracked IBC handler {self.ibc_handler.hex()}"
+            )
+        consensus = self._at(height)
+        try:
+            account_nodes, storage_nodes = rlp.decode(proof)
+            nodes = [*account_nodes, *storage_nodes]
+            if not all(isinstance(n, bytes) for n in nodes):
+                raise ValueError("proof nodes must be byte strings")
+        except (rlp.exceptions.DecodingError, ValueError, TypeError) as exc:
+            raise VerificationError(f"malformed QBFT proof: {exc}") from None
+        account = verify_account_proof(consensus.state_root, self.ibc_handler, list(account_nodes))
+        if account is None:
+            raise VerificationError(f"no IBC handler contract at height {height}")
+        slot = int.from_bytes(
+            keccak(self.commitments_slot.to_bytes(32, "big") + keccak(path)), "big"
+        )
+        value = verify_storage_proof(account.storage_root, slot, list(storage_nodes))
+        return None if value == 0 else value.to_bytes(32, "big")
+
+
+@dataclass
+class _CordaClient:
+    """The enclave's client of a Corda-model IBC host (:mod:`kakehashi.lightclients.corda`)."""
+
+    state: corda_lc.CordaClientState
+    consensus: dict[int, corda_lc.CordaConsensusState] = field(default_factory=dict)
+    client_type: str = "corda-host"
+
+    @property
+    def frozen(self) -> bool:
+        return self.state.frozen
+
+    def latest(self) -> Height:
+        return Height(self.state.revision_number, self.state.latest_version)
+
+    def client_state(self) -> bytes:
+        return serialize(replace(self.state, latest_version=0, frozen=False))
+
+    def _at(self, height: Height) -> corda_lc.CordaConsensusState:
+        consensus = None
+        if height.revision_number == self.state.revision_number:
+            consensus = self.consensus.get(height.revision_height)
+        if consensus is None:
+            raise VerificationError(
+                f"the enclave's Corda client holds no state at height {height} (latest "
+                f"{self.latest()}): update the client first"
+            )
+        return consensus
+
+    def consensus_state(self, height: Height) -> bytes:
+        c = self._at(height)
+        return bytes(cbor2.dumps([height.revision_height, serialize(c)], canonical=True))
+
+    def timestamp_ns(self, height: Height) -> int:
+        return self._at(height).timestamp_ns
+
+    def update(self, header: bytes, now_ns: int) -> tuple[Height, Height, ValidationContext]:
+        state, version, consensus = corda_lc.update_client(self.state, self.consensus, header)
+        if state.frozen:
+            self.state = state
+            raise VerificationError(
+                f"the attestation of host version {version} conflicts with what the enclave "
+                "verified (misbehaviour); the enclave's client is frozen and signs nothing more"
+            )
+        below = [v for v in self.consensus if v < version]
+        if not below:
+            raise VerificationError(
+                f"host version {version} is not above any version the enclave trusts"
+            )
+        self.state = state
+        self.consensus[version] = consensus
+        rn = state.revision_number
+        # A notary-signed host state does not expire: no trusting period to check.
+        return Height(rn, max(below)), Height(rn, version), EmptyValidationContext()
+
+    def verify(
+        self, height: Height, prefix: bytes, path: bytes, value: bytes | None, proof: bytes
+    ) -> None:
+        if prefix != self.state.linear_id.id:
+            raise VerificationError(
+                f"prefix {prefix.hex()} is not the tracked host's {self.state.linear_id.id.hex()}"
+            )
+        trusted = self._at(height)
+        version = height.revision_height
+        if value is None:
+            corda_lc.verify_non_membership(
+                self.state, proof, path, version=version, trusted=trusted
+            )
+        else:
+            corda_lc.verify_membership(
+                self.state, proof, path, value, version=version, trusted=trusted
+            )
+
+
+# ---------------------------------------------------------------------------- the enclave
+
+
+@dataclass(frozen=True)
+class SignedMessage:
+    """A proxy message and the enclave key's signature over it."""
+
+    message: bytes
+    signature: bytes
+    signer: bytes
+
+
+@dataclass(frozen=True)
+class CreatedClient:
+    client_id: str
+    height: Height
+    state_id: bytes
+    message: SignedMessage
+
+
+class Enclave:
+    """The simulation enclave of one LCP service (module docstring for the rules)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        operator_secret: bytes,
+        *,
+        operator: bytes | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        """Open the enclave in ``data_dir``: unseal its keys, or generate and seal a first one.
+
+        Raises :class:`SealingError` when the sealed keys do not open with ``operator_secret``.
+        """
+        if len(operator_secret) < 8:
+            raise SealingError("the operator secret must be at least 8 bytes")
+        if operator is not None and (len(operator) != 20 or not any(operator)):
+            raise SealingError("the operator is a non-zero 20-byte address")
+        self._dir = Path(data_dir)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self._operator = operator
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._ca = SimulationCa.load_or_create(self._dir / CA_DIR)
+        self._clients: dict[str, _Client] = {}
+        self._next_client = 0
+        self.signatures_made = 0
+        sealed = self._dir / SEALED_FILE
+        if sealed.exists():
+            self._salt, self._keys = self._unseal(sealed.read_bytes(), operator_secret)
+            self._aead = _derive(operator_secret, self._salt)
+        else:
+            self._salt = os.urandom(16)
+            self._aead = _derive(operator_secret, self._salt)
+            self._keys = []
+            self._add_key()
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    @property
+    def mrenclave(self) -> bytes:
+        return MRENCLAVE
+
+    @property
+    def root_certificate(self) -> bytes:
+        """DER of the simulation root a development client must trust."""
+        return self._ca.root_der
+
+    @property
+    def address(self) -> bytes:
+        """The address of the key that signs now."""
+        return self._keys[-1].address
+
+    def attestation(self) -> Attestation:
+        """The current key's attestation evidence."""
+        return self._keys[-1].attestation
+
+    def attestations(self) -> tuple[Attestation, ...]:
+        """Every key's evidence, oldest first (the last one signs)."""
+        return tuple(k.attestation for k in self._keys)
+
+    def rotate(self) -> Attestation:
+        """Generate and attest a new key that signs from now on (rotation rule)."""
+        with self._lock:
+            return self._add_key()
+
+    def _add_key(self) -> Attestation:
+        private = coincurve.PrivateKey()
+        attestation = self._ca.attest(_address(private.public_key), self._operator, self._clock())
+        key = _EnclaveKey(private, attestation)
+        del private
+        self._seal([*self._keys, key])
+        self._keys.append(key)
+        return attestation
+
+    def _seal(self, keys: Sequence[_EnclaveKey]) -> None:
+        document = {
+            "format": _SEALED_FORMAT,
+            "mrenclave": MRENCLAVE.hex(),
+            "kdf": {"name": "scrypt", **_SCRYPT, "salt": self._salt.hex()},
+            "cipher": "AES-256-GCM, associated data MRENCLAVE || address",
+            "keys": [
+                {"sealed": k.sealed(self._aead).hex(), "attestation": k.attestation.to_json()}
+                for k in keys
+            ],
+        }
+        _write_private(self._dir / SEALED_FILE, json.dumps(document, indent=1).encode())
+
+    @staticmethod
+    def _unseal(data: bytes, secret: bytes) -> tuple[bytes, list[_EnclaveKey]]:
+        try:
+            document = json.loads(data)
+            if document["format"] != _SEALED_FORMAT:
+                raise SealingError(f"unknown sealed-key format {document['format']!r}")
+            if bytes.fromhex(document["mrenclave"]) != MRENCLAVE:
+                raise SealingError(
+                    "the keys were sealed by another enclave build (MRENCLAVE "
+                    f"{document['mrenclave']}); this one is {MRENCLAVE.hex()}"
+                )
+            salt = bytes.fromhex(document["kdf"]["salt"])
+            entries = [
+                (bytes.fromhex(k["sealed"]), Attestation.from_json(k["attestation"]))
+                for k in document["keys"]
+            ]
+        except SealingError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SealingError(f"the sealed key file is damaged: {exc}") from None
+        aead = _derive(secret, salt)
+        keys = []
+        for blob, attestation in entries:
+            try:
+                secret_key = aead.decrypt(blob[:12], blob[12:], MRENCLAVE + attestation.address)
+            except InvalidTag:
+                raise SealingError(
+                    "the sealed enclave keys do not open with this operator secret (wrong secret, "
+                    "or the file was altered)"
+                ) from None
+            key = _EnclaveKey(coincurve.PrivateKey(secret_key), attestation)
+            del secret_key
+            if key.address != attestation.address:
+                raise SealingError("a sealed key does not match the address it is stored under")
+            keys.append(key)
+        if not keys:
+            raise SealingError("the sealed key file holds no key")
+        return salt, keys
+
+    def _sign(self, message: bytes) -> SignedMessage:
+        key = self._keys[-1]
+        self.signatures_made += 1
+        return SignedMessage(message, key.sign(message), key.address)
+
+    def __repr__(self) -> str:
+        return f"<Enclave SIMULATION 0x{self.address.hex()} in {self._dir}>"
+
+    # -- light clients ------------------------------------------------------------------------
+
+    def _client(self, client_id: str) -> _Client:
+        client = self._clients.get(client_id)
+        if client is None:
+            raise UnknownClientError(f"the enclave holds no client {client_id!r}")
+        return client
+
+    def _state_id(self, client: _Client, height: Height) -> bytes:
+        return state_id(client.client_type, client.client_state(), client.consensus_state(height))
+
+    def _register(self, client: _Client) -> CreatedClient:
+        client_id = f"{client.client_type}-{self._next_client}"
+        self._next_client += 1
+        height = client.latest()
+        sid = self._state_id(client, height)
+        type_name = client.client_type.split("-")[0]
+        message = UpdateStateProxyMessage(
+            prev_height=Height(),
+            prev_state_id=bytes(32),
+            post_height=height,
+            post_state_id=sid,
+            timestamp=client.timestamp_ns(height),
+            context=EmptyValidationContext(),
+            emitted_states=(
+                EmittedState(
+                    height, _any(f"/kakehashi.lcp.{type_name}.ClientState", client.client_state())
+                ),
+            ),
+        )
+        self._clients[client_id] = client
+        return CreatedClient(client_id, height, sid, self._sign(encode(message)))
+
+    def create_qbft_client(
+        self,
+        header: bytes,
+        validators: Sequence[bytes],
+        *,
+        chain_id: int,
+        ibc_handler: bytes,
+        commitments_slot: int = 0,
+        trusting_period_s: int = 14 * 24 * 3600,
+        max_clock_drift_s: int = 30,
+    ) -> CreatedClient:
+        """A client of an EVM chain from a trusted header, checked against ``validators``."""
+        if len(ibc_handler) != 20:
+            raise VerificationError("the IBC handler is a 20-byte address")
+        if trusting_period_s <= 0 or max_clock_drift_s < 0:
+            raise VerificationError("the trusting period must be positive, the clock drift >= 0")
+        parsed = verify_header(header, [bytes(v) for v in validators])
+        client = _QbftClient(
+            chain_id, bytes(ibc_handler), commitments_slot, trusting_period_s, max_clock_drift_s
+        )
+        client.consensus[parsed.number] = _QbftConsensus(
+            parsed.timestamp, parsed.state_root, parsed.validators
+        )
+        with self._lock:
+            return self._register(client)
+
+    def create_corda_client(self, client_state: bytes, attestation: bytes) -> CreatedClient:
+        """A client of a Corda-model host from its client state (canonical CBOR of a
+        :class:`~kakehashi.lightclients.corda.CordaClientState`) and a trusted attestation."""
+        try:
+            state = deserialize(client_state, corda_lc.CordaClientState)
+        except KakehashiError as exc:
+            raise SerializationError(f"malformed Corda client state: {exc}") from None
+        if not isinstance(state, corda_lc.CordaClientState) or state.frozen:
+            raise VerificationError("a Corda client state must be an unfrozen CordaClientState")
+        state = replace(state, latest_version=0)
+        new_state, version, consensus = corda_lc.update_client(state, {}, attestation)
+        client = _CordaClient(new_state, {version: consensus})
+        with self._lock:
+            return self._register(client)
+
+    def update_client(self, client_id: str, header: bytes) -> tuple[Height, SignedMessage]:
+        """Verify ``header`` and sign the UpdateState message (update rule)."""
+        with self._lock:
+            client = self._client(client_id)
+            if client.frozen:
+                raise VerificationError(f"the enclave's client {client_id} is frozen")
+            work = copy.deepcopy(client)
+            try:
+                prev, post, context = work.update(bytes(header), self._clock())
+            finally:
+                if work.frozen:  # misbehaviour evidence is kept even though nothing is signed
+                    self._clients[client_id] = work
+            message = UpdateStateProxyMessage(
+                prev_height=prev,
+                prev_state_id=self._state_id(work, prev),
+                post_height=post,
+                post_state_id=self._state_id(work, post),
+                timestamp=work.timestamp_ns(post),
+                context=context,
+            )
+            signed = self._sign(encode(message))
+            self._clients[client_id] = work
+            return post, signed
+
+    def _membership(
+        self,
+        client_id: str,
+        height: Height,
+        prefix: bytes,
+        path: bytes,
+        value: bytes | None,
+        proof: bytes,
+    ) -> SignedMessage:
+        with self._lock:
+            client = self._client(client_id)
+            if client.frozen:
+                raise VerificationError(f"the enclave's client {client_id} is frozen")
+            client.verify(height, bytes(prefix), bytes(path), value, bytes(proof))
+            message = VerifyMembershipProxyMessage(
+                prefix=bytes(prefix),
+                path=bytes(path),
+                value=bytes(32) if value is None else bytes(keccak(bytes(value))),
+                height=height,
+                state_id=self._state_id(client, height),
+            )
+            return self._sign(encode(message))
+
+    def verify_membership(
+        self, client_id: str, height: Height, prefix: bytes, path: bytes, value: bytes, proof: bytes
+    ) -> SignedMessage:
+        """Verify ``value`` under ``prefix ‖ path`` at ``height`` and sign the statement."""
+        return self._membership(client_id, height, prefix, path, bytes(value), proof)
+
+    def verify_non_membership(
+        self, client_id: str, height: Height, prefix: bytes, path: bytes, proof: bytes
+    ) -> SignedMessage:
+        """Verify that nothing is under ``prefix ‖ path`` at ``height`` and sign the statement."""
+        return self._membership(client_id, height, prefix, path, None, proof)
+
+    def client_ids(self) -> tuple[str, ...]:
+        return tuple(self._clients)
+
+    def latest_height(self, client_id: str) -> Height:
+        return self._client(client_id).latest()

@@ -1,0 +1,427 @@
+"""The simulation LCP enclave: sealed keys, simulated attestation, and signed statements that the
+LCP light client accepts about a REAL embedded EVM chain and a REAL Corda-model host.
+
+The end-to-end tests run :class:`~kakehashi.ibc.evm_host.EvmIbcHost` on an
+:class:`~kakehashi.ledgers.evm.chain.EmbeddedChain` and a
+:class:`~kakehashi.ibc.corda_host.CordaIbcHost` on an
+:class:`~kakehashi.ledgers.corda.node.setup.EmbeddedNetwork` (both from
+``tests.ibc.cross_support.build``), write a connection commitment on each, and have a
+:mod:`kakehashi.lightclients.lcp` client register the enclave key from its simulated AVR, be
+created from the enclave's create-client message, and accept its signed updates and
+(non-)membership statements. Whatever does not verify is refused and nothing is signed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import coincurve
+import pytest
+import rlp
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from eth_hash.auto import keccak
+
+from kakehashi.errors import VerificationError
+from kakehashi.ibc import host as paths
+from kakehashi.ibc.evm_host import COMMITMENTS_SLOT
+from kakehashi.ibc.types import ConnectionCounterparty
+from kakehashi.lcp.attestation import AttestationPolicy, verify_avr
+from kakehashi.lcp.enclave import (
+    MRENCLAVE,
+    SEALED_FILE,
+    Enclave,
+    SealingError,
+    SignedMessage,
+    UnknownClientError,
+)
+from kakehashi.lcp.messages import (
+    EmptyValidationContext,
+    Height,
+    TrustingPeriodValidationContext,
+    UpdateStateProxyMessage,
+    VerifyMembershipProxyMessage,
+    decode,
+    recover_signer,
+)
+from kakehashi.ledgers.corda.model.serialization import serialize
+from kakehashi.ledgers.corda.node.setup import EmbeddedNetwork
+from kakehashi.ledgers.evm.chain import EmbeddedChain
+from kakehashi.ledgers.evm.qbft import HeaderField, encode_header, header_fields
+from kakehashi.lightclients.lcp import (
+    LcpClient,
+    LcpClientState,
+    create_client,
+    encode_commitment_proof,
+    register_enclave_key,
+    update_state,
+    verify_membership,
+    verify_non_membership,
+)
+from tests.ibc.cross_support import CrossRelayer, build
+
+SECRET = b"operator secret for the tests"
+KEY_EXPIRATION_S = 3600
+NS = 1_000_000_000
+
+
+def unseal_independently(data_dir: Path, secret: bytes) -> list[bytes]:
+    """The sealed private keys, opened by the documented scheme (not by the enclave's code):
+    scrypt(secret, salt, n=2**14, r=8, p=1) → AES-256-GCM key; nonce ‖ ciphertext per key;
+    associated data MRENCLAVE ‖ address."""
+    document = json.loads((data_dir / SEALED_FILE).read_text())
+    kdf = document["kdf"]
+    assert kdf["name"] == "scrypt"
+    key = Scrypt(
+        salt=bytes.fromhex(kdf["salt"]), length=32, n=kdf["n"], r=kdf["r"], p=kdf["p"]
+    ).derive(secret)
+    opened = []
+    for entry in document["keys"]:
+        blob = bytes.fromhex(entry["sealed"])
+        address = bytes.fromhex(entry["attestation"]["address"])
+        private = AESGCM(key).decrypt(blob[:12], blob[12:], MRENCLAVE + address)
+        public = coincurve.PrivateKey(private).public_key.format(compressed=False)[1:]
+        assert keccak(public)[-20:] == address
+        opened.append(private)
+    return opened
+
+
+# ---------------------------------------------------------------------------- sealing
+
+
+def test_the_key_is_sealed_and_unsealed_on_restart(tmp_path: Path) -> None:
+    first = Enclave(tmp_path, SECRET)
+    address, evidence = first.address, first.attestation()
+    again = Enclave(tmp_path, SECRET)
+    assert again.address == address
+    assert again.attestation() == evidence
+    assert again.root_certificate == first.root_certificate  # the CA is kept too
+    (private,) = unseal_independently(tmp_path, SECRET)
+
+    stored = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+    for form in (private, private.hex().encode(), private.hex().upper().encode()):
+        assert form not in stored
+    assert private.hex() not in repr(again) and private.hex() not in str(vars(again))
+    assert private.hex() not in repr(again._keys)  # the key objects hide it too
+    assert (tmp_path / SEALED_FILE).stat().st_mode & 0o077 == 0
+
+
+def test_a_wrong_secret_opens_nothing(tmp_path: Path) -> None:
+    Enclave(tmp_path, SECRET)
+    with pytest.raises(SealingError, match="operator secret"):
+        Enclave(tmp_path, b"not the operator secret")
+
+
+def test_an_altered_sealed_file_opens_nothing(tmp_path: Path) -> None:
+    Enclave(tmp_path, SECRET)
+    path = tmp_path / SEALED_FILE
+    document = json.loads(path.read_text())
+    sealed = bytearray.fromhex(document["keys"][0]["sealed"])
+    sealed[20] ^= 1
+    document["keys"][0]["sealed"] = sealed.hex()
+    path.write_text(json.dumps(document))
+    with pytest.raises(SealingError):
+        Enclave(tmp_path, SECRET)
+
+
+def test_a_key_sealed_under_another_address_opens_nothing(tmp_path: Path) -> None:
+    Enclave(tmp_path, SECRET)
+    path = tmp_path / SEALED_FILE
+    document = json.loads(path.read_text())
+    document["keys"][0]["attestation"]["address"] = "11" * 20
+    path.write_text(json.dumps(document))
+    with pytest.raises(SealingError):  # the address is associated data of the seal
+        Enclave(tmp_path, SECRET)
+
+
+# ---------------------------------------------------------------------------- attestation
+
+
+def test_the_simulated_avr_verifies_in_development_mode_only(tmp_path: Path) -> None:
+    operator = bytes.fromhex("ab" * 20)
+    enclave = Enclave(tmp_path, SECRET, operator=operator)
+    evidence = enclave.attestation()
+    development = AttestationPolicy(
+        root_certificates=(enclave.root_certificate,), development=True, mrenclave=MRENCLAVE
+    )
+    report = verify_avr(evidence.avr, evidence.signature, evidence.signing_cert, development)
+    assert report.enclave_key_address == enclave.address
+    assert report.operator_address == operator
+    assert report.mrenclave == MRENCLAVE and report.quote_status == "OK" and report.debug
+    assert report.timestamp_ns == evidence.attested_at_ns
+
+    with pytest.raises(VerificationError, match="trusted root"):
+        verify_avr(
+            evidence.avr,
+            evidence.signature,
+            evidence.signing_cert,
+            AttestationPolicy(mrenclave=MRENCLAVE),  # production: Intel's root only
+        )
+    other_build = AttestationPolicy(
+        root_certificates=(enclave.root_certificate,), development=True, mrenclave=bytes(32)
+    )
+    with pytest.raises(VerificationError, match="MRENCLAVE"):
+        verify_avr(evidence.avr, evidence.signature, evidence.signing_cert, other_build)
+    with pytest.raises(VerificationError):
+        verify_avr(
+            evidence.avr.replace('"OK"', '"OK" '),
+            evidence.signature,
+            evidence.signing_cert,
+            development,
+        )
+
+
+# ---------------------------------------------------------------------------- a real world
+
+
+@dataclass
+class World:
+    relayer: CrossRelayer
+    chain: EmbeddedChain
+    enclave: Enclave
+    clock: Callable[[], int]
+
+    @property
+    def evm(self):  # type: ignore[no-untyped-def]
+        return self.relayer.evm
+
+    @property
+    def corda(self):  # type: ignore[no-untyped-def]
+        return self.relayer.corda
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    network = EmbeddedNetwork.create(tmp_path / "corda")
+    try:
+        with EmbeddedChain() as chain:
+            relayer = build(chain, network)
+
+            # The embedded chain seals a block per transaction, each a second after its parent,
+            # so in a fast test its clock runs ahead of the wall clock (a real chain's does not).
+            def clock() -> int:
+                return max(time.time_ns(), relayer.evm.timestamp_ns() + NS)
+
+            yield World(relayer, chain, Enclave(tmp_path / "lcp", SECRET, clock=clock), clock)
+    finally:
+        network.close()
+
+
+def lcp_state(enclave: Enclave) -> LcpClientState:
+    return LcpClientState(
+        MRENCLAVE,
+        KEY_EXPIRATION_S,
+        root_certificates=(enclave.root_certificate,),
+        development=True,
+    )
+
+
+def register(client: LcpClient, enclave: Enclave, now: int) -> LcpClient:
+    evidence = enclave.attestation()
+    return register_enclave_key(
+        client, evidence.avr, evidence.signature, evidence.signing_cert, None, now
+    )
+
+
+def proof_of(signed: SignedMessage) -> bytes:
+    return encode_commitment_proof(signed.message, [signed.signature])
+
+
+def test_evm_chain_through_the_enclave(world: World) -> None:
+    enclave, evm, corda = world.enclave, world.evm, world.corda
+    trusted = evm.height()
+    created = enclave.create_qbft_client(
+        evm.header(trusted),
+        list(world.chain.validators),
+        chain_id=world.chain.chain_id,
+        ibc_handler=evm.prefix,
+        commitments_slot=COMMITMENTS_SLOT,
+    )
+    init = decode(created.message.message)
+    assert isinstance(init, UpdateStateProxyMessage) and not init.has_prev_state()
+    assert init.post_height == Height(0, trusted.revision_height) == created.height
+    assert init.context == EmptyValidationContext() and init.emitted_states
+
+    client = create_client(lcp_state(enclave), created.message.message, world.clock())
+    client = register(client, enclave, world.clock())
+
+    # A commitment written on the chain: a connection end (ICS-24 connections/{id}).
+    connection = evm.conn_open_init(ConnectionCounterparty(corda.client_id, "", corda.prefix))
+    path = paths.connection_path(connection)
+    height = evm.height()
+    value = evm.value(path, height)
+    assert value is not None
+
+    post, update = enclave.update_client(created.client_id, evm.header(height))
+    assert post == Height(0, height.revision_height)
+    message = decode(update.message)
+    assert isinstance(message, UpdateStateProxyMessage)
+    assert (message.prev_height, message.prev_state_id) == (init.post_height, init.post_state_id)
+    assert isinstance(message.context, TrustingPeriodValidationContext)
+    assert message.timestamp == evm.ibc.timestamp_ns(height.revision_height)
+    assert recover_signer(update.message, update.signature) == enclave.address
+    client, held = update_state(client, update.message, [update.signature], world.clock())
+    assert held == post == client.state.latest_height
+
+    member = enclave.verify_membership(
+        created.client_id, post, evm.prefix, path, value, evm.prove(path, height)
+    )
+    statement = decode(member.message)
+    assert isinstance(statement, VerifyMembershipProxyMessage)
+    assert statement.value == keccak(value) and statement.state_id == message.post_state_id
+    verify_membership(client, post, proof_of(member), evm.prefix, path, value, world.clock())
+
+    absent = paths.connection_path("connection-99")
+    non_member = enclave.verify_non_membership(
+        created.client_id, post, evm.prefix, absent, evm.prove(absent, height)
+    )
+    verify_non_membership(client, post, proof_of(non_member), evm.prefix, absent, world.clock())
+    with pytest.raises(VerificationError):  # the statement is about that path only
+        verify_non_membership(client, post, proof_of(non_member), evm.prefix, path, world.clock())
+
+
+def test_corda_host_through_the_enclave(world: World) -> None:
+    enclave, evm, corda = world.enclave, world.evm, world.corda
+    created = enclave.create_corda_client(
+        serialize(corda.host.client_state()), corda.host.attestation()
+    )
+    assert created.height == Height(0, corda.height().revision_height)
+    now = time.time_ns()
+    client = register(create_client(lcp_state(enclave), created.message.message, now), enclave, now)
+
+    connection = corda.conn_open_init(ConnectionCounterparty(evm.client_id, "", evm.prefix))
+    path = paths.connection_path(connection)
+    height = corda.height()
+    value = corda.value(path, height)
+    assert value is not None
+
+    post, update = enclave.update_client(created.client_id, corda.header(height))
+    assert post == Height(height.revision_number, height.revision_height)
+    message = decode(update.message)
+    assert isinstance(message, UpdateStateProxyMessage)
+    assert message.prev_height == created.height and message.prev_state_id == created.state_id
+    assert message.timestamp == corda.host.timestamp_ns
+    client, _ = update_state(client, update.message, [update.signature], time.time_ns())
+
+    member = enclave.verify_membership(
+        created.client_id, post, corda.prefix, path, value, corda.prove(path, height)
+    )
+    verify_membership(client, post, proof_of(member), corda.prefix, path, value, time.time_ns())
+    absent = paths.connection_path("connection-99")
+    non_member = enclave.verify_non_membership(
+        created.client_id, post, corda.prefix, absent, corda.prove(absent, height)
+    )
+    verify_non_membership(client, post, proof_of(non_member), corda.prefix, absent, time.time_ns())
+
+
+def test_the_enclave_signs_nothing_it_cannot_verify(world: World) -> None:
+    enclave, evm, corda = world.enclave, world.evm, world.corda
+    qbft = enclave.create_qbft_client(
+        evm.header(evm.height()),
+        list(world.chain.validators),
+        chain_id=world.chain.chain_id,
+        ibc_handler=evm.prefix,
+    ).client_id
+    host = enclave.create_corda_client(
+        serialize(corda.host.client_state()), corda.host.attestation()
+    ).client_id
+    connection = evm.conn_open_init(ConnectionCounterparty(corda.client_id, "", corda.prefix))
+    path = paths.connection_path(connection)
+    height = evm.height()
+    value = evm.value(path, height)
+    assert value is not None
+    signed_before = enclave.signatures_made
+    latest_before = enclave.latest_height(qbft)
+
+    fields = header_fields(evm.header(height))
+    fields[HeaderField.STATE_ROOT] = keccak(b"another state")
+    with pytest.raises(VerificationError):
+        enclave.update_client(qbft, encode_header(fields))
+    assert enclave.latest_height(qbft) == latest_before
+
+    post, _ = enclave.update_client(qbft, evm.header(height))
+    signed_before = enclave.signatures_made
+    account_nodes, storage_nodes = rlp.decode(evm.prove(path, height))
+    forged_leaf = bytearray(storage_nodes[-1])
+    forged_leaf[-1] ^= 1
+    forged = rlp.encode([account_nodes, [*storage_nodes[:-1], bytes(forged_leaf)]])
+    refusals: list[Callable[[], object]] = [
+        lambda: enclave.verify_membership(qbft, post, evm.prefix, path, value, forged),
+        lambda: enclave.verify_membership(
+            qbft, post, evm.prefix, path, keccak(b"other"), evm.prove(path, height)
+        ),
+        lambda: enclave.verify_non_membership(
+            qbft, post, evm.prefix, path, evm.prove(path, height)
+        ),
+        lambda: enclave.verify_membership(
+            qbft, post, corda.prefix, path, value, evm.prove(path, height)
+        ),
+        lambda: enclave.verify_membership(
+            qbft, Height(0, post.revision_height + 5), evm.prefix, path, value, evm.ibc.prove(path)
+        ),
+    ]
+    tampered = bytearray(corda.host.attestation())
+    tampered[len(tampered) // 2] ^= 1
+    refusals.append(lambda: enclave.update_client(host, bytes(tampered)))
+    corda_path = paths.connection_path("connection-0")
+    refusals.append(
+        lambda: enclave.verify_membership(
+            host,
+            Height(0, corda.height().revision_height),
+            corda.prefix,
+            corda_path,
+            value,
+            corda.host.prove(corda_path),
+        )
+    )
+    for refuse in refusals:
+        with pytest.raises(VerificationError):
+            refuse()
+    with pytest.raises(UnknownClientError):
+        enclave.update_client("qbft-evm-99", evm.header(height))
+    assert enclave.signatures_made == signed_before
+
+
+def test_rotation_keeps_both_keys_valid_during_the_overlap(world: World) -> None:
+    enclave, evm, corda = world.enclave, world.evm, world.corda
+    created = enclave.create_qbft_client(
+        evm.header(evm.height()),
+        list(world.chain.validators),
+        chain_id=world.chain.chain_id,
+        ibc_handler=evm.prefix,
+    )
+    client = create_client(lcp_state(enclave), created.message.message, world.clock())
+    client = register(client, enclave, world.clock())
+    old = enclave.address
+
+    evm.conn_open_init(ConnectionCounterparty(corda.client_id, "", corda.prefix))
+    first = evm.height()
+    post1, update1 = enclave.update_client(created.client_id, evm.header(first))
+    path = paths.connection_path("connection-99")
+    old_statement = enclave.verify_non_membership(
+        created.client_id, post1, evm.prefix, path, evm.prove(path, first)
+    )
+
+    new_evidence = enclave.rotate()
+    assert enclave.address == new_evidence.address != old
+    assert [a.address for a in enclave.attestations()] == [old, enclave.address]
+    client = register(client, enclave, world.clock())  # the new key is registered ahead of use
+    assert set(client.enclave_keys) == {old, enclave.address}
+
+    evm.conn_open_init(ConnectionCounterparty(corda.client_id, "", corda.prefix))
+    second = evm.height()
+    _, update2 = enclave.update_client(created.client_id, evm.header(second))
+    assert update1.signer == old and update2.signer == enclave.address
+    client, _ = update_state(client, update1.message, [update1.signature], world.clock())
+    client, _ = update_state(client, update2.message, [update2.signature], world.clock())
+    verify_non_membership(client, post1, proof_of(old_statement), evm.prefix, path, world.clock())
+
+    # Both keys stay sealed: a restart signs with the new one and still lists the old one.
+    assert len(unseal_independently(world.enclave._dir, SECRET)) == 2
+    restarted = Enclave(world.enclave._dir, SECRET)
+    assert restarted.address == enclave.address
+    assert [a.address for a in restarted.attestations()] == [old, enclave.address]
