@@ -1,0 +1,784 @@
+"""The relayer's one view of a ledger (Hermes' ``ChainEndpoint``): queries, proofs, discovery of
+pending work, and the IBC messages a relayer submits.
+
+A relayer never touches a ledger except through a :class:`ChainEndpoint`. Two implementations:
+
+* :class:`EvmEndpoint` over :class:`~kakehashi.ibc.evm_host.EvmIbcHost` (the Vyper handler on
+  any EVM node): heights are blocks, client messages are RLP headers, proofs are
+  ``eth_getProof`` answers, and sent packets / written acknowledgements are found in the
+  handler's ``SendPacket`` / ``WriteAcknowledgement`` logs (``eth_getLogs``).
+* :class:`CordaEndpoint` over :class:`~kakehashi.ibc.corda_host.CordaIbcHost`: heights are host
+  versions, client messages are host-state attestations, proofs are commitment proofs. The host
+  keeps only *commitments* (hashes) of packets and acknowledgements, never their contents, and
+  has no event log; :class:`CordaPacketLog` fills that gap (see there).
+
+**Stateless.** Every answer is read from the ledger when asked; an endpoint keeps no record of
+what it relayed. Whatever a log says is checked against the ledger's commitments before it is
+believed: a packet is pending only while its commitment is in the source's store.
+
+**Two relayers on one path.** A submission refused because the work is already done (the
+packet was received, the acknowledgement or timeout already settled the packet) returns
+:class:`AlreadyRelayed` instead of raising. The endpoint decides that by reading the ledger
+after the refusal, not by parsing the error text: a refusal for any other reason (a bad proof,
+a stale client) still raises.
+
+The ICS-04 relayer algorithms that combine two endpoints are plain functions at the end:
+:func:`unreceived_packets`, :func:`timed_out_packets`, :func:`unrelayed_acks`.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, String, Table, and_, select
+from sqlalchemy.exc import IntegrityError
+
+from kakehashi.errors import IbcError, KakehashiError, TransactionRevertedError
+from kakehashi.ibc import host as paths
+from kakehashi.ibc.commitment import RECEIPT, ack_commitment, packet_commitment_of
+from kakehashi.ibc.corda_host import CordaIbcHost
+from kakehashi.ibc.evm_host import EvmIbcHost
+from kakehashi.ibc.types import ChannelEnd, ConnectionEnd, Height, Order, Packet
+from kakehashi.ledgers.corda.node.storage import write_transaction
+from kakehashi.lightclients.corda import verify_host_state
+
+__all__ = [
+    "AlreadyRelayed",
+    "ChainEndpoint",
+    "CordaEndpoint",
+    "CordaPacketLog",
+    "EvmEndpoint",
+    "RelayOutcome",
+    "Submitted",
+    "WrittenAck",
+    "is_timed_out",
+    "timed_out_packets",
+    "unreceived_packets",
+    "unrelayed_acks",
+]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted(Generic[T]):
+    """The ledger accepted the message: ``value`` is what it returned (the acknowledgement a
+    receive wrote, the height an update proved), ``height`` the ledger height holding the
+    change, ``tx_id`` the transaction (EVM transaction hash, Corda host transaction id)."""
+
+    value: T
+    height: Height
+    tx_id: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadyRelayed:
+    """The ledger refused the message because the work is already done (another relayer did
+    it first): nothing changed and there is nothing left to do for this packet."""
+
+    reason: str
+
+
+RelayOutcome = Submitted[T] | AlreadyRelayed
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenAck:
+    """An acknowledgement written on this ledger (the packet's destination), with the packet."""
+
+    packet: Packet
+    acknowledgement: bytes
+
+
+# ---------------------------------------------------------------------------- the interface
+
+
+@runtime_checkable
+class ChainEndpoint(Protocol):
+    """One ledger as a relayer sees it. ``height`` None means the latest height."""
+
+    name: str
+
+    # -- chain ---------------------------------------------------------------------------------
+    @property
+    def prefix(self) -> bytes:
+        """This ledger's commitment prefix (what the counterparty verifies paths under)."""
+        ...
+
+    def latest_height(self) -> Height: ...
+
+    def timestamp_at(self, height: Height) -> int:
+        """This ledger's time at ``height``, in nanoseconds (what timeouts compare against)."""
+        ...
+
+    def client_update_message(self, height: Height) -> bytes:
+        """What the counterparty's client of this ledger is updated with to reach ``height``."""
+        ...
+
+    # -- state and proofs ----------------------------------------------------------------------
+    def prove(self, path: bytes, height: Height) -> bytes:
+        """Proof of ``path``'s value, or of its absence, at ``height``."""
+        ...
+
+    def value(self, path: bytes, height: Height | None = None) -> bytes | None:
+        """The 32-byte value under ``path`` (None: absent)."""
+        ...
+
+    def connection(
+        self, connection_id: str, height: Height | None = None
+    ) -> ConnectionEnd | None: ...
+
+    def channel(
+        self, port_id: str, channel_id: str, height: Height | None = None
+    ) -> ChannelEnd | None: ...
+
+    # -- discovery -----------------------------------------------------------------------------
+    def packets_sent(self, port_id: str, channel_id: str, from_sequence: int = 1) -> list[Packet]:
+        """Packets sent on ``port_id/channel_id`` whose commitment is still in the store
+        (neither acknowledged nor timed out), sequence ≥ ``from_sequence``, in order."""
+        ...
+
+    def acks_written(
+        self, port_id: str, channel_id: str, from_sequence: int = 1
+    ) -> list[WrittenAck]:
+        """Acknowledgements committed on ``port_id/channel_id`` (this ledger is the packets'
+        destination), sequence ≥ ``from_sequence``, in order."""
+        ...
+
+    def is_received(
+        self, port_id: str, channel_id: str, sequence: int, height: Height | None = None
+    ) -> bool:
+        """ICS-04: packet ``sequence`` was received on ``port_id/channel_id`` (this ledger is
+        its destination): its receipt exists (UNORDERED) or nextSequenceRecv > sequence
+        (ORDERED)."""
+        ...
+
+    def next_sequence_recv(
+        self, port_id: str, channel_id: str, height: Height | None = None
+    ) -> int: ...
+
+    # -- submission ----------------------------------------------------------------------------
+    def update_client(self, client_id: str, message: bytes) -> Submitted[Height]: ...
+
+    def recv_packet(
+        self, packet: Packet, proof: bytes, proof_height: Height
+    ) -> RelayOutcome[bytes | None]: ...
+
+    def acknowledge_packet(
+        self, packet: Packet, acknowledgement: bytes, proof: bytes, proof_height: Height
+    ) -> RelayOutcome[None]: ...
+
+    def timeout_packet(
+        self, packet: Packet, proof: bytes, proof_height: Height, next_sequence_recv: int = 0
+    ) -> RelayOutcome[None]: ...
+
+
+# ---------------------------------------------------------------------------- shared logic
+
+
+def _commitment_path(packet: Packet) -> bytes:
+    return paths.packet_commitment_path(packet.source_port, packet.source_channel, packet.sequence)
+
+
+class _PacketQueries(ABC):
+    """The ICS-04 receive-side queries both endpoints answer the same way from their store."""
+
+    name: str
+
+    @abstractmethod
+    def value(self, path: bytes, height: Height | None = None) -> bytes | None: ...
+
+    @abstractmethod
+    def channel(
+        self, port_id: str, channel_id: str, height: Height | None = None
+    ) -> ChannelEnd | None: ...
+
+    def next_sequence_recv(
+        self, port_id: str, channel_id: str, height: Height | None = None
+    ) -> int:
+        value = self.value(paths.next_sequence_recv_path(port_id, channel_id), height)
+        return 0 if value is None else int.from_bytes(value, "big")
+
+    def is_received(
+        self, port_id: str, channel_id: str, sequence: int, height: Height | None = None
+    ) -> bool:
+        end = self.channel(port_id, channel_id)  # latest: a channel's ordering never changes
+        if end is None:
+            raise IbcError(f"{self.name} has no channel {port_id}/{channel_id}")
+        if end.ordering is Order.ORDERED:
+            return self.next_sequence_recv(port_id, channel_id, height) > sequence
+        receipt = self.value(paths.packet_receipt_path(port_id, channel_id, sequence), height)
+        return receipt == RECEIPT
+
+
+def _settled(endpoint: ChainEndpoint, packet: Packet) -> bool:
+    """The packet's commitment is gone from its source (acknowledged or timed out)."""
+    return endpoint.value(_commitment_path(packet)) != packet_commitment_of(packet)
+
+
+def _submit(
+    endpoint: ChainEndpoint,
+    refusal: type[Exception],
+    action: Callable[[], Submitted[T]],
+    done: Callable[[], str | None],
+) -> RelayOutcome[T]:
+    """Run ``action``; a ``refusal`` after which ``done()`` names a reason is AlreadyRelayed."""
+    try:
+        return action()
+    except refusal as exc:
+        reason = done()
+        if reason is None:
+            raise
+        log.info("%s: already relayed (%s); refusal was: %s", endpoint.name, reason, exc)
+        return AlreadyRelayed(reason)
+
+
+def _recv_done(endpoint: ChainEndpoint, packet: Packet) -> Callable[[], str | None]:
+    def done() -> str | None:
+        if endpoint.is_received(
+            packet.destination_port, packet.destination_channel, packet.sequence
+        ):
+            return f"packet {packet.sequence} was already received on {endpoint.name}"
+        return None
+
+    return done
+
+
+def _settled_done(endpoint: ChainEndpoint, packet: Packet) -> Callable[[], str | None]:
+    def done() -> str | None:
+        if _settled(endpoint, packet):
+            return (
+                f"packet {packet.sequence} on {packet.source_port}/{packet.source_channel} was "
+                f"already acknowledged or timed out on {endpoint.name}"
+            )
+        return None
+
+    return done
+
+
+# ---------------------------------------------------------------------------- EVM
+
+
+class EvmEndpoint(_PacketQueries):
+    """:class:`ChainEndpoint` over the Vyper IBC handler (:class:`EvmIbcHost`).
+
+    ``from_block``: the first block whose logs are searched (the handler's deployment block);
+    each discovery call reads the logs from there with ``eth_getLogs`` and keeps the entries
+    the handler's storage still commits to at one block.
+    """
+
+    def __init__(self, ibc: EvmIbcHost, *, name: str = "evm", from_block: int = 0) -> None:
+        self.ibc = ibc
+        self.name = name
+        self.from_block = from_block
+
+    @property
+    def prefix(self) -> bytes:
+        return self.ibc.prefix
+
+    def _block(self, height: Height | None) -> int | str:
+        return "latest" if height is None else height.revision_height
+
+    # -- chain ---------------------------------------------------------------------------------
+
+    def latest_height(self) -> Height:
+        return self.ibc.height()
+
+    def timestamp_at(self, height: Height) -> int:
+        return self.ibc.timestamp_ns(height.revision_height)
+
+    def client_update_message(self, height: Height) -> bytes:
+        """The block header (RLP) at ``height``: what a QBFT client of this chain verifies."""
+        return self.ibc.header(height.revision_height)
+
+    # -- state and proofs ----------------------------------------------------------------------
+
+    def prove(self, path: bytes, height: Height) -> bytes:
+        return self.ibc.prove(path, height.revision_height)
+
+    def value(self, path: bytes, height: Height | None = None) -> bytes | None:
+        value = self.ibc.commitment(path, self._block(height))
+        return None if value == bytes(32) else value
+
+    def connection(self, connection_id: str, height: Height | None = None) -> ConnectionEnd | None:
+        return self.ibc.connection(connection_id, self._block(height))
+
+    def channel(
+        self, port_id: str, channel_id: str, height: Height | None = None
+    ) -> ChannelEnd | None:
+        return self.ibc.channel(port_id, channel_id, self._block(height))
+
+    # -- discovery -----------------------------------------------------------------------------
+
+    def _logs(self, event: str, to_block: int) -> list[Any]:
+        found = self.ibc.handler.events[event]().get_logs(
+            from_block=self.from_block, to_block=to_block
+        )
+        return [entry["args"] for entry in found]
+
+    def packets_sent(self, port_id: str, channel_id: str, from_sequence: int = 1) -> list[Packet]:
+        """``SendPacket`` logs of ``port_id/channel_id`` whose commitment the handler still
+        holds at the latest block (the logs are read up to that block)."""
+        block = self.latest_height().revision_height
+        pending: dict[int, Packet] = {}
+        for args in self._logs("SendPacket", block):
+            packet = Packet.decode(bytes(args["packet"]))
+            if (packet.source_port, packet.source_channel) != (port_id, channel_id):
+                continue
+            if packet.sequence < from_sequence:
+                continue
+            stored = self.ibc.commitment(_commitment_path(packet), block)
+            if stored == packet_commitment_of(packet):
+                pending[packet.sequence] = packet
+        return [pending[seq] for seq in sorted(pending)]
+
+    def acks_written(
+        self, port_id: str, channel_id: str, from_sequence: int = 1
+    ) -> list[WrittenAck]:
+        """``WriteAcknowledgement`` logs of ``port_id/channel_id`` whose acknowledgement
+        commitment the handler holds at the latest block."""
+        block = self.latest_height().revision_height
+        written: dict[int, WrittenAck] = {}
+        for args in self._logs("WriteAcknowledgement", block):
+            packet = Packet.decode(bytes(args["packet"]))
+            if (packet.destination_port, packet.destination_channel) != (port_id, channel_id):
+                continue
+            if packet.sequence < from_sequence:
+                continue
+            ack = bytes(args["acknowledgement"])
+            path = paths.ack_path(port_id, channel_id, packet.sequence)
+            if self.ibc.commitment(path, block) == ack_commitment(ack):
+                written[packet.sequence] = WrittenAck(packet, ack)
+        return [written[seq] for seq in sorted(written)]
+
+    # -- submission ----------------------------------------------------------------------------
+
+    def _submitted(self, outcome: Any) -> Submitted[Any]:
+        return Submitted(outcome.value, Height(0, outcome.block_number), outcome.tx_hash)
+
+    def update_client(self, client_id: str, message: bytes) -> Submitted[Height]:
+        return self._submitted(self.ibc.update_client(client_id, message))
+
+    def recv_packet(
+        self, packet: Packet, proof: bytes, proof_height: Height
+    ) -> RelayOutcome[bytes | None]:
+        return _submit(
+            self,
+            TransactionRevertedError,
+            lambda: self._submitted(self.ibc.recv_packet(packet, proof, proof_height)),
+            _recv_done(self, packet),
+        )
+
+    def acknowledge_packet(
+        self, packet: Packet, acknowledgement: bytes, proof: bytes, proof_height: Height
+    ) -> RelayOutcome[None]:
+        return _submit(
+            self,
+            TransactionRevertedError,
+            lambda: self._submitted(
+                self.ibc.acknowledge_packet(packet, acknowledgement, proof, proof_height)
+            ),
+            _settled_done(self, packet),
+        )
+
+    def timeout_packet(
+        self, packet: Packet, proof: bytes, proof_height: Height, next_sequence_recv: int = 0
+    ) -> RelayOutcome[None]:
+        return _submit(
+            self,
+            TransactionRevertedError,
+            lambda: self._submitted(
+                self.ibc.timeout_packet(packet, proof, proof_height, next_sequence_recv)
+            ),
+            _settled_done(self, packet),
+        )
+
+
+# ---------------------------------------------------------------------------- Corda
+
+
+_log_metadata = MetaData()
+
+_packet_log = Table(
+    "relayer_packet_log",
+    _log_metadata,
+    Column("kind", String(8), primary_key=True),  # "packet" (sent) or "ack" (written)
+    Column("port_id", String(128), primary_key=True),
+    Column("channel_id", String(64), primary_key=True),
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("commitment", LargeBinary(32), primary_key=True),
+    Column("packet", LargeBinary, nullable=False),
+    Column("acknowledgement", LargeBinary, nullable=True),
+)
+
+_SENT, _ACK = "packet", "ack"
+
+
+class CordaPacketLog:
+    """The contents of packets sent and acknowledgements written on a Corda-model host.
+
+    **Why it exists.** The host commits only hashes (ICS-04 packet and acknowledgement
+    commitments) and, unlike the EVM handler, emits no events; :class:`CordaIbcHost` has no
+    public query for what it sent or acknowledged. Until the host keeps them itself, this log
+    records them in the operator node's own database, in a table beside the host's.
+
+    **How.** :meth:`attach` wraps the host handler's ``send_packet``, ``recv_packet`` and
+    ``write_acknowledgement`` (``host.handler``, public): after the handler has computed the
+    packet or acknowledgement and *before* the host call is notarised, the contents are written
+    under their commitment (write-ahead, in their own database transaction). A record whose
+    host call then failed is harmless: readers believe a record only when the host's store holds
+    exactly its commitment, so a stale or reused sequence is never mistaken for the packet the
+    ledger committed to. Attach it when the host is opened, before any application sends:
+    packets sent while no log was attached cannot be discovered (they are logged as such).
+    """
+
+    _ATTRIBUTE = "_kakehashi_packet_log"
+
+    def __init__(self, host: CordaIbcHost) -> None:
+        self.host = host
+        self.engine = host.engine
+        _log_metadata.create_all(self.engine)
+
+    @classmethod
+    def attach(cls, host: CordaIbcHost) -> CordaPacketLog:
+        """The log of ``host``, wrapping its handler once (idempotent)."""
+        handler = host.handler
+        existing = getattr(handler, cls._ATTRIBUTE, None)
+        if isinstance(existing, CordaPacketLog):
+            return existing
+        packet_log = cls(host)
+        send, recv, write_ack = (
+            handler.send_packet,
+            handler.recv_packet,
+            handler.write_acknowledgement,
+        )
+
+        def send_packet(*args: Any, **kwargs: Any) -> Packet:
+            packet = send(*args, **kwargs)
+            packet_log.record(_SENT, packet, None)
+            return packet
+
+        def recv_packet(packet: Packet, *args: Any, **kwargs: Any) -> bytes | None:
+            ack = recv(packet, *args, **kwargs)
+            if ack is not None:
+                packet_log.record(_ACK, packet, ack)
+            return ack
+
+        def write_acknowledgement(packet: Packet, acknowledgement: bytes) -> None:
+            write_ack(packet, acknowledgement)
+            packet_log.record(_ACK, packet, acknowledgement)
+
+        handler.send_packet = send_packet  # type: ignore[method-assign]
+        handler.recv_packet = recv_packet  # type: ignore[method-assign]
+        handler.write_acknowledgement = write_acknowledgement  # type: ignore[method-assign]
+        setattr(handler, cls._ATTRIBUTE, packet_log)
+        return packet_log
+
+    def record(self, kind: str, packet: Packet, ack: bytes | None) -> None:
+        if kind == _SENT:
+            port, channel, commitment = (
+                packet.source_port,
+                packet.source_channel,
+                packet_commitment_of(packet),
+            )
+        else:
+            assert ack is not None
+            port, channel = packet.destination_port, packet.destination_channel
+            commitment = ack_commitment(ack)
+        row = {
+            "kind": kind,
+            "port_id": port,
+            "channel_id": channel,
+            "sequence": packet.sequence,
+            "commitment": commitment,
+            "packet": packet.encode(),
+            "acknowledgement": ack,
+        }
+        try:
+            with write_transaction(self.engine) as conn:
+                conn.execute(_packet_log.insert().values(**row))
+        except IntegrityError:
+            pass  # the same contents under the same commitment: already recorded
+
+    def entries(
+        self, kind: str, port_id: str, channel_id: str, from_sequence: int
+    ) -> list[tuple[int, bytes, Packet, bytes | None]]:
+        """(sequence, commitment, packet, acknowledgement) recorded, by sequence."""
+        query = (
+            select(_packet_log)
+            .where(
+                and_(
+                    _packet_log.c.kind == kind,
+                    _packet_log.c.port_id == port_id,
+                    _packet_log.c.channel_id == channel_id,
+                    _packet_log.c.sequence >= from_sequence,
+                )
+            )
+            .order_by(_packet_log.c.sequence)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).fetchall()
+        return [
+            (
+                int(row.sequence),
+                bytes(row.commitment),
+                Packet.decode(bytes(row.packet)),
+                None if row.acknowledgement is None else bytes(row.acknowledgement),
+            )
+            for row in rows
+        ]
+
+
+class CordaEndpoint(_PacketQueries):
+    """:class:`ChainEndpoint` over a Corda-model IBC host (:class:`CordaIbcHost`).
+
+    Reads go to the host's notarised versions (:meth:`CordaIbcHost.value_at`, ``prove``,
+    ``attestation``), each at one fixed version, so a discovery answer is one consistent
+    snapshot. Packet and acknowledgement contents come from the :class:`CordaPacketLog`
+    attached to the host (attached here if it is not yet).
+    """
+
+    def __init__(self, host: CordaIbcHost, *, name: str = "corda") -> None:
+        self.host = host
+        self.name = name
+        self.log = CordaPacketLog.attach(host)
+
+    @property
+    def prefix(self) -> bytes:
+        return self.host.prefix
+
+    def _height(self, height: Height | None) -> Height:
+        return self.host.height if height is None else height
+
+    # -- chain ---------------------------------------------------------------------------------
+
+    def latest_height(self) -> Height:
+        return self.host.height
+
+    def timestamp_at(self, height: Height) -> int:
+        """The host version's timestamp, read from (and checked in) its attestation."""
+        view = verify_host_state(self.host.client_state(), self.host.attestation(height))
+        return view.timestamp_ns
+
+    def client_update_message(self, height: Height) -> bytes:
+        """The host-state attestation of version ``height``."""
+        return self.host.attestation(height)
+
+    # -- state and proofs ----------------------------------------------------------------------
+
+    def prove(self, path: bytes, height: Height) -> bytes:
+        return self.host.prove(path, height)
+
+    def value(self, path: bytes, height: Height | None = None) -> bytes | None:
+        return self.host.value_at(path, self._height(height))
+
+    def connection(self, connection_id: str, height: Height | None = None) -> ConnectionEnd | None:
+        """The connection end (the host keeps only the latest ends: ``height`` must be None or
+        the latest height)."""
+        self._latest_only(height)
+        return self.host.store.get_connection(connection_id)
+
+    def channel(
+        self, port_id: str, channel_id: str, height: Height | None = None
+    ) -> ChannelEnd | None:
+        """The channel end (latest only, as :meth:`connection`)."""
+        self._latest_only(height)
+        return self.host.store.get_channel(port_id, channel_id)
+
+    def _latest_only(self, height: Height | None) -> None:
+        if height is not None and height != self.host.height:
+            raise IbcError(
+                f"the Corda-model host keeps only its latest connection and channel ends "
+                f"(height {self.host.height}); prove the end's commitment at {height} instead"
+            )
+
+    # -- discovery -----------------------------------------------------------------------------
+
+    def packets_sent(self, port_id: str, channel_id: str, from_sequence: int = 1) -> list[Packet]:
+        """Every sequence below nextSequenceSend whose commitment the host holds at its latest
+        version, with the packet the log recorded under exactly that commitment."""
+        height = self.host.height
+        next_send = self.value(paths.next_sequence_send_path(port_id, channel_id), height)
+        if next_send is None:
+            return []
+        recorded: dict[tuple[int, bytes], Packet] = {
+            (seq, commitment): packet
+            for seq, commitment, packet, _ in self.log.entries(
+                _SENT, port_id, channel_id, from_sequence
+            )
+        }
+        found = []
+        for seq in range(max(from_sequence, 1), int.from_bytes(next_send, "big")):
+            stored = self.value(paths.packet_commitment_path(port_id, channel_id, seq), height)
+            if stored is None:
+                continue
+            packet = recorded.get((seq, stored))
+            if packet is None:
+                log.warning(
+                    "%s: packet %d on %s/%s is committed but its contents were never logged "
+                    "(sent while no CordaPacketLog was attached): it cannot be relayed",
+                    self.name,
+                    seq,
+                    port_id,
+                    channel_id,
+                )
+                continue
+            found.append(packet)
+        return found
+
+    def acks_written(
+        self, port_id: str, channel_id: str, from_sequence: int = 1
+    ) -> list[WrittenAck]:
+        """Logged acknowledgements whose commitment the host holds at its latest version."""
+        height = self.host.height
+        found: dict[int, WrittenAck] = {}
+        for seq, commitment, packet, ack in self.log.entries(
+            _ACK, port_id, channel_id, from_sequence
+        ):
+            stored = self.value(paths.ack_path(port_id, channel_id, seq), height)
+            if ack is not None and stored == commitment:
+                found[seq] = WrittenAck(packet, ack)
+        return [found[seq] for seq in sorted(found)]
+
+    # -- submission ----------------------------------------------------------------------------
+
+    def _run(self, action: Callable[[], T]) -> Submitted[T]:
+        before = self.host.version
+        value = action()
+        after = self.host.height
+        tx_id = self.host.state.ref.txhash if after.revision_height != before else b""
+        return Submitted(value, after, tx_id)
+
+    def update_client(self, client_id: str, message: bytes) -> Submitted[Height]:
+        """Update the host's client ``client_id``; the host checks it against its own clock."""
+        return self._run(lambda: _height_of(self.host.ibc.update_client(client_id, message)))
+
+    def recv_packet(
+        self, packet: Packet, proof: bytes, proof_height: Height
+    ) -> RelayOutcome[bytes | None]:
+        return _submit(
+            self,
+            KakehashiError,
+            lambda: self._run(
+                lambda: _ack_of(self.host.ibc.recv_packet(packet, proof, proof_height))
+            ),
+            _recv_done(self, packet),
+        )
+
+    def acknowledge_packet(
+        self, packet: Packet, acknowledgement: bytes, proof: bytes, proof_height: Height
+    ) -> RelayOutcome[None]:
+        return _submit(
+            self,
+            KakehashiError,
+            lambda: self._run(
+                lambda: self.host.ibc.acknowledge_packet(
+                    packet, acknowledgement, proof, proof_height
+                )
+            ),
+            _settled_done(self, packet),
+        )
+
+    def timeout_packet(
+        self, packet: Packet, proof: bytes, proof_height: Height, next_sequence_recv: int = 0
+    ) -> RelayOutcome[None]:
+        return _submit(
+            self,
+            KakehashiError,
+            lambda: self._run(
+                lambda: self.host.ibc.timeout_packet(
+                    packet, proof, proof_height, next_sequence_recv
+                )
+            ),
+            _settled_done(self, packet),
+        )
+
+
+def _height_of(value: object) -> Height:
+    if not isinstance(value, Height):
+        raise IbcError(f"the host's update_client returned {value!r}, not a height")
+    return value
+
+
+def _ack_of(value: object) -> bytes | None:
+    if value is not None and not isinstance(value, bytes):
+        raise IbcError(f"the host's recv_packet returned {value!r}, not an acknowledgement")
+    return value
+
+
+# ---------------------------------------------------------------------------- ICS-04 relaying
+
+
+def is_timed_out(packet: Packet, height: Height, timestamp_ns: int) -> bool:
+    """ICS-04: ``packet`` can no longer be received by a destination at ``height`` / time
+    ``timestamp_ns`` (and a proof of its absence there proves the timeout)."""
+    by_height = not packet.timeout_height.is_zero() and height >= packet.timeout_height
+    by_time = packet.timeout_timestamp != 0 and timestamp_ns >= packet.timeout_timestamp
+    return by_height or by_time
+
+
+def _unreceived(
+    src: ChainEndpoint, dst: ChainEndpoint, port_id: str, channel_id: str, from_sequence: int
+) -> tuple[list[Packet], Height, int]:
+    height = dst.latest_height()
+    sent = src.packets_sent(port_id, channel_id, from_sequence)
+    pending = [
+        p
+        for p in sent
+        if not dst.is_received(p.destination_port, p.destination_channel, p.sequence, height)
+    ]
+    return pending, height, dst.timestamp_at(height)
+
+
+def unreceived_packets(
+    src: ChainEndpoint,
+    dst: ChainEndpoint,
+    port_id: str,
+    channel_id: str,
+    from_sequence: int = 1,
+) -> list[Packet]:
+    """Packets sent on ``src``'s ``port_id/channel_id`` that ``dst`` has not received and that
+    have not timed out at ``dst``'s latest height and time: the ones to deliver (ICS-04
+    relayer algorithm: commitment on the source, no receipt / nextSequenceRecv ≤ sequence on
+    the destination)."""
+    pending, height, now = _unreceived(src, dst, port_id, channel_id, from_sequence)
+    return [p for p in pending if not is_timed_out(p, height, now)]
+
+
+def timed_out_packets(
+    src: ChainEndpoint,
+    dst: ChainEndpoint,
+    port_id: str,
+    channel_id: str,
+    from_sequence: int = 1,
+) -> list[Packet]:
+    """Packets sent on ``src`` that ``dst`` has not received and that have timed out at
+    ``dst``'s latest height or time: the ones to time out on ``src``."""
+    pending, height, now = _unreceived(src, dst, port_id, channel_id, from_sequence)
+    return [p for p in pending if is_timed_out(p, height, now)]
+
+
+def unrelayed_acks(
+    src: ChainEndpoint,
+    dst: ChainEndpoint,
+    dst_port_id: str,
+    dst_channel_id: str,
+    from_sequence: int = 1,
+) -> list[WrittenAck]:
+    """Acknowledgements written on ``dst`` (the packets' destination ``dst_port_id /
+    dst_channel_id``) whose packet commitment still exists on ``src``: the ones to relay
+    back."""
+    return [
+        written
+        for written in dst.acks_written(dst_port_id, dst_channel_id, from_sequence)
+        if not _settled(src, written.packet)
+    ]
