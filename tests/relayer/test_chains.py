@@ -306,3 +306,17 @@ def test_the_corda_packet_log_is_believed_only_against_the_hosts_commitments(
     assert sent.sequence == 1
     assert CordaEndpoint(host).packets_sent(CORDA_PORT, link.chan_c) == [sent]
     assert unreceived_packets(link.corda, link.evm, CORDA_PORT, link.chan_c) == [sent]
+
+
+def test_a_packet_timed_out_by_the_destinations_clock_is_discovered(harness: CrossRelayer) -> None:
+    link = open_link(harness, Order.UNORDERED)
+    deadline = harness.corda.clock() + 8 * 1_000_000_000
+    late = link.send(link.evm, b"late for corda", timeout_timestamp=deadline)
+    assert unreceived_packets(link.evm, link.corda, EVM_PORT, link.chan_e) == [late]
+    harness.corda.clock.skew_ns += 10 * 1_000_000_000
+    harness.update(harness.corda)  # a host version at the later (notarised) time
+    assert link.corda.timestamp_at(link.corda.latest_height()) >= deadline
+    assert timed_out_packets(link.evm, link.corda, EVM_PORT, link.chan_e) == [late]
+    assert unreceived_packets(link.evm, link.corda, EVM_PORT, link.chan_e) == []
+    assert isinstance(link.timeout(link.evm, late, Order.UNORDERED), Submitted)
+    assert link.evm.packets_sent(EVM_PORT, link.chan_e) == []
