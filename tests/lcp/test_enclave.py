@@ -425,3 +425,45 @@ def test_rotation_keeps_both_keys_valid_during_the_overlap(world: World) -> None
     restarted = Enclave(world.enclave._dir, SECRET)
     assert restarted.address == enclave.address
     assert [a.address for a in restarted.attestations()] == [old, enclave.address]
+
+
+def test_consecutive_updates_aggregate_into_one_the_client_accepts(world: World) -> None:
+    enclave, evm, corda = world.enclave, world.evm, world.corda
+    created = enclave.create_qbft_client(
+        evm.header(evm.height()),
+        list(world.chain.validators),
+        chain_id=world.chain.chain_id,
+        ibc_handler=evm.prefix,
+    )
+    client = create_client(lcp_state(enclave), created.message.message, world.clock())
+    client = register(client, enclave, world.clock())
+    updates = []
+    for _ in range(3):
+        evm.conn_open_init(ConnectionCounterparty(corda.client_id, "", corda.prefix))
+        updates.append(enclave.update_client(created.client_id, evm.header(evm.height()))[1])
+    pairs = [(u.message, u.signature) for u in updates]
+
+    aggregated = enclave.aggregate(pairs)
+    message = decode(aggregated.message)
+    first, last = decode(updates[0].message), decode(updates[-1].message)
+    assert isinstance(message, UpdateStateProxyMessage)
+    assert isinstance(first, UpdateStateProxyMessage) and isinstance(last, UpdateStateProxyMessage)
+    assert (message.prev_height, message.prev_state_id) == (created.height, created.state_id)
+    assert (message.post_height, message.post_state_id) == (last.post_height, last.post_state_id)
+    assert isinstance(message.context, TrustingPeriodValidationContext)
+    assert isinstance(first.context, TrustingPeriodValidationContext)
+    assert message.context.trusted_state_timestamp == first.context.trusted_state_timestamp
+    client, height = update_state(client, aggregated.message, [aggregated.signature], world.clock())
+    assert height == last.post_height == client.state.latest_height
+
+    signed_before = enclave.signatures_made
+    for bad in (
+        [pairs[0], pairs[2]],  # a gap: the second does not build on the first
+        [pairs[1], pairs[0]],  # out of order
+        [pairs[0]],  # nothing to aggregate
+        [pairs[0], (pairs[1][0], pairs[2][1])],  # a signature over another message
+        [(created.message.message, created.message.signature), pairs[0]],  # a create message
+    ):
+        with pytest.raises(VerificationError):
+            enclave.aggregate(bad)
+    assert enclave.signatures_made == signed_before

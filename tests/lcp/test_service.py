@@ -186,6 +186,19 @@ def test_the_api_end_to_end_and_the_key_never_leaks(
         time.time_ns(),
     )
 
+    # Two consecutive updates aggregate into one signed UpdateState.
+    evm.conn_open_init(ConnectionCounterparty(corda.client_id, "", corda.prefix))
+    later = call(
+        "POST", f"/clients/{client_id}/update", json={"header": evm.header(evm.height()).hex()}
+    )
+    aggregated = call(
+        "POST",
+        "/aggregate",
+        json={"messages": [{k: u[k] for k in ("message", "signature")} for u in (update, later)]},
+    )
+    assert aggregated["signer"] == enclave.address.hex()
+    call("POST", "/aggregate", 422, json={"messages": [later, update]})
+
     # Typed errors: 422 for what does not verify, 404 for an unknown client, 400 for bad input.
     signed_before = enclave.signatures_made
     wrong = call(

@@ -50,11 +50,16 @@ The rules implemented here:
 * **Membership rule.** A proof is verified by the light client at a height the enclave holds;
   the signed VerifyMembership message carries ``keccak256(value)`` (or 32 zero bytes for
   absence) and that height's state id.
+* **Aggregation rule** (LCP's ``aggregate_messages``). Consecutive UpdateState messages signed
+  by this enclave (each one's prev state is the one before's post state) become one: the first's
+  prev state, the last's post state and time, every emitted state, and the strictest context
+  (same trusting period and drift; the oldest trusted state, the newest header).
 * **Rotation rule.** :meth:`Enclave.rotate` generates and attests a new key that signs from then
   on; earlier keys stay sealed and their evidence listed, so clients keep accepting what they
   signed until the key expires on each client (``attestation time + key expiration``).
 
-Not implemented: aggregation of several updates into one message, and misbehaviour messages.
+Not implemented: misbehaviour messages (the enclave's clients freeze on evidence and sign nothing
+more, but no Misbehaviour message is produced).
 Light clients live in memory only: after a restart the clients are created again.
 """
 
@@ -71,6 +76,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -102,8 +108,10 @@ from kakehashi.lightclients.lcp_messages import (
     UpdateStateProxyMessage,
     ValidationContext,
     VerifyMembershipProxyMessage,
+    decode,
     encode,
     message_hash,
+    recover_signer,
 )
 from kakehashi.lightclients.qbft import parse_header, verify_header
 
@@ -591,6 +599,24 @@ class _CordaClient:
             )
 
 
+def _stricter(a: ValidationContext, b: ValidationContext) -> ValidationContext:
+    """The context under which both ``a`` and ``b`` hold: the oldest trusted state and the
+    newest header, with one trusting period and clock drift."""
+    if isinstance(a, EmptyValidationContext):
+        return b
+    if isinstance(b, EmptyValidationContext):
+        return a
+    if (a.trusting_period, a.clock_drift) != (b.trusting_period, b.clock_drift):
+        raise VerificationError(
+            "the messages' validation contexts have different trusting periods or clock drifts"
+        )
+    return replace(
+        a,
+        untrusted_header_timestamp=max(a.untrusted_header_timestamp, b.untrusted_header_timestamp),
+        trusted_state_timestamp=min(a.trusted_state_timestamp, b.trusted_state_timestamp),
+    )
+
+
 # ---------------------------------------------------------------------------- the enclave
 
 
@@ -879,6 +905,50 @@ class Enclave:
     ) -> SignedMessage:
         """Verify that nothing is under ``prefix ‖ path`` at ``height`` and sign the statement."""
         return self._membership(client_id, height, prefix, path, None, proof)
+
+    def aggregate(self, messages: Sequence[tuple[bytes, bytes]]) -> SignedMessage:
+        """One UpdateState message for several consecutive ones (aggregation rule).
+
+        ``messages`` are ``(message, signature)`` pairs, each an UpdateState this enclave signed
+        (with any of its keys), each building on the one before (its prev height and state id
+        are the previous one's post height and state id).
+        """
+        if len(messages) < 2:
+            raise VerificationError("aggregate at least two UpdateState messages")
+        mine = {key.address for key in self._keys}
+        updates: list[UpdateStateProxyMessage] = []
+        for index, (message, signature) in enumerate(messages):
+            if recover_signer(bytes(message), bytes(signature)) not in mine:
+                raise VerificationError(f"message {index} is not signed by this enclave")
+            update = decode(bytes(message))
+            if not isinstance(update, UpdateStateProxyMessage) or not update.has_prev_state():
+                raise VerificationError(
+                    f"message {index} is not an UpdateState building on a previous state"
+                )
+            updates.append(update)
+        context: ValidationContext = EmptyValidationContext()
+        for index, (before, after) in enumerate(pairwise(updates), start=1):
+            if (before.post_height, before.post_state_id) != (
+                after.prev_height,
+                after.prev_state_id,
+            ):
+                raise VerificationError(
+                    f"message {index} does not build on message {index - 1}'s post state"
+                )
+        for update in updates:
+            context = _stricter(context, update.context)
+        first, last = updates[0], updates[-1]
+        aggregated = UpdateStateProxyMessage(
+            prev_height=first.prev_height,
+            prev_state_id=first.prev_state_id,
+            post_height=last.post_height,
+            post_state_id=last.post_state_id,
+            timestamp=last.timestamp,
+            context=context,
+            emitted_states=tuple(e for u in updates for e in u.emitted_states),
+        )
+        with self._lock:
+            return self._sign(encode(aggregated))
 
     def client_ids(self) -> tuple[str, ...]:
         return tuple(self._clients)

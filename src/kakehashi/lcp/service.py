@@ -14,6 +14,8 @@ header that does not verify 422, malformed input 400, an unknown client 404.
 * ``POST /clients/{id}/update`` — ``{"header"}``: the signed UpdateState message.
 * ``POST /clients/{id}/verify_membership`` — ``{"height", "prefix", "path", "value", "proof"}``.
 * ``POST /clients/{id}/verify_non_membership`` — ``{"height", "prefix", "path", "proof"}``.
+* ``POST /aggregate`` — ``{"messages": [{"message", "signature"}, ...]}``: consecutive
+  UpdateState messages this enclave signed, as one signed UpdateState.
 * ``GET /attestation`` — the current key's evidence: ``enclave_key``, ``avr``, ``signature``,
   ``signing_cert``, ``attested_at_ns``, ``mrenclave``, ``root_certificate`` (the simulation
   root), ``simulation: true``, and ``keys`` (every key's evidence, oldest first).
@@ -80,6 +82,15 @@ class MembershipBody(BaseModel):
     path: str
     value: str
     proof: str
+
+
+class SignedBody(BaseModel):
+    message: str
+    signature: str
+
+
+class AggregateBody(BaseModel):
+    messages: list[SignedBody]
 
 
 class NonMembershipBody(BaseModel):
@@ -233,6 +244,16 @@ def create_app(enclave: Enclave) -> FastAPI:
             client_id,
             body.height.height(),
             signed.signer.hex(),
+        )
+        return _signed(signed)
+
+    @app.post("/aggregate")
+    def aggregate(body: AggregateBody) -> dict[str, Any]:
+        signed = enclave.aggregate(
+            [(_hex(m.message, "message"), _hex(m.signature, "signature")) for m in body.messages]
+        )
+        log.info(
+            "event=lcp.aggregate messages=%d signer=0x%s", len(body.messages), signed.signer.hex()
         )
         return _signed(signed)
 
