@@ -30,6 +30,7 @@ from kakehashi.errors import VerificationError
 from kakehashi.ibc import host as paths
 from kakehashi.ibc.evm_host import COMMITMENTS_SLOT
 from kakehashi.ibc.types import ConnectionCounterparty
+from kakehashi.lcp import evm_client as evm_lcp
 from kakehashi.lcp.attestation import AttestationPolicy, verify_avr
 from kakehashi.lcp.enclave import (
     MRENCLAVE,
@@ -62,7 +63,7 @@ from kakehashi.lightclients.lcp import (
     verify_membership,
     verify_non_membership,
 )
-from tests.ibc.cross_support import CrossRelayer, build
+from tests.ibc.cross_support import GAS, CrossRelayer, build
 
 SECRET = b"operator secret for the tests"
 KEY_EXPIRATION_S = 3600
@@ -201,10 +202,10 @@ def world(tmp_path: Path) -> Iterator[World]:
         with EmbeddedChain() as chain:
             relayer = build(chain, network)
 
-            # The embedded chain seals a block per transaction, each a second after its parent,
-            # so in a fast test its clock runs ahead of the wall clock (a real chain's does not).
+            # The enclave's clock: the later of the wall clock and the chain's head, so that a
+            # header is never from the enclave's future (block times are whole seconds).
             def clock() -> int:
-                return max(time.time_ns(), relayer.evm.timestamp_ns() + NS)
+                return max(time.time_ns(), relayer.evm.timestamp_ns())
 
             yield World(relayer, chain, Enclave(tmp_path / "lcp", SECRET, clock=clock), clock)
     finally:
@@ -467,3 +468,69 @@ def test_consecutive_updates_aggregate_into_one_the_client_accepts(world: World)
         with pytest.raises(VerificationError):
             enclave.aggregate(bad)
     assert enclave.signatures_made == signed_before
+
+
+def test_the_evm_lcp_client_accepts_the_enclave_on_chain(world: World) -> None:
+    """The Vyper LCP client on the EVM chain checks the simulated AVR on-chain (RSA against the
+    simulation root), then accepts the enclave's statements about the REAL Corda host; after a
+    rotation both keys are registered and both keys' statements verify."""
+    enclave, evm, corda = world.enclave, world.evm, world.corda
+    w3, sender = evm.ibc.w3, evm.sender
+    verifier = evm_lcp.deploy_avr_verifier(w3, enclave.root_certificate, sender=sender)
+    contract = evm_lcp.deploy_lcp_client(w3, evm.ibc.address, verifier.address, sender=sender)
+    evm.ibc.register_client(evm_lcp.LCP_CLIENT_TYPE, contract.address)
+
+    created = enclave.create_corda_client(
+        serialize(corda.host.client_state()), corda.host.attestation()
+    )
+    init = decode(created.message.message)
+    assert isinstance(init, UpdateStateProxyMessage)
+    state = evm_lcp.LcpClientState(MRENCLAVE, KEY_EXPIRATION_S, development=True)
+    client_id = evm.ibc.create_client(
+        evm_lcp.LCP_CLIENT_TYPE, state.encode(), evm_lcp.initial_consensus_state(init)
+    ).value
+    evm_lcp.register_enclave_key(
+        contract, client_id, enclave.attestation().evidence(), sender=sender, gas=GAS
+    )
+
+    def statements() -> tuple[SignedMessage, SignedMessage, Height, bytes, bytes]:
+        connection = corda.conn_open_init(ConnectionCounterparty(evm.client_id, "", evm.prefix))
+        path = paths.connection_path(connection)
+        height = corda.height()
+        value = corda.value(path, height)
+        assert value is not None
+        post, update = enclave.update_client(created.client_id, corda.header(height))
+        member = enclave.verify_membership(
+            created.client_id, post, corda.prefix, path, value, corda.prove(path, height)
+        )
+        return update, member, post, path, value
+
+    def on_chain(
+        update: SignedMessage, member: SignedMessage, post: Height, path: bytes, value: bytes
+    ) -> bool:
+        message = evm_lcp.client_message(update.message, [update.signature])
+        assert (
+            evm.ibc.update_client(client_id, message).value.revision_height == post.revision_height
+        )
+        proof = evm_lcp.client_message(member.message, [member.signature])
+        height = (post.revision_number, post.revision_height)
+        check = contract.functions.verify_membership_value(
+            client_id, height, proof, corda.prefix, path, value
+        )
+        return bool(check.call())
+
+    old = statements()
+    assert on_chain(*old)
+    enclave.rotate()
+    evm_lcp.register_enclave_key(
+        contract, client_id, enclave.attestation().evidence(), sender=sender, gas=GAS
+    )
+    new = statements()
+    assert new[0].signer == enclave.address != old[0].signer
+    assert on_chain(*new)
+    # The old key's statement still verifies during the overlap.
+    _, member, post, path, value = old
+    proof = evm_lcp.client_message(member.message, [member.signature])
+    assert contract.functions.verify_membership_value(
+        client_id, (post.revision_number, post.revision_height), proof, corda.prefix, path, value
+    ).call()
