@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from eth_hash.auto import keccak
 
-from kakehashi.errors import VerificationError
+from kakehashi.errors import ConfigurationError, VerificationError
 from kakehashi.ibc import host as paths
 from kakehashi.ibc.evm_host import COMMITMENTS_SLOT
 from kakehashi.ibc.types import ConnectionCounterparty
@@ -115,6 +115,8 @@ def test_a_wrong_secret_opens_nothing(tmp_path: Path) -> None:
     Enclave(tmp_path, SECRET)
     with pytest.raises(SealingError, match="operator secret"):
         Enclave(tmp_path, b"not the operator secret")
+    with pytest.raises(ConfigurationError, match="at least 8 bytes"):
+        Enclave(tmp_path, b"short")
 
 
 def test_an_altered_sealed_file_opens_nothing(tmp_path: Path) -> None:

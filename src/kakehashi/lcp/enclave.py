@@ -94,7 +94,12 @@ from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
 
 from kakehashi import __version__
-from kakehashi.errors import KakehashiError, SerializationError, VerificationError
+from kakehashi.errors import (
+    ConfigurationError,
+    KakehashiError,
+    SerializationError,
+    VerificationError,
+)
 from kakehashi.ledgers.corda.model.serialization import deserialize, serialize
 from kakehashi.ledgers.evm.proofs import verify_account_proof, verify_storage_proof
 from kakehashi.ledgers.evm.qbft import seal
@@ -653,9 +658,9 @@ class Enclave:
         Raises :class:`SealingError` when the sealed keys do not open with ``operator_secret``.
         """
         if len(operator_secret) < 8:
-            raise SealingError("the operator secret must be at least 8 bytes")
+            raise ConfigurationError("the operator secret must be at least 8 bytes")
         if operator is not None and (len(operator) != 20 or not any(operator)):
-            raise SealingError("the operator is a non-zero 20-byte address")
+            raise ConfigurationError("the operator is a non-zero 20-byte address")
         self._dir = Path(data_dir)
         self._dir.mkdir(parents=True, exist_ok=True)
         self._operator = operator
@@ -667,8 +672,7 @@ class Enclave:
         self.signatures_made = 0
         sealed = self._dir / SEALED_FILE
         if sealed.exists():
-            self._salt, self._keys = self._unseal(sealed.read_bytes(), operator_secret)
-            self._aead = _derive(operator_secret, self._salt)
+            self._salt, self._aead, self._keys = self._unseal(sealed.read_bytes(), operator_secret)
         else:
             self._salt = os.urandom(16)
             self._aead = _derive(operator_secret, self._salt)
@@ -727,7 +731,7 @@ class Enclave:
         _write_private(self._dir / SEALED_FILE, json.dumps(document, indent=1).encode())
 
     @staticmethod
-    def _unseal(data: bytes, secret: bytes) -> tuple[bytes, list[_EnclaveKey]]:
+    def _unseal(data: bytes, secret: bytes) -> tuple[bytes, AESGCM, list[_EnclaveKey]]:
         try:
             document = json.loads(data)
             if document["format"] != _SEALED_FORMAT:
@@ -763,7 +767,7 @@ class Enclave:
             keys.append(key)
         if not keys:
             raise SealingError("the sealed key file holds no key")
-        return salt, keys
+        return salt, aead, keys
 
     def _sign(self, message: bytes) -> SignedMessage:
         key = self._keys[-1]
