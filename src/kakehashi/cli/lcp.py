@@ -18,9 +18,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 SIMULATION_WARNING = (
-    "SIMULATION MODE: this LCP service runs WITHOUT a hardware TEE (no SGX enclave).\n"
-    "The enclave key is sealed on disk under the operator secret, but the host can read the\n"
-    "service's memory. Its attestation is signed by a SIMULATION CA that only clients\n"
+    "SIMULATION MODE: this LCP service runs WITHOUT a hardware TEE (no SGX enclave). "
+    "The enclave key is sealed on disk under the operator secret, but the host can read the "
+    "service's memory. Its attestation is signed by a SIMULATION CA that only clients "
     "configured for DEVELOPMENT accept. Do not use it to secure real value."
 )
 
