@@ -4,6 +4,7 @@ version per state change, proofs the light client accepts, atomic calls, restart
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,13 @@ from kakehashi.errors import (
 from kakehashi.ibc.clients.corda import CordaClient
 from kakehashi.ibc.corda_host import CordaIbcHost, HostAdvance, IbcHostState
 from kakehashi.ibc.corda_host.host import HostStore
-from kakehashi.ibc.types import ConnectionCounterparty, ConnectionEnd, ConnectionState, Height
+from kakehashi.ibc.types import (
+    ConnectionCounterparty,
+    ConnectionEnd,
+    ConnectionState,
+    Height,
+    Packet,
+)
 from kakehashi.ledgers.corda.model.crypto import random_bytes
 from kakehashi.ledgers.corda.model.states import Command, TimeWindow, TransactionState
 from kakehashi.ledgers.corda.model.transactions import SignedTransaction, WireTransaction
@@ -35,6 +42,7 @@ from kakehashi.lightclients.corda import (
     verify_membership,
     verify_non_membership,
 )
+from tests.ibc.support import RecordingApp
 
 OPERATOR = "O=Bank A, L=London, C=GB"
 NOTARY = "O=Notary, L=Zurich, C=CH"
@@ -330,15 +338,34 @@ def test_real_handler_calls_connection_handshake_between_two_hosts(
     assert isinstance(client, CordaClient) and client.latest_height() == a_knows
 
 
-def test_channel_and_packets_between_two_hosts(net: EmbeddedNetwork) -> None:
-    """Channel handshake, send → recv → ack, a refused packet and a timeout between two
-    Corda-model hosts, with real handler calls and host proofs only (the test relays bytes)."""
+@dataclass
+class TwoHosts:
+    """Two Corda-model hosts with an OPEN UNORDERED channel on port ``transfer``."""
+
+    a: CordaIbcHost
+    b: CordaIbcHost
+    app_a: RecordingApp
+    app_b: RecordingApp
+    ca: str
+    cb: str
+    chan_a: str
+    chan_b: str
+    now: int
+
+    def update(self, dst: CordaIbcHost, src: CordaIbcHost) -> Height:
+        """Update ``dst``'s client of ``src`` to ``src``'s latest version."""
+        client_id = self.ca if dst is self.a else self.cb
+        height: Height = dst.ibc.update_client(client_id, src.attestation(), self.now)
+        return height
+
+
+def open_channel(net: EmbeddedNetwork) -> TwoHosts:
+    """Clients, connection and channel between Bank A and Bank B with real handler calls."""
     import time
 
     from kakehashi.ibc import host as paths
     from kakehashi.ibc.router import Router
     from kakehashi.ibc.types import ChannelCounterparty, ChannelState, Order
-    from tests.ibc.support import RecordingApp
 
     app_a, app_b = RecordingApp(), RecordingApp()
     router_a, router_b = Router(), Router()
@@ -346,17 +373,13 @@ def test_channel_and_packets_between_two_hosts(net: EmbeddedNetwork) -> None:
     router_b.bind("transfer", app_b)
     a = CordaIbcHost(net.node(OPERATOR), router=router_a)
     b = CordaIbcHost(net.node(BANK_B), router=router_b)
-    now = time.time_ns()
-
-    def update(dst: CordaIbcHost, client_id: str, src: CordaIbcHost) -> Height:
-        height: Height = dst.ibc.update_client(client_id, src.attestation(), now)
-        return height
-
     ca = a.ibc.create_client(CordaClient.from_attestation(b.client_state(), b.attestation()))
     cb = b.ibc.create_client(CordaClient.from_attestation(a.client_state(), a.attestation()))
+    hosts = TwoHosts(a, b, app_a, app_b, ca, cb, "", "", time.time_ns())
+    update = hosts.update
     conn_a = a.ibc.conn_open_init(ca, ConnectionCounterparty(cb, "", b.prefix))
     versions = a.handler.connection(conn_a).versions
-    h = update(b, cb, a)
+    h = update(b, a)
     conn_b = b.ibc.conn_open_try(
         cb,
         ConnectionCounterparty(ca, conn_a, a.prefix),
@@ -365,7 +388,7 @@ def test_channel_and_packets_between_two_hosts(net: EmbeddedNetwork) -> None:
         a.prove(paths.connection_path(conn_a), h),
         h,
     )
-    h = update(a, ca, b)
+    h = update(a, b)
     a.ibc.conn_open_ack(
         conn_a,
         conn_b,
@@ -373,13 +396,13 @@ def test_channel_and_packets_between_two_hosts(net: EmbeddedNetwork) -> None:
         b.prove(paths.connection_path(conn_b), h),
         h,
     )
-    h = update(b, cb, a)
+    h = update(b, a)
     b.ibc.conn_open_confirm(conn_b, a.prove(paths.connection_path(conn_a), h), h)
 
     chan_a = a.ibc.chan_open_init(
         "transfer", Order.UNORDERED, [conn_a], ChannelCounterparty("transfer", ""), "app-1"
     )
-    h = update(b, cb, a)
+    h = update(b, a)
     chan_b = b.ibc.chan_open_try(
         "transfer",
         Order.UNORDERED,
@@ -389,21 +412,33 @@ def test_channel_and_packets_between_two_hosts(net: EmbeddedNetwork) -> None:
         a.prove(paths.channel_path("transfer", chan_a), h),
         h,
     )
-    h = update(a, ca, b)
+    h = update(a, b)
     a.ibc.chan_open_ack(
         "transfer", chan_a, chan_b, "app-1", b.prove(paths.channel_path("transfer", chan_b), h), h
     )
-    h = update(b, cb, a)
+    h = update(b, a)
     b.ibc.chan_open_confirm(
         "transfer", chan_b, a.prove(paths.channel_path("transfer", chan_a), h), h
     )
     assert a.handler.channel("transfer", chan_a).state is ChannelState.OPEN
     assert b.handler.channel("transfer", chan_b).state is ChannelState.OPEN
+    hosts.chan_a, hosts.chan_b = chan_a, chan_b
+    return hosts
+
+
+def test_channel_and_packets_between_two_hosts(net: EmbeddedNetwork) -> None:
+    """Channel handshake, send → recv → ack, a refused packet and a timeout between two
+    Corda-model hosts, with real handler calls and host proofs only (the test relays bytes)."""
+    from kakehashi.ibc import host as paths
+
+    hosts = open_channel(net)
+    a, b, app_a, app_b = hosts.a, hosts.b, hosts.app_a, hosts.app_b
+    chan_a, chan_b = hosts.chan_a, hosts.chan_b
 
     # send → recv → ack
     packet = a.ibc.send_packet("transfer", chan_a, Height(0, 10_000), 0, b"hello")
     commitment_path = paths.packet_commitment_path("transfer", chan_a, packet.sequence)
-    h = update(b, cb, a)
+    h = hosts.update(b, a)
     ack = b.ibc.recv_packet(packet, a.prove(commitment_path, h), h)
     assert ack == b"ok:hello" and app_b.received == [packet]
     # a second delivery of the same packet is refused and records nothing
@@ -411,7 +446,7 @@ def test_channel_and_packets_between_two_hosts(net: EmbeddedNetwork) -> None:
     with pytest.raises(IbcError):
         b.ibc.recv_packet(packet, a.prove(commitment_path, h), h)
     assert (b.version, b.smt_root) == before
-    h = update(a, ca, b)
+    h = hosts.update(a, b)
     ack_path = paths.ack_path("transfer", chan_b, packet.sequence)
     a.ibc.acknowledge_packet(packet, ack, b.prove(ack_path, h), h)
     assert app_a.acknowledged == [(packet, ack)]
@@ -420,7 +455,7 @@ def test_channel_and_packets_between_two_hosts(net: EmbeddedNetwork) -> None:
     # an application refusing a packet: nothing recorded, the packet can then time out
     app_b.ack_mode = "refuse"
     late = a.ibc.send_packet("transfer", chan_a, Height(0, b.version + 2), 0, b"refused")
-    h = update(b, cb, a)
+    h = hosts.update(b, a)
     before = (b.version, b.smt_root)
     with pytest.raises(KakehashiErrorType):
         b.ibc.recv_packet(
@@ -431,7 +466,7 @@ def test_channel_and_packets_between_two_hosts(net: EmbeddedNetwork) -> None:
     assert (b.version, b.smt_root) == before
     b.execute(lambda s: s.set(b"padding/1", value(1)))  # b moves past the timeout height
     b.execute(lambda s: s.set(b"padding/2", value(2)))
-    h = update(a, ca, b)
+    h = hosts.update(a, b)
     assert h.revision_height >= late.timeout_height.revision_height
     receipt = paths.packet_receipt_path("transfer", chan_b, late.sequence)
     a.ibc.timeout_packet(late, b.prove(receipt, h), h, 0)
@@ -517,6 +552,9 @@ def test_host_on_postgres_survives_restart(net: EmbeddedNetwork, fresh_postgres_
     verify_non_membership(client, again.prove(path(1)), path(1))
     again.execute(_write(9))
     assert again.store.get(path(9)) == value(9)
+    # the packet queries' join runs on PostgreSQL too (no packets on this host)
+    assert again.sent_packets("transfer", "channel-0") == []
+    assert again.written_acks("transfer", "channel-0") == []
     net.stop(OPERATOR)  # dispose the engine before the database is dropped
 
 
@@ -595,3 +633,77 @@ def test_an_lcp_client_is_persisted_and_reads_the_hosts_clock(net: EmbeddedNetwo
     assert stored.clock() == host.pending_timestamp_ns
     again = CordaIbcHost(net.node(OPERATOR))  # a restarted host decodes it the same way
     assert again.handler.client(client_id).client_state() == created.client_state()
+
+
+def test_the_host_records_the_packets_it_sends_and_the_acks_it_writes(
+    net: EmbeddedNetwork,
+) -> None:
+    """Packet and acknowledgement contents are recorded with the version that committed them:
+    not for a failed call, yes for a change completed after the notary came back, kept across
+    a restart; the queries return only what the host still commits to."""
+    from sqlalchemy import select
+
+    from kakehashi.ibc import host as paths
+    from kakehashi.ibc.corda_host.host import sent_packets
+
+    hosts = open_channel(net)
+    a, b, chan_a, chan_b = hosts.a, hosts.b, hosts.chan_a, hosts.chan_b
+    timeout = Height(0, 10_000)
+
+    def send_then_fail(_store: HostStore) -> None:
+        a.handler.send_packet("transfer", chan_a, timeout, 0, b"never committed")
+        raise IbcError("the caller gives up")
+
+    with pytest.raises(IbcError, match="gives up"):
+        a.execute(send_then_fail)
+    assert a.sent_packets("transfer", chan_a) == []
+
+    # the notary is down: the change stays pending, and so does its packet
+    net.stop(NOTARY)
+    with pytest.raises(TransportError):
+        a.ibc.send_packet("transfer", chan_a, timeout, 0, b"one")
+    assert a.sent_packets("transfer", chan_a) == []
+    net.start(NOTARY)
+    router_a = a.handler.router
+    a = CordaIbcHost(net.restart(OPERATOR), router=router_a)  # type: ignore[arg-type]
+    hosts.a = a
+    [one] = a.sent_packets("transfer", chan_a)
+    assert (one.sequence, one.data, one.destination_channel) == (1, b"one", chan_b)
+
+    # two packets sent in one host call (one version)
+    batch = a.execute(
+        lambda _s: [a.handler.send_packet("transfer", chan_a, timeout, 0, d) for d in (b"2", b"3")]
+    )
+    assert a.sent_packets("transfer", chan_a) == [one, *batch]
+    assert a.sent_packets("transfer", chan_a, from_sequence=2) == batch
+    with a.engine.connect() as conn:
+        rows = conn.execute(select(sent_packets.c.sequence, sent_packets.c.version)).fetchall()
+    assert sorted(rows) == [(1, a.version - 1), (2, a.version), (3, a.version)]
+
+    # b acknowledges the first at once and the second later (asynchronously)
+    def deliver(packet: Packet) -> bytes | None:
+        h = hosts.update(b, a)
+        path = paths.packet_commitment_path("transfer", chan_a, packet.sequence)
+        ack: bytes | None = b.ibc.recv_packet(packet, a.prove(path, h), h)
+        return ack
+
+    assert deliver(one) == b"ok:one"
+    assert b.written_acks("transfer", chan_b) == [(one, b"ok:one")]
+    hosts.app_b.ack_mode = "async"
+    assert deliver(batch[0]) is None
+    assert b.written_acks("transfer", chan_b) == [(one, b"ok:one")]
+    b.ibc.write_acknowledgement(batch[0], b"later")
+    assert b.written_acks("transfer", chan_b) == [(one, b"ok:one"), (batch[0], b"later")]
+    assert b.written_acks("transfer", chan_b, from_sequence=2) == [(batch[0], b"later")]
+    assert b.sent_packets("transfer", chan_b) == []
+
+    # acknowledged on a: its commitment is gone, so it is no longer returned
+    h = hosts.update(a, b)
+    a.ibc.acknowledge_packet(one, b"ok:one", b.prove(paths.ack_path("transfer", chan_b, 1), h), h)
+    assert a.sent_packets("transfer", chan_a) == batch
+
+    # a restart keeps them
+    again = CordaIbcHost(net.restart(BANK_B))  # type: ignore[arg-type]
+    assert again.written_acks("transfer", chan_b) == [(one, b"ok:one"), (batch[0], b"later")]
+    again = CordaIbcHost(net.restart(OPERATOR), router=router_a)  # type: ignore[arg-type]
+    assert again.sent_packets("transfer", chan_a) == batch

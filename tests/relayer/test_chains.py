@@ -118,7 +118,6 @@ class Link:
 
 
 def open_link(harness: CrossRelayer, order: Order) -> Link:
-    # The endpoints exist before any packet is sent: the Corda one attaches the packet log.
     link = Link(harness, EvmEndpoint(harness.evm.ibc), CordaEndpoint(harness.corda.host))
     harness.open_connection(harness.evm)
     link.chan_e, link.chan_c = harness.open_channel(harness.evm, order)
@@ -288,9 +287,7 @@ def test_is_timed_out_by_height_or_timestamp() -> None:
     assert is_timed_out(by_time, Height(0, 0), 5_000)
 
 
-def test_the_corda_packet_log_is_believed_only_against_the_hosts_commitments(
-    harness: CrossRelayer,
-) -> None:
+def test_a_packet_of_a_failed_host_call_is_never_discovered(harness: CrossRelayer) -> None:
     link = open_link(harness, Order.UNORDERED)
     host = link.corda.host
 
@@ -300,12 +297,36 @@ def test_the_corda_packet_log_is_believed_only_against_the_hosts_commitments(
 
     with pytest.raises(KakehashiError, match="gives up"):
         host.execute(send_then_give_up)
-    assert link.corda.packets_sent(CORDA_PORT, link.chan_c) == []  # logged, but not committed
+    assert link.corda.packets_sent(CORDA_PORT, link.chan_c) == []
 
     sent = link.send(link.corda, b"committed")  # the same sequence, other contents
     assert sent.sequence == 1
     assert CordaEndpoint(host).packets_sent(CORDA_PORT, link.chan_c) == [sent]
     assert unreceived_packets(link.corda, link.evm, CORDA_PORT, link.chan_c) == [sent]
+
+
+def test_packets_and_acks_from_before_the_endpoint_existed_are_relayed(
+    harness: CrossRelayer,
+) -> None:
+    """The Corda host records what it sends and acknowledges itself: an endpoint opened later
+    (a relayer started after the applications) discovers and relays all of it."""
+    harness.open_connection(harness.evm)
+    chan_e, chan_c = harness.open_channel(harness.evm, Order.UNORDERED)
+    to_evm = Packet.decode(
+        harness.send(harness.corda, b"sent before any endpoint")  # type: ignore[arg-type]
+    )
+    sent = harness.send(harness.evm, b"to corda")  # type: ignore[arg-type]
+    assert harness.deliver(harness.corda, sent) == b"ok:to corda"  # type: ignore[arg-type]
+    to_corda = Packet.decode(sent)
+
+    link = Link(harness, EvmEndpoint(harness.evm.ibc), CordaEndpoint(harness.corda.host))
+    link.chan_e, link.chan_c = chan_e, chan_c
+    ack = WrittenAck(to_corda, b"ok:to corda")
+    assert link.pending() == ([], [to_evm], [ack], [])
+    delivered = link.deliver(link.evm, to_evm)
+    assert isinstance(delivered, Submitted) and delivered.value is not None
+    assert isinstance(link.acknowledge(link.evm, ack), Submitted)
+    assert link.pending() == ([], [], [], [WrittenAck(to_evm, delivered.value)])
 
 
 def test_a_packet_timed_out_by_the_destinations_clock_is_discovered(harness: CrossRelayer) -> None:

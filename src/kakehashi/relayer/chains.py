@@ -8,9 +8,10 @@ A relayer never touches a ledger except through a :class:`ChainEndpoint`. Two im
   ``eth_getProof`` answers, and sent packets / written acknowledgements are found in the
   handler's ``SendPacket`` / ``WriteAcknowledgement`` logs (``eth_getLogs``).
 * :class:`CordaEndpoint` over :class:`~kakehashi.ibc.corda_host.CordaIbcHost`: heights are host
-  versions, client messages are host-state attestations, proofs are commitment proofs. The host
-  keeps only *commitments* (hashes) of packets and acknowledgements, never their contents, and
-  has no event log; :class:`CordaPacketLog` fills that gap (see there).
+  versions, client messages are host-state attestations, proofs are commitment proofs, and
+  sent packets / written acknowledgements are the ones the host records with the versions that
+  committed them (:meth:`~kakehashi.ibc.corda_host.CordaIbcHost.sent_packets`,
+  :meth:`~kakehashi.ibc.corda_host.CordaIbcHost.written_acks`).
 
 **Stateless.** Every answer is read from the ledger when asked; an endpoint keeps no record of
 what it relayed. Whatever a log says is checked against the ledger's commitments before it is
@@ -34,23 +35,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, String, Table, and_, select
-from sqlalchemy.exc import IntegrityError
-
 from kakehashi.errors import IbcError, KakehashiError, TransactionRevertedError
 from kakehashi.ibc import host as paths
 from kakehashi.ibc.commitment import RECEIPT, ack_commitment, packet_commitment_of
 from kakehashi.ibc.corda_host import CordaIbcHost
 from kakehashi.ibc.evm_host import EvmIbcHost
 from kakehashi.ibc.types import ChannelEnd, ConnectionEnd, Height, Order, Packet
-from kakehashi.ledgers.corda.node.storage import write_transaction
 from kakehashi.lightclients.corda import verify_host_state
 
 __all__ = [
     "AlreadyRelayed",
     "ChainEndpoint",
     "CordaEndpoint",
-    "CordaPacketLog",
     "EvmEndpoint",
     "RelayOutcome",
     "Submitted",
@@ -406,151 +402,19 @@ class EvmEndpoint(_PacketQueries):
 # ---------------------------------------------------------------------------- Corda
 
 
-_log_metadata = MetaData()
-
-_packet_log = Table(
-    "relayer_packet_log",
-    _log_metadata,
-    Column("kind", String(8), primary_key=True),  # "packet" (sent) or "ack" (written)
-    Column("port_id", String(128), primary_key=True),
-    Column("channel_id", String(64), primary_key=True),
-    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
-    Column("commitment", LargeBinary(32), primary_key=True),
-    Column("packet", LargeBinary, nullable=False),
-    Column("acknowledgement", LargeBinary, nullable=True),
-)
-
-_SENT, _ACK = "packet", "ack"
-
-
-class CordaPacketLog:
-    """The contents of packets sent and acknowledgements written on a Corda-model host.
-
-    **Why it exists.** The host commits only hashes (ICS-04 packet and acknowledgement
-    commitments) and, unlike the EVM handler, emits no events; :class:`CordaIbcHost` has no
-    public query for what it sent or acknowledged. Until the host keeps them itself, this log
-    records them in the operator node's own database, in a table beside the host's.
-
-    **How.** :meth:`attach` wraps the host handler's ``send_packet``, ``recv_packet`` and
-    ``write_acknowledgement`` (``host.handler``, public): after the handler has computed the
-    packet or acknowledgement and *before* the host call is notarised, the contents are written
-    under their commitment (write-ahead, in their own database transaction). A record whose
-    host call then failed is harmless: readers believe a record only when the host's store holds
-    exactly its commitment, so a stale or reused sequence is never mistaken for the packet the
-    ledger committed to. Attach it when the host is opened, before any application sends:
-    packets sent while no log was attached cannot be discovered (they are logged as such).
-    """
-
-    _ATTRIBUTE = "_kakehashi_packet_log"
-
-    def __init__(self, host: CordaIbcHost) -> None:
-        self.host = host
-        self.engine = host.engine
-        _log_metadata.create_all(self.engine)
-
-    @classmethod
-    def attach(cls, host: CordaIbcHost) -> CordaPacketLog:
-        """The log of ``host``, wrapping its handler once (idempotent)."""
-        handler = host.handler
-        existing = getattr(handler, cls._ATTRIBUTE, None)
-        if isinstance(existing, CordaPacketLog):
-            return existing
-        packet_log = cls(host)
-        send, recv, write_ack = (
-            handler.send_packet,
-            handler.recv_packet,
-            handler.write_acknowledgement,
-        )
-
-        def send_packet(*args: Any, **kwargs: Any) -> Packet:
-            packet = send(*args, **kwargs)
-            packet_log.record(_SENT, packet, None)
-            return packet
-
-        def recv_packet(packet: Packet, *args: Any, **kwargs: Any) -> bytes | None:
-            ack = recv(packet, *args, **kwargs)
-            if ack is not None:
-                packet_log.record(_ACK, packet, ack)
-            return ack
-
-        def write_acknowledgement(packet: Packet, acknowledgement: bytes) -> None:
-            write_ack(packet, acknowledgement)
-            packet_log.record(_ACK, packet, acknowledgement)
-
-        handler.send_packet = send_packet  # type: ignore[method-assign]
-        handler.recv_packet = recv_packet  # type: ignore[method-assign]
-        handler.write_acknowledgement = write_acknowledgement  # type: ignore[method-assign]
-        setattr(handler, cls._ATTRIBUTE, packet_log)
-        return packet_log
-
-    def record(self, kind: str, packet: Packet, ack: bytes | None) -> None:
-        if kind == _SENT:
-            port, channel, commitment = (
-                packet.source_port,
-                packet.source_channel,
-                packet_commitment_of(packet),
-            )
-        else:
-            assert ack is not None
-            port, channel = packet.destination_port, packet.destination_channel
-            commitment = ack_commitment(ack)
-        row = {
-            "kind": kind,
-            "port_id": port,
-            "channel_id": channel,
-            "sequence": packet.sequence,
-            "commitment": commitment,
-            "packet": packet.encode(),
-            "acknowledgement": ack,
-        }
-        try:
-            with write_transaction(self.engine) as conn:
-                conn.execute(_packet_log.insert().values(**row))
-        except IntegrityError:
-            pass  # the same contents under the same commitment: already recorded
-
-    def entries(
-        self, kind: str, port_id: str, channel_id: str, from_sequence: int
-    ) -> list[tuple[int, bytes, Packet, bytes | None]]:
-        """(sequence, commitment, packet, acknowledgement) recorded, by sequence."""
-        query = (
-            select(_packet_log)
-            .where(
-                and_(
-                    _packet_log.c.kind == kind,
-                    _packet_log.c.port_id == port_id,
-                    _packet_log.c.channel_id == channel_id,
-                    _packet_log.c.sequence >= from_sequence,
-                )
-            )
-            .order_by(_packet_log.c.sequence)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).fetchall()
-        return [
-            (
-                int(row.sequence),
-                bytes(row.commitment),
-                Packet.decode(bytes(row.packet)),
-                None if row.acknowledgement is None else bytes(row.acknowledgement),
-            )
-            for row in rows
-        ]
-
-
 class CordaEndpoint(_PacketQueries):
     """:class:`ChainEndpoint` over a Corda-model IBC host (:class:`CordaIbcHost`).
 
     Reads go to the host's notarised versions (:meth:`CordaIbcHost.value_at`, ``prove``,
     ``attestation``), each at one fixed version, so a discovery answer is one consistent
-    snapshot. Packet and acknowledgement contents come from the :class:`CordaPacketLog`
-    attached to the host (attached here if it is not yet).
+    snapshot. Packet and acknowledgement contents are the host's own records
+    (:meth:`CordaIbcHost.sent_packets`, :meth:`CordaIbcHost.written_acks`), so an endpoint
+    opened at any time discovers everything the host committed, before it existed too.
     """
 
     def __init__(self, host: CordaIbcHost, *, name: str = "corda") -> None:
         self.host = host
         self.name = name
-        self.log = CordaPacketLog.attach(host)
 
     @property
     def prefix(self) -> bytes:
@@ -604,50 +468,19 @@ class CordaEndpoint(_PacketQueries):
     # -- discovery -----------------------------------------------------------------------------
 
     def packets_sent(self, port_id: str, channel_id: str, from_sequence: int = 1) -> list[Packet]:
-        """Every sequence below nextSequenceSend whose commitment the host holds at its latest
-        version, with the packet the log recorded under exactly that commitment."""
-        height = self.host.height
-        next_send = self.value(paths.next_sequence_send_path(port_id, channel_id), height)
-        if next_send is None:
-            return []
-        recorded: dict[tuple[int, bytes], Packet] = {
-            (seq, commitment): packet
-            for seq, commitment, packet, _ in self.log.entries(
-                _SENT, port_id, channel_id, from_sequence
-            )
-        }
-        found = []
-        for seq in range(max(from_sequence, 1), int.from_bytes(next_send, "big")):
-            stored = self.value(paths.packet_commitment_path(port_id, channel_id, seq), height)
-            if stored is None:
-                continue
-            packet = recorded.get((seq, stored))
-            if packet is None:
-                log.warning(
-                    "%s: packet %d on %s/%s is committed but its contents were never logged "
-                    "(sent while no CordaPacketLog was attached): it cannot be relayed",
-                    self.name,
-                    seq,
-                    port_id,
-                    channel_id,
-                )
-                continue
-            found.append(packet)
-        return found
+        """The packets the host recorded sending whose commitment it holds at its latest
+        version (one query: one consistent snapshot)."""
+        return self.host.sent_packets(port_id, channel_id, from_sequence)
 
     def acks_written(
         self, port_id: str, channel_id: str, from_sequence: int = 1
     ) -> list[WrittenAck]:
-        """Logged acknowledgements whose commitment the host holds at its latest version."""
-        height = self.host.height
-        found: dict[int, WrittenAck] = {}
-        for seq, commitment, packet, ack in self.log.entries(
-            _ACK, port_id, channel_id, from_sequence
-        ):
-            stored = self.value(paths.ack_path(port_id, channel_id, seq), height)
-            if ack is not None and stored == commitment:
-                found[seq] = WrittenAck(packet, ack)
-        return [found[seq] for seq in sorted(found)]
+        """The acknowledgements the host recorded writing whose commitment it holds at its
+        latest version."""
+        return [
+            WrittenAck(packet, ack)
+            for packet, ack in self.host.written_acks(port_id, channel_id, from_sequence)
+        ]
 
     # -- submission ----------------------------------------------------------------------------
 

@@ -20,6 +20,13 @@ the host has one history. The version is this ledger's IBC height ``(revision_nu
 * ``ibc_store_values``: the current provable store (ICS-24 path → 32-byte value);
 * ``ibc_store_private``: the handler's private objects (light clients through
   :mod:`~kakehashi.ibc.corda_host.codecs`, connection and channel ends, counters);
+* ``ibc_sent_packets``, ``ibc_written_acks``: every packet the handler sent and every
+  acknowledgement it wrote (packet and acknowledgement bytes), keyed by (port, channel,
+  sequence), with the version that committed them: what a relayer needs and the store's hashes
+  do not hold (the EVM handler's ``SendPacket`` / ``WriteAcknowledgement`` events). They are
+  recorded with the version's writes, so a failed call records none; rows stay after their
+  commitment is deleted, and :meth:`CordaIbcHost.sent_packets` / :meth:`~CordaIbcHost.
+  written_acks` return only those whose commitment the store still holds;
 * ``ibc_host_pending``: the one change being notarised (see below).
 
 **Atomicity.** A call runs against an overlay of the store; if it raises, the overlay is dropped
@@ -65,6 +72,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    and_,
     func,
     select,
 )
@@ -76,12 +84,14 @@ from kakehashi.errors import (
     NotaryError,
     TransportError,
 )
+from kakehashi.ibc import host as paths
 from kakehashi.ibc.client import LightClient
+from kakehashi.ibc.commitment import ack_commitment, packet_commitment_of
 from kakehashi.ibc.corda_host.codecs import decode_client, encode_client
 from kakehashi.ibc.corda_host.contract import GENESIS_VERSION, HostAdvance, HostGenesis
 from kakehashi.ibc.handler import IbcHandler
 from kakehashi.ibc.router import Router
-from kakehashi.ibc.types import ChannelEnd, ConnectionEnd, Height
+from kakehashi.ibc.types import ChannelEnd, ConnectionEnd, Height, Packet
 from kakehashi.ledgers.corda.merkle import ComponentGroup
 from kakehashi.ledgers.corda.model.crypto import random_bytes
 from kakehashi.ledgers.corda.model.identity import Party
@@ -151,6 +161,31 @@ store_private = Table(
     Column("kind", String(16), primary_key=True),
     Column("name", String(512), primary_key=True),
     Column("data", LargeBinary, nullable=False),
+)
+
+sent_packets = Table(
+    "ibc_sent_packets",
+    host_metadata,
+    Column("port_id", String(128), primary_key=True),
+    Column("channel_id", String(64), primary_key=True),
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+    Column("path", LargeBinary, nullable=False),  # the packet commitment's ICS-24 path
+    Column("commitment", LargeBinary(32), nullable=False),
+    Column("packet", LargeBinary, nullable=False),
+)
+
+written_acks = Table(
+    "ibc_written_acks",
+    host_metadata,
+    Column("port_id", String(128), primary_key=True),  # the packet's destination
+    Column("channel_id", String(64), primary_key=True),
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+    Column("path", LargeBinary, nullable=False),  # the ack commitment's ICS-24 path
+    Column("commitment", LargeBinary(32), nullable=False),
+    Column("packet", LargeBinary, nullable=False),
+    Column("acknowledgement", LargeBinary, nullable=False),
 )
 
 pending = Table(
@@ -235,6 +270,8 @@ class _Call:
     values: dict[bytes, bytes | None] = field(default_factory=dict)
     private: dict[tuple[str, str], bytes] = field(default_factory=dict)
     clients: dict[str, LightClient] = field(default_factory=dict)
+    sent: list[Packet] = field(default_factory=list)
+    acks: list[tuple[Packet, bytes]] = field(default_factory=list)
 
     def has_writes(self) -> bool:
         return bool(self.values or self.private)
@@ -375,6 +412,52 @@ class TransactionalHandler:
         return call
 
 
+class _RecordingHandler(IbcHandler):
+    """The host's :class:`IbcHandler`: the same pure ICS-02/03/04 logic, plus a note in the
+    running call of each packet sent and acknowledgement written, so that the host records
+    their contents with the version that commits them (the Corda ledger has no event log).
+
+    A note is taken only after the handler method returned, i.e. after it wrote its
+    commitments into the same call; a call that raises drops its notes with its writes.
+    """
+
+    def __init__(self, host: CordaIbcHost, *, router: Router) -> None:
+        super().__init__(
+            host.store,
+            prefix=host.prefix,
+            host_height=host.pending_height,
+            host_timestamp_ns=host.pending_timestamp_ns,
+            router=router,
+        )
+        self._host = host
+
+    def send_packet(
+        self,
+        source_port: str,
+        source_channel: str,
+        timeout_height: Height,
+        timeout_timestamp: int,
+        data: bytes,
+    ) -> Packet:
+        packet = super().send_packet(
+            source_port, source_channel, timeout_height, timeout_timestamp, data
+        )
+        self._host.store._writable().sent.append(packet)
+        return packet
+
+    def recv_packet(
+        self, packet: Packet, proof_commitment: bytes, proof_height: Height
+    ) -> bytes | None:
+        ack = super().recv_packet(packet, proof_commitment, proof_height)
+        if ack is not None:
+            self._host.store._writable().acks.append((packet, ack))
+        return ack
+
+    def write_acknowledgement(self, packet: Packet, acknowledgement: bytes) -> None:
+        super().write_acknowledgement(packet, acknowledgement)
+        self._host.store._writable().acks.append((packet, acknowledgement))
+
+
 class CordaIbcHost:
     """The IBC host run by ``node`` (its operator); see the module docstring.
 
@@ -413,13 +496,7 @@ class CordaIbcHost:
             self._resolve_pending()
             if not self._load():
                 self._genesis(notary or node.network.default_notary())
-        self.handler = IbcHandler(
-            self.store,
-            prefix=self.prefix,
-            host_height=self.pending_height,
-            host_timestamp_ns=self.pending_timestamp_ns,
-            router=router or Router(),
-        )
+        self.handler: IbcHandler = _RecordingHandler(self, router=router or Router())
         self.ibc = TransactionalHandler(self)
 
     # -- what the host is ---------------------------------------------------------------------
@@ -566,15 +643,18 @@ class CordaIbcHost:
         self._finish(stx.with_signatures(signature), payload)
 
     def _finish(self, stx: SignedTransaction, payload: bytes) -> None:
-        values, private, version, root, timestamp = _decode_pending(payload)
+        change = _decode_pending(payload)
+        version, root, timestamp = change.version, change.root, change.timestamp_ns
         with write_transaction(self.engine) as conn:
             self.node.db.record(stx, conn=conn)
-            for path, value in values:
+            for path, value in change.values:
                 if value is None:
                     _DELETE_VALUE.run(conn, {"path": path})
                 else:
                     _SET_VALUE.run(conn, {"path": path, "value": value})
-            _SET_PRIVATE.run_many(conn, [{"kind": k, "name": n, "data": d} for k, n, d in private])
+            _SET_PRIVATE.run_many(
+                conn, [{"kind": k, "name": n, "data": d} for k, n, d in change.private]
+            )
             _INSERT_VERSION.run(
                 conn,
                 {
@@ -585,6 +665,12 @@ class CordaIbcHost:
                     "timestamp_ns": timestamp,
                 },
             )
+            if change.sent:
+                conn.execute(sent_packets.insert(), [_sent_row(p, version) for p in change.sent])
+            if change.acks:
+                conn.execute(
+                    written_acks.insert(), [_ack_row(p, a, version) for p, a in change.acks]
+                )
             conn.execute(pending.delete())
         self.state = stx.tx.out_ref(0)
         self.latest = _Version(version, stx.id, 0, root, timestamp)
@@ -606,8 +692,8 @@ class CordaIbcHost:
             signature = self.node.notarise(stx)
         except TransportError as exc:
             raise NotaryError(
-                f"the host's change to version {_decode_pending(payload)[2]} awaits the notary, "
-                f"which is unreachable ({exc}); retry when it is back"
+                f"the host's change to version {_decode_pending(payload).version} awaits the "
+                f"notary, which is unreachable ({exc}); retry when it is back"
             ) from exc
         except KakehashiError as exc:
             log.warning("dropping the host change the notary refused: %s", exc)
@@ -644,6 +730,60 @@ class CordaIbcHost:
             )
         self.state, self.latest = mine[0], latest
         return True
+
+    # -- packets and acknowledgements (what a relayer needs) ------------------------------------
+
+    def sent_packets(self, port_id: str, channel_id: str, from_sequence: int = 1) -> list[Packet]:
+        """Packets sent on ``port_id/channel_id`` whose ICS-04 packet commitment the host holds
+        at its latest version (neither acknowledged nor timed out), sequence ≥
+        ``from_sequence``, in sequence order."""
+        query = (
+            select(sent_packets.c.packet)
+            .join(
+                store_values,
+                and_(
+                    store_values.c.path == sent_packets.c.path,
+                    store_values.c.value == sent_packets.c.commitment,
+                ),
+            )
+            .where(
+                sent_packets.c.port_id == port_id,
+                sent_packets.c.channel_id == channel_id,
+                sent_packets.c.sequence >= from_sequence,
+            )
+            .order_by(sent_packets.c.sequence)
+        )
+        with self.engine.connect() as conn:
+            return [Packet.decode(bytes(row.packet)) for row in conn.execute(query)]
+
+    def written_acks(
+        self, port_id: str, channel_id: str, from_sequence: int = 1
+    ) -> list[tuple[Packet, bytes]]:
+        """(packet, acknowledgement) written on ``port_id/channel_id`` (this host is the
+        packets' destination) whose ack commitment the host holds at its latest version,
+        sequence ≥ ``from_sequence``, in sequence order. ICS-04 never deletes an ack
+        commitment, so this is every acknowledgement written there."""
+        query = (
+            select(written_acks.c.packet, written_acks.c.acknowledgement)
+            .join(
+                store_values,
+                and_(
+                    store_values.c.path == written_acks.c.path,
+                    store_values.c.value == written_acks.c.commitment,
+                ),
+            )
+            .where(
+                written_acks.c.port_id == port_id,
+                written_acks.c.channel_id == channel_id,
+                written_acks.c.sequence >= from_sequence,
+            )
+            .order_by(written_acks.c.sequence)
+        )
+        with self.engine.connect() as conn:
+            return [
+                (Packet.decode(bytes(row.packet)), bytes(row.acknowledgement))
+                for row in conn.execute(query)
+            ]
 
     # -- proofs -------------------------------------------------------------------------------
 
@@ -715,6 +855,48 @@ class CordaIbcHost:
             return SparseMerkleTree(self._nodes, row.smt_root).get(key_for_path(path))
 
 
+def _sent_row(packet: Packet, version: int) -> dict[str, object]:
+    return {
+        "port_id": packet.source_port,
+        "channel_id": packet.source_channel,
+        "sequence": packet.sequence,
+        "version": version,
+        "path": paths.packet_commitment_path(
+            packet.source_port, packet.source_channel, packet.sequence
+        ),
+        "commitment": packet_commitment_of(packet),
+        "packet": packet.encode(),
+    }
+
+
+def _ack_row(packet: Packet, ack: bytes, version: int) -> dict[str, object]:
+    return {
+        "port_id": packet.destination_port,
+        "channel_id": packet.destination_channel,
+        "sequence": packet.sequence,
+        "version": version,
+        "path": paths.ack_path(
+            packet.destination_port, packet.destination_channel, packet.sequence
+        ),
+        "commitment": ack_commitment(ack),
+        "packet": packet.encode(),
+        "acknowledgement": ack,
+    }
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A change being notarised, as its pending record keeps it."""
+
+    values: list[tuple[bytes, bytes | None]]
+    private: list[tuple[str, str, bytes]]
+    version: int
+    root: bytes
+    timestamp_ns: int
+    sent: list[Packet]
+    acks: list[tuple[Packet, bytes]]
+
+
 def _encode_pending(stx: SignedTransaction, call: _Call, state: IbcHostState) -> bytes:
     return bytes(
         cbor2.dumps(
@@ -725,16 +907,23 @@ def _encode_pending(stx: SignedTransaction, call: _Call, state: IbcHostState) ->
                 "version": state.version,
                 "root": state.smt_root,
                 "timestamp_ns": state.timestamp_ns,
+                "sent": [packet.encode() for packet in call.sent],
+                "acks": [[packet.encode(), ack] for packet, ack in call.acks],
             },
             canonical=True,
         )
     )
 
 
-def _decode_pending(
-    payload: bytes,
-) -> tuple[list[tuple[bytes, bytes | None]], list[tuple[str, str, bytes]], int, bytes, int]:
+def _decode_pending(payload: bytes) -> _Pending:
     raw = cbor2.loads(payload)
-    values = [(bytes(p), None if v is None else bytes(v)) for p, v in raw["values"]]
-    private = [(str(k), str(n), bytes(d)) for k, n, d in raw["private"]]
-    return values, private, int(raw["version"]), bytes(raw["root"]), int(raw["timestamp_ns"])
+    return _Pending(
+        values=[(bytes(p), None if v is None else bytes(v)) for p, v in raw["values"]],
+        private=[(str(k), str(n), bytes(d)) for k, n, d in raw["private"]],
+        version=int(raw["version"]),
+        root=bytes(raw["root"]),
+        timestamp_ns=int(raw["timestamp_ns"]),
+        # a record written before the host kept packets has neither key
+        sent=[Packet.decode(bytes(p)) for p in raw.get("sent", [])],
+        acks=[(Packet.decode(bytes(p)), bytes(a)) for p, a in raw.get("acks", [])],
+    )
