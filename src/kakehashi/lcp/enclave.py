@@ -101,7 +101,7 @@ from kakehashi.errors import (
     VerificationError,
 )
 from kakehashi.ledgers.corda.model.serialization import deserialize, serialize
-from kakehashi.ledgers.evm.proofs import verify_account_proof, verify_storage_proof
+from kakehashi.ledgers.evm.proofs import mapping_entry_slot, verify_slot_proof
 from kakehashi.ledgers.evm.qbft import seal
 from kakehashi.lightclients import corda as corda_lc
 from kakehashi.lightclients.lcp_attestation import AvrEvidence
@@ -513,20 +513,8 @@ class _QbftClient:
                 f"prefix {prefix.hex()} is not the tracked IBC handler {self.ibc_handler.hex()}"
             )
         consensus = self._at(height)
-        try:
-            account_nodes, storage_nodes = rlp.decode(proof)
-            nodes = [*account_nodes, *storage_nodes]
-            if not all(isinstance(n, bytes) for n in nodes):
-                raise ValueError("proof nodes must be byte strings")
-        except (rlp.exceptions.DecodingError, ValueError, TypeError) as exc:
-            raise VerificationError(f"malformed QBFT proof: {exc}") from None
-        account = verify_account_proof(consensus.state_root, self.ibc_handler, list(account_nodes))
-        if account is None:
-            raise VerificationError(f"no IBC handler contract at height {height}")
-        slot = int.from_bytes(
-            keccak(self.commitments_slot.to_bytes(32, "big") + keccak(path)), "big"
-        )
-        value = verify_storage_proof(account.storage_root, slot, list(storage_nodes))
+        slot = mapping_entry_slot(self.commitments_slot, path)
+        value = verify_slot_proof(consensus.state_root, self.ibc_handler, slot, proof)
         return None if value == 0 else value.to_bytes(32, "big")
 
 

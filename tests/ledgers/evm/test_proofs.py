@@ -437,3 +437,13 @@ def test_random_storage_proves_exactly_its_contents(
     slots = [*storage, *queried]
     values = verify_eth_get_proof(state.root, state.get_proof(CONTRACT, slots), address=CONTRACT)
     assert values == {slot: storage.get(slot, 0) for slot in slots}
+
+
+@pytest.mark.parametrize(
+    "junk", [b"", b"\x80", b"\xc0", b"\xc2\x80\x80", b"\xc3\xc0\xc0\xc0", b"\xff" * 9]
+)
+def test_a_malformed_slot_proof_is_a_verification_error(junk: bytes) -> None:
+    from kakehashi.ledgers.evm.proofs import verify_slot_proof
+
+    with pytest.raises(VerificationError):
+        verify_slot_proof(bytes(32), bytes(20), 0, junk)

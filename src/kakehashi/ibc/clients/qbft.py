@@ -17,12 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import rlp
-from eth_utils import keccak
 
 from kakehashi.errors import VerificationError
 from kakehashi.ibc.client import ClientStatus
 from kakehashi.ibc.types import Height
-from kakehashi.ledgers.evm.proofs import verify_account_proof, verify_storage_proof
+from kakehashi.ledgers.evm.proofs import encode_slot_proof, mapping_entry_slot, verify_slot_proof
 from kakehashi.lightclients.qbft import parse_header, verify_header
 
 __all__ = ["CLIENT_TYPE", "ConsensusState", "QbftClient", "encode_proof", "storage_key"]
@@ -41,22 +40,11 @@ class ConsensusState:
 
 def storage_key(commitments_slot: int, path: bytes) -> int:
     """The storage slot holding ``path``'s commitment (Vyper: ``keccak256(slot ‖ key)``)."""
-    return int.from_bytes(keccak(commitments_slot.to_bytes(32, "big") + keccak(path)), "big")
+    return mapping_entry_slot(commitments_slot, path)
 
 
-def encode_proof(account_proof: list[bytes], storage_proof: list[bytes]) -> bytes:
-    """The proof bytes this client reads: ``RLP([account proof nodes, storage proof nodes])``."""
-    return bytes(rlp.encode([list(account_proof), list(storage_proof)]))
-
-
-def _decode_proof(proof: bytes) -> tuple[list[bytes], list[bytes]]:
-    try:
-        account_nodes, storage_nodes = rlp.decode(proof)
-        if not all(isinstance(n, bytes) for n in [*account_nodes, *storage_nodes]):
-            raise ValueError("proof nodes must be byte strings")
-        return list(account_nodes), list(storage_nodes)
-    except (rlp.exceptions.DecodingError, ValueError, TypeError) as exc:
-        raise VerificationError(f"malformed QBFT client proof: {exc}") from None
+#: The proof bytes this client reads: ``RLP([account proof nodes, storage proof nodes])``.
+encode_proof = encode_slot_proof
 
 
 @dataclass
@@ -180,12 +168,9 @@ class QbftClient:
                 f"prefix {prefix.hex()} is not the tracked IBC handler {self.ibc_handler.hex()}"
             )
         consensus = self._consensus_at(height)
-        account_nodes, storage_nodes = _decode_proof(proof)
-        account = verify_account_proof(consensus.state_root, self.ibc_handler, account_nodes)
-        if account is None:
-            raise VerificationError(f"no IBC handler contract at height {height}")
         slot = storage_key(self.commitments_slot, path)
-        return verify_storage_proof(account.storage_root, slot, storage_nodes).to_bytes(32, "big")
+        value = verify_slot_proof(consensus.state_root, self.ibc_handler, slot, proof)
+        return value.to_bytes(32, "big")
 
     def _consensus_at(self, height: Height) -> ConsensusState:
         consensus = self.consensus.get(height)

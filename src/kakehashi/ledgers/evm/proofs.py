@@ -42,8 +42,11 @@ __all__ = [
     "EMPTY_CODE_HASH",
     "EMPTY_TRIE_ROOT",
     "Account",
+    "encode_slot_proof",
+    "mapping_entry_slot",
     "verify_account_proof",
     "verify_eth_get_proof",
+    "verify_slot_proof",
     "verify_storage_proof",
     "verify_trie_proof",
 ]
@@ -367,3 +370,35 @@ def _nodes(value: object, what: str) -> list[bytes]:
     if not isinstance(value, Sequence) or isinstance(value, str | bytes | bytearray):
         raise VerificationError(f"{what} must be a list of RLP nodes")
     return [_data(node, f"{what}[{i}]") for i, node in enumerate(value)]
+
+
+# -- one contract's mapping entry, as light clients of an EVM chain check it ------------------
+
+
+def mapping_entry_slot(base_slot: int, key: bytes) -> int:
+    """Slot of ``HashMap[bytes32, ...]`` entry ``keccak256(key)`` at ``base_slot`` (Vyper rule:
+    ``keccak256(slot32 ‖ keccak256(key))``) — e.g. an IBC commitment keyed by its path."""
+    return int.from_bytes(keccak(base_slot.to_bytes(32, "big") + keccak(key)), "big")
+
+
+def encode_slot_proof(account_proof: Sequence[bytes], storage_proof: Sequence[bytes]) -> bytes:
+    """Compact proof of one storage slot: ``RLP([account proof nodes, storage proof nodes])``."""
+    return _encode_rlp([list(account_proof), list(storage_proof)])
+
+
+def verify_slot_proof(state_root: bytes, address: bytes, slot: int, proof: bytes) -> int:
+    """The value of ``slot`` in ``address``'s storage under ``state_root`` (0 when absent), from
+    :func:`encode_slot_proof` bytes; VerificationError on anything wrong or no such contract."""
+    items = _as_list(_decode_rlp(proof, "slot proof"), "slot proof")
+    if len(items) != 2:
+        raise VerificationError("a slot proof is [account proof nodes, storage proof nodes]")
+    account_nodes = [
+        _as_bytes(n, "account proof node") for n in _as_list(items[0], "account proof")
+    ]
+    storage_nodes = [
+        _as_bytes(n, "storage proof node") for n in _as_list(items[1], "storage proof")
+    ]
+    account = verify_account_proof(state_root, address, account_nodes)
+    if account is None:
+        raise VerificationError(f"no account {address.hex()} under state root {state_root.hex()}")
+    return verify_storage_proof(account.storage_root, slot, storage_nodes)
