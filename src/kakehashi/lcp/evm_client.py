@@ -66,7 +66,9 @@ __all__ = [
 
 LCP_CLIENT_CONTRACT = "lightclients/lcp_client"
 AVR_VERIFIER_CONTRACT = "lightclients/avr_verifier"
-LCP_CLIENT_TYPE = "lcp"
+# lcp-go's ClientTypeLCP; the handler names clients "lcp-client-<n>", valid ICS-24 client
+# identifiers (9 to 64 characters: a counterparty refuses "lcp-<n>")
+LCP_CLIENT_TYPE = "lcp-client"
 REGISTRATION_DOMAIN = "kakehashi/lcp/register-enclave-key"
 _MAX_OPERATORS = 8
 _MAX_SIGNATURES = 8
