@@ -737,24 +737,8 @@ class CordaIbcHost:
         """Packets sent on ``port_id/channel_id`` whose ICS-04 packet commitment the host holds
         at its latest version (neither acknowledged nor timed out), sequence ≥
         ``from_sequence``, in sequence order."""
-        query = (
-            select(sent_packets.c.packet)
-            .join(
-                store_values,
-                and_(
-                    store_values.c.path == sent_packets.c.path,
-                    store_values.c.value == sent_packets.c.commitment,
-                ),
-            )
-            .where(
-                sent_packets.c.port_id == port_id,
-                sent_packets.c.channel_id == channel_id,
-                sent_packets.c.sequence >= from_sequence,
-            )
-            .order_by(sent_packets.c.sequence)
-        )
-        with self.engine.connect() as conn:
-            return [Packet.decode(bytes(row.packet)) for row in conn.execute(query)]
+        rows = self._still_committed(sent_packets, port_id, channel_id, from_sequence)
+        return [Packet.decode(bytes(row.packet)) for row in rows]
 
     def written_acks(
         self, port_id: str, channel_id: str, from_sequence: int = 1
@@ -763,27 +747,26 @@ class CordaIbcHost:
         packets' destination) whose ack commitment the host holds at its latest version,
         sequence ≥ ``from_sequence``, in sequence order. ICS-04 never deletes an ack
         commitment, so this is every acknowledgement written there."""
+        rows = self._still_committed(written_acks, port_id, channel_id, from_sequence)
+        return [(Packet.decode(bytes(row.packet)), bytes(row.acknowledgement)) for row in rows]
+
+    def _still_committed(
+        self, table: Table, port_id: str, channel_id: str, from_sequence: int
+    ) -> list[Any]:
+        """Rows of ``table`` on one channel whose commitment the current store still holds."""
+        held = and_(store_values.c.path == table.c.path, store_values.c.value == table.c.commitment)
         query = (
-            select(written_acks.c.packet, written_acks.c.acknowledgement)
-            .join(
-                store_values,
-                and_(
-                    store_values.c.path == written_acks.c.path,
-                    store_values.c.value == written_acks.c.commitment,
-                ),
-            )
+            select(table)
+            .join(store_values, held)
             .where(
-                written_acks.c.port_id == port_id,
-                written_acks.c.channel_id == channel_id,
-                written_acks.c.sequence >= from_sequence,
+                table.c.port_id == port_id,
+                table.c.channel_id == channel_id,
+                table.c.sequence >= from_sequence,
             )
-            .order_by(written_acks.c.sequence)
+            .order_by(table.c.sequence)
         )
         with self.engine.connect() as conn:
-            return [
-                (Packet.decode(bytes(row.packet)), bytes(row.acknowledgement))
-                for row in conn.execute(query)
-            ]
+            return list(conn.execute(query))
 
     # -- proofs -------------------------------------------------------------------------------
 

@@ -20,8 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -343,10 +342,10 @@ class EmbeddedChain:
 
     # -- reading ------------------------------------------------------------------------------
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
+    def next_base_fee(self) -> int:
+        """The base fee per gas of the next block (EIP-1559, from the head's gas use)."""
         with self._lock:
-            yield
+            return int(self._chain.header.base_fee_per_gas)
 
     def head(self) -> BlockHeaderAPI:
         with self._lock:

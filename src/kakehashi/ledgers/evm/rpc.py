@@ -444,8 +444,7 @@ class RpcDispatcher:
         return hex(self._with_block(block, lambda: self.chain.estimate_gas(msg, block)))
 
     def _next_base_fee(self) -> int:
-        with self.chain.locked():
-            return int(self.chain._chain.header.base_fee_per_gas)
+        return self.chain.next_base_fee()
 
     def _fee_history(self, params: Any) -> dict[str, Any]:
         count, newest, percentiles = _params(
