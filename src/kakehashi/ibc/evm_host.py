@@ -40,7 +40,7 @@ from web3.logs import DISCARD
 from web3.types import BlockIdentifier, TxReceipt
 
 from kakehashi.errors import IbcError, TransactionRevertedError
-from kakehashi.ibc import host
+from kakehashi.ibc import host, msgs
 from kakehashi.ibc.clients.qbft import encode_proof
 from kakehashi.ibc.types import (
     ChannelCounterparty,
@@ -97,6 +97,24 @@ TEST_SIGNED_CLIENT_CONTRACT = "lightclients/test_signed_client"
 TEST_SIGNED_CLIENT_TYPE = "test-signed"
 
 _NS = 1_000_000_000
+_LATEST_HEIGHT_ABI: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "name": "latest_height",
+        "stateMutability": "view",
+        "inputs": [{"name": "client_id", "type": "string"}],
+        "outputs": [
+            {
+                "name": "",
+                "type": "tuple",
+                "components": [
+                    {"name": "revision_number", "type": "uint64"},
+                    {"name": "revision_height", "type": "uint64"},
+                ],
+            }
+        ],
+    }
+]
 
 T = TypeVar("T")
 
@@ -140,6 +158,14 @@ def _packet(p: Packet) -> tuple[Any, ...]:
         _height(p.timeout_height),
         p.timeout_timestamp,
     )
+
+
+def _fee_fields(w3: Web3) -> dict[str, int]:
+    """EIP-1559 fees for transactions sent now (web3.py's own default rule: twice the base fee
+    plus the node's suggested tip), read once for a whole pipelined batch."""
+    tip = int(w3.eth.max_priority_fee)
+    base = int(w3.eth.get_block("latest").get("baseFeePerGas", 0))
+    return {"maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip}
 
 
 def _revert_data(exc: ContractLogicError) -> bytes:
@@ -512,6 +538,172 @@ class EvmIbcHost:
             next_sequence_recv,
         )
         return self._outcome(self._send(fn, f"timeout_on_close({packet.sequence})"), None)
+
+    # -- ICS-26 messages ----------------------------------------------------------------------
+
+    def apply(self, msg: msgs.Msg) -> Outcome[Any]:
+        """Send ``msg`` as one transaction (what :func:`kakehashi.ibc.msgs.apply` does on a
+        Python host); the outcome's value is the same answer."""
+        match msg:
+            case msgs.MsgCreateClient():
+                return self.create_client(msg.client_type, msg.client_state, msg.consensus_state)
+            case msgs.MsgUpdateClient():
+                return self.update_client(msg.client_id, msg.client_message)
+            case msgs.MsgConnectionOpenInit():
+                return self.conn_open_init(msg.client_id, msg.counterparty, msg.delay_period)
+            case msgs.MsgConnectionOpenTry():
+                return self.conn_open_try(
+                    msg.counterparty,
+                    msg.client_id,
+                    msg.counterparty_versions,
+                    msg.proof_init,
+                    msg.proof_height,
+                    msg.delay_period,
+                )
+            case msgs.MsgConnectionOpenAck():
+                return self.conn_open_ack(
+                    msg.connection_id,
+                    msg.counterparty_connection_id,
+                    msg.version,
+                    msg.proof_try,
+                    msg.proof_height,
+                )
+            case msgs.MsgConnectionOpenConfirm():
+                return self.conn_open_confirm(msg.connection_id, msg.proof_ack, msg.proof_height)
+            case msgs.MsgChannelOpenInit():
+                return self.chan_open_init(
+                    msg.port_id, msg.ordering, msg.connection_hops, msg.counterparty, msg.version
+                )
+            case msgs.MsgChannelOpenTry():
+                return self.chan_open_try(
+                    msg.port_id,
+                    msg.ordering,
+                    msg.connection_hops,
+                    msg.counterparty,
+                    msg.counterparty_version,
+                    msg.counterparty_version,
+                    msg.proof_init,
+                    msg.proof_height,
+                )
+            case msgs.MsgChannelOpenAck():
+                return self.chan_open_ack(
+                    msg.port_id,
+                    msg.channel_id,
+                    msg.counterparty_version,
+                    msg.counterparty_channel_id,
+                    msg.proof_try,
+                    msg.proof_height,
+                )
+            case msgs.MsgChannelOpenConfirm():
+                return self.chan_open_confirm(
+                    msg.port_id, msg.channel_id, msg.proof_ack, msg.proof_height
+                )
+            case msgs.MsgChannelCloseInit():
+                return self.chan_close_init(msg.port_id, msg.channel_id)
+            case msgs.MsgChannelCloseConfirm():
+                return self.chan_close_confirm(
+                    msg.port_id, msg.channel_id, msg.proof_init, msg.proof_height
+                )
+            case msgs.MsgRecvPacket():
+                return self.recv_packet(msg.packet, msg.proof_commitment, msg.proof_height)
+            case msgs.MsgAcknowledgement():
+                return self.acknowledge_packet(
+                    msg.packet, msg.acknowledgement, msg.proof_acked, msg.proof_height
+                )
+            case msgs.MsgTimeout():
+                return self.timeout_packet(
+                    msg.packet, msg.proof_unreceived, msg.proof_height, msg.next_sequence_recv
+                )
+        raise IbcError(f"{type(msg).__name__} is not an IBC message")
+
+    @property
+    def can_pipeline(self) -> bool:
+        """Transactions are signed here (a local account) with a fixed gas limit, so several
+        can be signed with consecutive nonces and sent before any is mined."""
+        return self.gas is not None and not isinstance(self.sender, str)
+
+    def _packet_fn(self, msg: msgs.Msg) -> Any:
+        match msg:
+            case msgs.MsgRecvPacket():
+                return self.handler.functions.recv_packet(
+                    _packet(msg.packet), msg.proof_commitment, _height(msg.proof_height)
+                )
+            case msgs.MsgAcknowledgement():
+                return self.handler.functions.acknowledge_packet(
+                    _packet(msg.packet),
+                    msg.acknowledgement,
+                    msg.proof_acked,
+                    _height(msg.proof_height),
+                )
+            case msgs.MsgTimeout():
+                return self.handler.functions.timeout_packet(
+                    _packet(msg.packet),
+                    msg.proof_unreceived,
+                    _height(msg.proof_height),
+                    msg.next_sequence_recv,
+                )
+        raise IbcError(f"{type(msg).__name__} cannot be pipelined (packet messages only)")
+
+    def apply_pipelined(
+        self, batch: Sequence[msgs.Msg], *, timeout: float = 120.0
+    ) -> list[Outcome[Any] | TransactionRevertedError]:
+        """Sign every packet message of ``batch`` with consecutive nonces, send them all, then
+        wait for every receipt. A reverted one is answered by the error (its reason found by
+        replaying the call on the latest state), not raised, so the others are still reported.
+        Needs :attr:`can_pipeline`."""
+        if not self.can_pipeline:
+            raise IbcError("pipelining needs a local signing account and a fixed gas limit")
+        account = cast(Any, self.sender)
+        nonce = self.w3.eth.get_transaction_count(account.address, "pending")
+        fees = _fee_fields(self.w3)
+        chain_id = self.w3.eth.chain_id
+        hashes = []
+        for offset, msg in enumerate(batch):
+            params: dict[str, Any] = {
+                "from": account.address,
+                "nonce": nonce + offset,
+                "gas": self.gas,
+                "chainId": chain_id,
+                **fees,
+            }
+            built = self._packet_fn(msg).build_transaction(cast(Any, params))
+            signed = account.sign_transaction(built)
+            hashes.append(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+        results: list[Outcome[Any] | TransactionRevertedError] = []
+        for msg, tx_hash in zip(batch, hashes, strict=True):
+            receipt = self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=timeout, poll_latency=0.01
+            )
+            if receipt["status"] != 1:
+                results.append(self._revert_of(msg, receipt))
+                continue
+            value: Any = None
+            if isinstance(msg, msgs.MsgRecvPacket):
+                acks = self._event_args(receipt, "WriteAcknowledgement")
+                value = bytes(acks[0]["acknowledgement"]) if acks else None
+            results.append(self._outcome(receipt, value))
+        return results
+
+    def _revert_of(self, msg: msgs.Msg, receipt: TxReceipt) -> TransactionRevertedError:
+        what = f"{type(msg).__name__} (transaction {bytes(receipt['transactionHash']).hex()})"
+        origin = cast(Any, self.sender).address
+        try:
+            self._packet_fn(msg).call({"from": origin})
+        except ContractLogicError as exc:
+            reason = str(exc.message or exc).removeprefix("execution reverted: ")
+            return TransactionRevertedError(
+                f"{what} reverted: {reason}", reason=reason, data=_revert_data(exc)
+            )
+        return TransactionRevertedError(f"{what} reverted", reason="")
+
+    def client_latest_height(self, client_id: str) -> Height:
+        """The latest height of client ``client_id``, read from its client contract."""
+        address = self.handler.functions.client_impls(client_id).call()
+        if int(address, 16) == 0:
+            raise IbcError(f"no client {client_id!r} on this handler; create it first")
+        contract = self.w3.eth.contract(address=address, abi=_LATEST_HEIGHT_ABI)
+        revision_number, revision_height = contract.functions.latest_height(client_id).call()
+        return Height(revision_number, revision_height)
 
     # -- reading ------------------------------------------------------------------------------
 

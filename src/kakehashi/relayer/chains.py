@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from kakehashi.errors import IbcError, KakehashiError, TransactionRevertedError
 from kakehashi.ibc import host as paths
+from kakehashi.ibc import msgs
 from kakehashi.ibc.commitment import RECEIPT, ack_commitment, packet_commitment_of
-from kakehashi.ibc.corda_host import CordaIbcHost
+from kakehashi.ibc.corda_host.api import CordaHostApi
 from kakehashi.ibc.evm_host import EvmIbcHost
 from kakehashi.ibc.types import ChannelEnd, ConnectionEnd, Height, Order, Packet
 from kakehashi.lightclients.corda import verify_host_state
@@ -48,6 +49,8 @@ __all__ = [
     "ChainEndpoint",
     "CordaEndpoint",
     "EvmEndpoint",
+    "Failed",
+    "Outcome",
     "RelayOutcome",
     "Submitted",
     "WrittenAck",
@@ -84,7 +87,17 @@ class AlreadyRelayed:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The ledger refused the message for a reason other than "already done" (a proof that does
+    not verify, a stale client...): ``error`` is the ledger's typed error. Only a batch
+    (:meth:`ChainEndpoint.submit`) answers this; the one-message methods raise it."""
+
+    error: KakehashiError
+
+
 RelayOutcome = Submitted[T] | AlreadyRelayed
+Outcome = Submitted[Any] | AlreadyRelayed | Failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +175,16 @@ class ChainEndpoint(Protocol):
         self, port_id: str, channel_id: str, height: Height | None = None
     ) -> int: ...
 
+    def client_latest_height(self, client_id: str) -> Height:
+        """The latest height this ledger's client ``client_id`` (of the counterparty) holds."""
+        ...
+
     # -- submission ----------------------------------------------------------------------------
+    def submit(self, batch: Sequence[msgs.Msg]) -> list[Outcome]:
+        """Submit ``batch`` in order; one outcome per message (Submitted, AlreadyRelayed or
+        Failed). Never raises for a refusal by the ledger."""
+        ...
+
     def update_client(self, client_id: str, message: bytes) -> Submitted[Height]: ...
 
     def recv_packet(
@@ -221,50 +243,83 @@ def _settled(endpoint: ChainEndpoint, packet: Packet) -> bool:
     return endpoint.value(_commitment_path(packet)) != packet_commitment_of(packet)
 
 
-def _submit(
-    endpoint: ChainEndpoint,
-    refusal: type[Exception],
-    action: Callable[[], Submitted[T]],
-    done: Callable[[], str | None],
-) -> RelayOutcome[T]:
-    """Run ``action``; a ``refusal`` after which ``done()`` names a reason is AlreadyRelayed."""
-    try:
-        return action()
-    except refusal as exc:
-        reason = done()
-        if reason is None:
-            raise
-        log.info("%s: already relayed (%s); refusal was: %s", endpoint.name, reason, exc)
-        return AlreadyRelayed(reason)
-
-
-def _recv_done(endpoint: ChainEndpoint, packet: Packet) -> Callable[[], str | None]:
-    def done() -> str | None:
+def _already_done(endpoint: ChainEndpoint, msg: msgs.Msg) -> str | None:
+    """Why ``msg`` needs no submission any more (another relayer did the work), read from the
+    ledger; None when it still does."""
+    if isinstance(msg, msgs.MsgRecvPacket):
+        packet = msg.packet
         if endpoint.is_received(
             packet.destination_port, packet.destination_channel, packet.sequence
         ):
             return f"packet {packet.sequence} was already received on {endpoint.name}"
-        return None
-
-    return done
-
-
-def _settled_done(endpoint: ChainEndpoint, packet: Packet) -> Callable[[], str | None]:
-    def done() -> str | None:
+    elif isinstance(msg, msgs.MsgAcknowledgement | msgs.MsgTimeout):
+        packet = msg.packet
         if _settled(endpoint, packet):
             return (
                 f"packet {packet.sequence} on {packet.source_port}/{packet.source_channel} was "
                 f"already acknowledged or timed out on {endpoint.name}"
             )
-        return None
+    return None
 
-    return done
+
+def _refused(
+    endpoint: ChainEndpoint, msg: msgs.Msg, exc: KakehashiError
+) -> AlreadyRelayed | Failed:
+    reason = _already_done(endpoint, msg)
+    if reason is None:
+        log.info("%s refused %s: %s", endpoint.name, type(msg).__name__, exc)
+        return Failed(exc)
+    log.info("%s: already relayed (%s); refusal was: %s", endpoint.name, reason, exc)
+    return AlreadyRelayed(reason)
+
+
+class _OneMessage(ABC):
+    """The one-message methods of a :class:`ChainEndpoint`, over its :meth:`submit`."""
+
+    @abstractmethod
+    def submit(self, batch: Sequence[msgs.Msg]) -> list[Outcome]: ...
+
+    def _one(self, msg: msgs.Msg) -> Any:
+        outcome = self.submit([msg])[0]
+        if isinstance(outcome, Failed):
+            raise outcome.error
+        return outcome
+
+    def update_client(self, client_id: str, message: bytes) -> Submitted[Height]:
+        outcome = self._one(msgs.MsgUpdateClient(client_id, message))
+        if not isinstance(outcome, Submitted):
+            raise IbcError(f"the update of client {client_id} was not applied: {outcome}")
+        return outcome
+
+    def recv_packet(
+        self, packet: Packet, proof: bytes, proof_height: Height
+    ) -> RelayOutcome[bytes | None]:
+        outcome: RelayOutcome[bytes | None] = self._one(
+            msgs.MsgRecvPacket(packet, proof, proof_height)
+        )
+        return outcome
+
+    def acknowledge_packet(
+        self, packet: Packet, acknowledgement: bytes, proof: bytes, proof_height: Height
+    ) -> RelayOutcome[None]:
+        outcome: RelayOutcome[None] = self._one(
+            msgs.MsgAcknowledgement(packet, acknowledgement, proof, proof_height)
+        )
+        return outcome
+
+    def timeout_packet(
+        self, packet: Packet, proof: bytes, proof_height: Height, next_sequence_recv: int = 0
+    ) -> RelayOutcome[None]:
+        outcome: RelayOutcome[None] = self._one(
+            msgs.MsgTimeout(packet, proof, proof_height, next_sequence_recv)
+        )
+        return outcome
 
 
 # ---------------------------------------------------------------------------- EVM
 
 
-class EvmEndpoint(_PacketQueries):
+class EvmEndpoint(_OneMessage, _PacketQueries):
     """:class:`ChainEndpoint` over the Vyper IBC handler (:class:`EvmIbcHost`).
 
     ``from_block``: the first block whose logs are searched (the handler's deployment block);
@@ -356,72 +411,77 @@ class EvmEndpoint(_PacketQueries):
                 written[packet.sequence] = WrittenAck(packet, ack)
         return [written[seq] for seq in sorted(written)]
 
+    def client_latest_height(self, client_id: str) -> Height:
+        """Read from the client contract the handler routes ``client_id`` to (every client
+        contract answers ``latest_height(client_id)``)."""
+        return self.ibc.client_latest_height(client_id)
+
     # -- submission ----------------------------------------------------------------------------
 
-    def _submitted(self, outcome: Any) -> Submitted[Any]:
+    def submit(self, batch: Sequence[msgs.Msg]) -> list[Outcome]:
+        """Client updates and handshake messages one transaction at a time, each checked with
+        ``eth_call`` first; then packet messages (receive / acknowledge / timeout) pipelined:
+        all signed with consecutive nonces and sent, then every receipt awaited (an interval
+        block producer puts them in one block)."""
+        outcomes: list[Outcome] = []
+        index = 0
+        while index < len(batch) and not _is_packet_msg(batch[index]):
+            outcomes.append(self._submit_one(batch[index]))
+            index += 1
+        packets = list(batch[index:])
+        if len(packets) == 1 or (packets and not self.ibc.can_pipeline):
+            outcomes.extend(self._submit_one(msg) for msg in packets)
+        elif packets:
+            outcomes.extend(self._submit_pipelined(packets))
+        return outcomes
+
+    def _submit_one(self, msg: msgs.Msg) -> Outcome:
+        try:
+            outcome = self.ibc.apply(msg)
+        except TransactionRevertedError as exc:
+            return _refused(self, msg, exc)
         return Submitted(outcome.value, Height(0, outcome.block_number), outcome.tx_hash)
 
-    def update_client(self, client_id: str, message: bytes) -> Submitted[Height]:
-        return self._submitted(self.ibc.update_client(client_id, message))
+    def _submit_pipelined(self, batch: list[msgs.Msg]) -> list[Outcome]:
+        results = self.ibc.apply_pipelined(batch)
+        outcomes: list[Outcome] = []
+        for msg, result in zip(batch, results, strict=True):
+            if isinstance(result, TransactionRevertedError):
+                outcomes.append(_refused(self, msg, result))
+            else:
+                outcomes.append(
+                    Submitted(result.value, Height(0, result.block_number), result.tx_hash)
+                )
+        return outcomes
 
-    def recv_packet(
-        self, packet: Packet, proof: bytes, proof_height: Height
-    ) -> RelayOutcome[bytes | None]:
-        return _submit(
-            self,
-            TransactionRevertedError,
-            lambda: self._submitted(self.ibc.recv_packet(packet, proof, proof_height)),
-            _recv_done(self, packet),
-        )
 
-    def acknowledge_packet(
-        self, packet: Packet, acknowledgement: bytes, proof: bytes, proof_height: Height
-    ) -> RelayOutcome[None]:
-        return _submit(
-            self,
-            TransactionRevertedError,
-            lambda: self._submitted(
-                self.ibc.acknowledge_packet(packet, acknowledgement, proof, proof_height)
-            ),
-            _settled_done(self, packet),
-        )
-
-    def timeout_packet(
-        self, packet: Packet, proof: bytes, proof_height: Height, next_sequence_recv: int = 0
-    ) -> RelayOutcome[None]:
-        return _submit(
-            self,
-            TransactionRevertedError,
-            lambda: self._submitted(
-                self.ibc.timeout_packet(packet, proof, proof_height, next_sequence_recv)
-            ),
-            _settled_done(self, packet),
-        )
+def _is_packet_msg(msg: msgs.Msg) -> bool:
+    return isinstance(msg, msgs.MsgRecvPacket | msgs.MsgAcknowledgement | msgs.MsgTimeout)
 
 
 # ---------------------------------------------------------------------------- Corda
 
 
-class CordaEndpoint(_PacketQueries):
-    """:class:`ChainEndpoint` over a Corda-model IBC host (:class:`CordaIbcHost`).
+class CordaEndpoint(_OneMessage, _PacketQueries):
+    """:class:`ChainEndpoint` over a Corda-model IBC host, in process
+    (:class:`~kakehashi.ibc.corda_host.host.CordaIbcHost`) or behind its node's HTTP API
+    (:class:`~kakehashi.ibc.corda_host.remote.RemoteCordaHost`): anything with the
+    :class:`~kakehashi.ibc.corda_host.api.CordaHostApi`.
 
-    Reads go to the host's notarised versions (:meth:`CordaIbcHost.value_at`, ``prove``,
-    ``attestation``), each at one fixed version, so a discovery answer is one consistent
-    snapshot. Packet and acknowledgement contents are the host's own records
-    (:meth:`CordaIbcHost.sent_packets`, :meth:`CordaIbcHost.written_acks`), so an endpoint
-    opened at any time discovers everything the host committed, before it existed too.
+    Reads go to the host's notarised versions, each at one fixed version, so a discovery answer
+    is one consistent snapshot. Packet and acknowledgement contents are the host's own records,
+    so an endpoint opened at any time discovers everything the host committed. A batch
+    (:meth:`submit`) is one host version: if it is refused as a whole, its messages are
+    submitted one by one so that those another relayer already delivered are told apart.
     """
 
-    def __init__(self, host: CordaIbcHost, *, name: str = "corda") -> None:
+    def __init__(self, host: CordaHostApi, *, name: str = "corda") -> None:
         self.host = host
         self.name = name
 
     @property
     def prefix(self) -> bytes:
         return self.host.prefix
-
-    def _height(self, height: Height | None) -> Height:
-        return self.host.height if height is None else height
 
     # -- chain ---------------------------------------------------------------------------------
 
@@ -437,26 +497,29 @@ class CordaEndpoint(_PacketQueries):
         """The host-state attestation of version ``height``."""
         return self.host.attestation(height)
 
+    def client_latest_height(self, client_id: str) -> Height:
+        return self.host.client_latest_height(client_id)
+
     # -- state and proofs ----------------------------------------------------------------------
 
     def prove(self, path: bytes, height: Height) -> bytes:
         return self.host.prove(path, height)
 
     def value(self, path: bytes, height: Height | None = None) -> bytes | None:
-        return self.host.value_at(path, self._height(height))
+        return self.host.value_at(path, height)
 
     def connection(self, connection_id: str, height: Height | None = None) -> ConnectionEnd | None:
         """The connection end (the host keeps only the latest ends: ``height`` must be None or
         the latest height)."""
         self._latest_only(height)
-        return self.host.store.get_connection(connection_id)
+        return self.host.connection_end(connection_id)
 
     def channel(
         self, port_id: str, channel_id: str, height: Height | None = None
     ) -> ChannelEnd | None:
         """The channel end (latest only, as :meth:`connection`)."""
         self._latest_only(height)
-        return self.host.store.get_channel(port_id, channel_id)
+        return self.host.channel_end(port_id, channel_id)
 
     def _latest_only(self, height: Height | None) -> None:
         if height is not None and height != self.host.height:
@@ -484,68 +547,18 @@ class CordaEndpoint(_PacketQueries):
 
     # -- submission ----------------------------------------------------------------------------
 
-    def _run(self, action: Callable[[], T]) -> Submitted[T]:
-        before = self.host.version
-        value = action()
-        after = self.host.height
-        tx_id = self.host.state.ref.txhash if after.revision_height != before else b""
-        return Submitted(value, after, tx_id)
-
-    def update_client(self, client_id: str, message: bytes) -> Submitted[Height]:
-        """Update the host's client ``client_id``; the host checks it against its own clock."""
-        return self._run(lambda: _height_of(self.host.ibc.update_client(client_id, message)))
-
-    def recv_packet(
-        self, packet: Packet, proof: bytes, proof_height: Height
-    ) -> RelayOutcome[bytes | None]:
-        return _submit(
-            self,
-            KakehashiError,
-            lambda: self._run(
-                lambda: _ack_of(self.host.ibc.recv_packet(packet, proof, proof_height))
-            ),
-            _recv_done(self, packet),
-        )
-
-    def acknowledge_packet(
-        self, packet: Packet, acknowledgement: bytes, proof: bytes, proof_height: Height
-    ) -> RelayOutcome[None]:
-        return _submit(
-            self,
-            KakehashiError,
-            lambda: self._run(
-                lambda: self.host.ibc.acknowledge_packet(
-                    packet, acknowledgement, proof, proof_height
-                )
-            ),
-            _settled_done(self, packet),
-        )
-
-    def timeout_packet(
-        self, packet: Packet, proof: bytes, proof_height: Height, next_sequence_recv: int = 0
-    ) -> RelayOutcome[None]:
-        return _submit(
-            self,
-            KakehashiError,
-            lambda: self._run(
-                lambda: self.host.ibc.timeout_packet(
-                    packet, proof, proof_height, next_sequence_recv
-                )
-            ),
-            _settled_done(self, packet),
-        )
-
-
-def _height_of(value: object) -> Height:
-    if not isinstance(value, Height):
-        raise IbcError(f"the host's update_client returned {value!r}, not a height")
-    return value
-
-
-def _ack_of(value: object) -> bytes | None:
-    if value is not None and not isinstance(value, bytes):
-        raise IbcError(f"the host's recv_packet returned {value!r}, not an acknowledgement")
-    return value
+    def submit(self, batch: Sequence[msgs.Msg]) -> list[Outcome]:
+        """Submit ``batch`` as one host version; see the class docstring."""
+        if not batch:
+            return []
+        try:
+            done = self.host.submit(batch)
+        except KakehashiError as exc:
+            if len(batch) == 1:
+                return [_refused(self, batch[0], exc)]
+            log.info("%s: batch of %d refused (%s); one by one", self.name, len(batch), exc)
+            return [self.submit([msg])[0] for msg in batch]
+        return [Submitted(value, done.height, done.tx_id) for value in done.values]
 
 
 # ---------------------------------------------------------------------------- ICS-04 relaying

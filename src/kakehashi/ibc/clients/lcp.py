@@ -50,6 +50,8 @@ __all__ = [
     "TAG_REGISTER_ENCLAVE_KEY",
     "TAG_UPDATE_CLIENT",
     "LcpIbcClient",
+    "decode_client_state",
+    "encode_client_state",
     "encode_register_enclave_key",
     "encode_update_client",
 ]
@@ -255,3 +257,23 @@ def _state_from_fields(raw: Any) -> lcp.LcpClientState:
         latest_height=lcp_messages.Height(int(latest[0]), int(latest[1])),
         frozen=bool(frozen),
     )
+
+
+def encode_client_state(state: lcp.LcpClientState) -> bytes:
+    """Canonical bytes of an LCP client state (what ``MsgCreateClient.client_state`` carries
+    for a client of type :data:`CLIENT_TYPE`, and what :meth:`LcpIbcClient.client_state`
+    returns)."""
+    return bytes(cbor2.dumps(_state_fields(state), canonical=True))
+
+
+def decode_client_state(data: bytes) -> lcp.LcpClientState:
+    """The inverse of :func:`encode_client_state` (VerificationError for anything else)."""
+    try:
+        state = _state_from_fields(cbor2.loads(data))
+    except VerificationError:
+        raise
+    except (cbor2.CBORDecodeError, ValueError, TypeError, EOFError, IndexError) as exc:
+        raise VerificationError(f"malformed LCP client state: {exc}") from None
+    if encode_client_state(state) != data:
+        raise VerificationError("the LCP client state is not canonically encoded")
+    return state

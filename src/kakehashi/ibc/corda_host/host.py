@@ -58,7 +58,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -85,11 +85,14 @@ from kakehashi.errors import (
     TransportError,
 )
 from kakehashi.ibc import host as paths
+from kakehashi.ibc import msgs
 from kakehashi.ibc.client import LightClient
 from kakehashi.ibc.commitment import ack_commitment, packet_commitment_of
+from kakehashi.ibc.corda_host.api import Submission, default_client_factory
 from kakehashi.ibc.corda_host.codecs import decode_client, encode_client
 from kakehashi.ibc.corda_host.contract import GENESIS_VERSION, HostAdvance, HostGenesis
 from kakehashi.ibc.handler import IbcHandler
+from kakehashi.ibc.msgs import ClientFactory
 from kakehashi.ibc.router import Router
 from kakehashi.ibc.types import ChannelEnd, ConnectionEnd, Height, Packet
 from kakehashi.ledgers.corda.merkle import ComponentGroup
@@ -475,6 +478,7 @@ class CordaIbcHost:
         revision_number: int = 0,
         clock: Callable[[], int] = time.time_ns,
         time_tolerance_ns: int = DEFAULT_TIME_TOLERANCE_NS,
+        client_factory: ClientFactory | None = None,
     ) -> None:
         if not 0 < 2 * time_tolerance_ns <= DEFAULT_MAX_TIME_WINDOW_NS:
             raise ConfigurationError(
@@ -498,6 +502,7 @@ class CordaIbcHost:
                 self._genesis(notary or node.network.default_notary())
         self.handler: IbcHandler = _RecordingHandler(self, router=router or Router())
         self.ibc = TransactionalHandler(self)
+        self.client_factory: ClientFactory = client_factory or default_client_factory(clock)
 
     # -- what the host is ---------------------------------------------------------------------
 
@@ -730,6 +735,34 @@ class CordaIbcHost:
             )
         self.state, self.latest = mine[0], latest
         return True
+
+    # -- messages (what a relayer submits) -----------------------------------------------------
+
+    def submit(self, batch: Sequence[msgs.Msg]) -> Submission:
+        """Run ``batch`` (ICS-26 messages, in order) as ONE host version: every message applies
+        or, if any raises, none does (the error is the first message's that failed, and nothing
+        is recorded). ``MsgCreateClient`` builds its client with :attr:`client_factory`."""
+        if not batch:
+            raise IbcError("an empty batch of IBC messages")
+        with self._lock:
+            before = self.version
+            values = self.execute(
+                lambda _store: [msgs.apply(self.handler, m, self.client_factory) for m in batch]
+            )
+            tx_id = self.state.ref.txhash if self.version != before else b""
+            return Submission(tuple(values), self.height, tx_id)
+
+    def client_latest_height(self, client_id: str) -> Height:
+        """The latest height of this host's client ``client_id`` (IbcError when none)."""
+        return self.handler.client(client_id).latest_height()
+
+    def connection_end(self, connection_id: str) -> ConnectionEnd | None:
+        """The latest end of ``connection_id`` (None: none)."""
+        return self.store.get_connection(connection_id)
+
+    def channel_end(self, port_id: str, channel_id: str) -> ChannelEnd | None:
+        """The latest end of ``port_id/channel_id`` (None: none)."""
+        return self.store.get_channel(port_id, channel_id)
 
     # -- packets and acknowledgements (what a relayer needs) ------------------------------------
 
