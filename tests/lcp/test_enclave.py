@@ -14,6 +14,7 @@ created from the enclave's create-client message, and accept its signed updates 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from kakehashi.ibc.types import ConnectionCounterparty
 from kakehashi.lcp import evm_client as evm_lcp
 from kakehashi.lcp.attestation import AttestationPolicy, verify_avr
 from kakehashi.lcp.enclave import (
+    CLIENTS_DIR,
     MRENCLAVE,
     SEALED_FILE,
     Enclave,
@@ -536,3 +538,151 @@ def test_the_evm_lcp_client_accepts_the_enclave_on_chain(world: World) -> None:
     assert contract.functions.verify_membership_value(
         client_id, (post.revision_number, post.revision_height), proof, corda.prefix, path, value
     ).call()
+
+
+# ---------------------------------------------------------------------------- client persistence
+
+
+def test_light_clients_continue_after_a_restart(world: World) -> None:
+    """Both kinds of client are sealed to disk on create and update; a new Enclave on the same
+    directory and secret holds them at the same heights, signs the next update on top of what
+    it signed before the restart, and gives a new client an id never used."""
+    enclave, evm, corda = world.enclave, world.evm, world.corda
+    qbft = enclave.create_qbft_client(
+        evm.header(evm.height()),
+        list(world.chain.validators),
+        chain_id=world.chain.chain_id,
+        ibc_handler=evm.prefix,
+        commitments_slot=COMMITMENTS_SLOT,
+    )
+    host = enclave.create_corda_client(
+        serialize(corda.host.client_state()), corda.host.attestation()
+    )
+    client = register(
+        create_client(lcp_state(enclave), qbft.message.message, world.clock()),
+        enclave,
+        world.clock(),
+    )
+    evm.conn_open_init(ConnectionCounterparty(corda.client_id, "", corda.prefix))
+    first = evm.height()
+    post1, update1 = enclave.update_client(qbft.client_id, evm.header(first))
+    corda.conn_open_init(ConnectionCounterparty(evm.client_id, "", evm.prefix))
+    corda_first = corda.height()
+    corda_post1, corda_update1 = enclave.update_client(host.client_id, corda.header(corda_first))
+    files = sorted(p.name for p in (enclave._dir / CLIENTS_DIR).iterdir())
+    assert files == [f"{host.client_id}.json", f"{qbft.client_id}.json"]
+    sealed = (enclave._dir / CLIENTS_DIR / f"{qbft.client_id}.json").read_bytes()
+    state_root = header_fields(evm.header(first))[HeaderField.STATE_ROOT]
+    assert state_root.hex().encode() not in sealed and state_root not in sealed  # encrypted
+    assert (enclave._dir / CLIENTS_DIR / f"{qbft.client_id}.json").stat().st_mode & 0o077 == 0
+
+    restarted = Enclave(enclave._dir, SECRET, clock=world.clock)
+    assert restarted.client_ids() == (qbft.client_id, host.client_id)
+    assert restarted.latest_height(qbft.client_id) == post1
+    assert restarted.latest_height(host.client_id) == corda_post1
+    # Statements at a height held before the restart name the state id signed before it.
+    absent = paths.connection_path("connection-99")
+    statement = decode(
+        restarted.verify_non_membership(
+            qbft.client_id, post1, evm.prefix, absent, evm.prove(absent, first)
+        ).message
+    )
+    before = decode(update1.message)
+    assert isinstance(statement, VerifyMembershipProxyMessage)
+    assert isinstance(before, UpdateStateProxyMessage)
+    assert statement.state_id == before.post_state_id
+
+    # The next updates build on the states signed before the restart.
+    evm.conn_open_init(ConnectionCounterparty(corda.client_id, "", corda.prefix))
+    second = evm.height()
+    post2, update2 = restarted.update_client(qbft.client_id, evm.header(second))
+    after = decode(update2.message)
+    assert isinstance(after, UpdateStateProxyMessage)
+    assert (after.prev_height, after.prev_state_id) == (post1, before.post_state_id)
+    client, _ = update_state(client, update1.message, [update1.signature], world.clock())
+    client, held = update_state(client, update2.message, [update2.signature], world.clock())
+    assert held == post2 == Height(0, second.revision_height)
+    restarted.aggregate(
+        [(update1.message, update1.signature), (update2.message, update2.signature)]
+    )
+    corda.conn_open_init(ConnectionCounterparty(evm.client_id, "", evm.prefix))
+    corda_post2, corda_update2 = restarted.update_client(
+        host.client_id, corda.header(corda.height())
+    )
+    corda_after = decode(corda_update2.message)
+    corda_before = decode(corda_update1.message)
+    assert isinstance(corda_after, UpdateStateProxyMessage)
+    assert isinstance(corda_before, UpdateStateProxyMessage)
+    assert corda_after.prev_state_id == corda_before.post_state_id
+    assert corda_post2.revision_height > corda_post1.revision_height
+
+    # A new client's id never collides with one created before the restart.
+    third = restarted.create_corda_client(
+        serialize(corda.host.client_state()), corda.host.attestation()
+    )
+    assert third.client_id == "corda-host-2"
+    again = Enclave(enclave._dir, SECRET, clock=world.clock)
+    assert again.client_ids() == (qbft.client_id, host.client_id, third.client_id)
+    assert again.latest_height(qbft.client_id) == post2
+    assert again.latest_height(host.client_id) == corda_post2
+
+
+def test_a_client_file_that_does_not_open_stops_the_enclave(world: World) -> None:
+    enclave, evm = world.enclave, world.evm
+    created = enclave.create_qbft_client(
+        evm.header(evm.height()),
+        list(world.chain.validators),
+        chain_id=world.chain.chain_id,
+        ibc_handler=evm.prefix,
+    )
+    data_dir = enclave._dir
+    path = data_dir / CLIENTS_DIR / f"{created.client_id}.json"
+    good = path.read_bytes()
+    assert Enclave(data_dir, SECRET).client_ids() == (created.client_id,)
+
+    with pytest.raises(SealingError, match="operator secret"):
+        Enclave(data_dir, b"not the operator secret")
+
+    # A byte of the ciphertext flipped: the seal does not open.
+    document = json.loads(good)
+    sealed = bytearray.fromhex(document["sealed"])
+    sealed[len(sealed) // 2] ^= 1
+    path.write_text(json.dumps({**document, "sealed": sealed.hex()}))
+    with pytest.raises(SealingError, match=r"does not open.*altered"):
+        Enclave(data_dir, SECRET)
+    # Any byte of the file flipped: damaged or not opening, never an enclave without the client.
+    for index in (0, len(good) // 3, len(good) // 2, len(good) - 3):
+        flipped = bytearray(good)
+        flipped[index] ^= 1
+        path.write_bytes(bytes(flipped))
+        with pytest.raises(
+            SealingError, match=re.escape(f"{CLIENTS_DIR}/{created.client_id}.json")
+        ):
+            Enclave(data_dir, SECRET)
+
+    # Sealed as another client (its id is associated data): renamed, it does not open.
+    path.unlink()
+    renamed = data_dir / CLIENTS_DIR / "qbft-evm-7.json"
+    renamed.write_text(json.dumps({**document, "client_id": "qbft-evm-7"}))
+    with pytest.raises(SealingError, match="does not open"):
+        Enclave(data_dir, SECRET)
+    renamed.unlink()
+
+    # A client sealed by another enclave (another operator secret and salt) does not open here.
+    other = Enclave(data_dir.parent / "other-enclave", b"another operator secret")
+    other.create_qbft_client(
+        evm.header(evm.height()),
+        list(world.chain.validators),
+        chain_id=world.chain.chain_id,
+        ibc_handler=evm.prefix,
+    )
+    path.write_bytes((other._dir / CLIENTS_DIR / f"{created.client_id}.json").read_bytes())
+    with pytest.raises(SealingError, match="operator secret"):
+        Enclave(data_dir, SECRET)
+
+    # Clients without the sealed keys cannot be opened: refuse rather than start empty.
+    path.write_bytes(good)
+    assert Enclave(data_dir, SECRET).client_ids() == (created.client_id,)
+    (data_dir / SEALED_FILE).unlink()
+    with pytest.raises(SealingError, match=re.escape(f"{SEALED_FILE} is missing")):
+        Enclave(data_dir, SECRET)

@@ -57,10 +57,24 @@ The rules implemented here:
 * **Rotation rule.** :meth:`Enclave.rotate` generates and attests a new key that signs from then
   on; earlier keys stay sealed and their evidence listed, so clients keep accepting what they
   signed until the key expires on each client (``attestation time + key expiration``).
+* **Client persistence rule.** Every light client is sealed in its own file,
+  ``clients/<client id>.json`` (mode 0600, written to a temporary file, fsynced and moved into
+  place with ``os.replace``), before the create or update that changed it is signed (and when
+  misbehaviour freezes it). The file holds ``nonce ‖ AES-256-GCM ciphertext`` under the same
+  scrypt-derived key as the sealed keys, with associated data ``MRENCLAVE ‖ "client/" ‖ client
+  id``; the plaintext is canonical CBOR of the client's whole trusted state: its type, its
+  parameters (QBFT: chain id, IBC handler, commitments slot, trusting period, clock drift, frozen
+  flag; Corda host: the full :class:`CordaClientState`, frozen flag included) and every consensus
+  state it holds. :class:`Enclave` opens every client file when it is constructed; the id counter
+  continues after the highest client number found, so ids never repeat. A client file that does
+  not open (wrong secret, altered, renamed, damaged) fails the construction with
+  :class:`SealingError`: the enclave never starts without a client it had. One file per client
+  keeps each write to the one client that changed; it rewrites that client's consensus states,
+  which is linear in their number. Sealing authenticates each file but cannot detect a whole file
+  being rolled back to an older sealed version or deleted (SGX needs monotonic counters for that).
 
 Not implemented: misbehaviour messages (the enclave's clients freeze on evidence and sign nothing
 more, but no Misbehaviour message is produced).
-Light clients live in memory only: after a restart the clients are created again.
 """
 
 from __future__ import annotations
@@ -70,6 +84,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -121,6 +136,7 @@ from kakehashi.lightclients.lcp_messages import (
 from kakehashi.lightclients.qbft import parse_header, verify_header
 
 __all__ = [
+    "CLIENTS_DIR",
     "IDENTITY",
     "MRENCLAVE",
     "MRSIGNER",
@@ -141,8 +157,12 @@ MRENCLAVE = hashlib.sha256(IDENTITY + b"/" + __version__.encode()).digest()
 MRSIGNER = hashlib.sha256(b"kakehashi LCP simulation enclave signer").digest()
 
 SEALED_FILE = "enclave-keys.json"
+CLIENTS_DIR = "clients"
+"""The directory of the sealed light clients, one ``<client id>.json`` each (persistence rule)."""
 CA_DIR = "simulation-ca"
 _SEALED_FORMAT = "kakehashi-lcp-sealed-v1"
+_CLIENT_FORMAT = "kakehashi-lcp-sealed-client-v1"
+_CLIENT_ID = re.compile(r"(qbft-evm|corda-host)-(0|[1-9][0-9]{0,18})")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _NS = 1_000_000_000
 _QUOTE_SIZE = 432
@@ -402,6 +422,9 @@ class _Client(Protocol):
     def verify(
         self, height: Height, prefix: bytes, path: bytes, value: bytes | None, proof: bytes
     ) -> None: ...
+    def record(self) -> dict[str, Any]:
+        """The client's whole trusted state, as plain CBOR-encodable values (persistence rule)."""
+        ...
 
 
 @dataclass
@@ -507,6 +530,37 @@ class _QbftClient:
         if value is not None and proven != value:
             raise VerificationError(f"the chain does not commit that value under {path!r}")
 
+    def record(self) -> dict[str, Any]:
+        return {
+            "type": self.client_type,
+            "chain_id": self.chain_id,
+            "ibc_handler": self.ibc_handler,
+            "commitments_slot": self.commitments_slot,
+            "trusting_period_s": self.trusting_period_s,
+            "max_clock_drift_s": self.max_clock_drift_s,
+            "frozen": self.frozen,
+            "consensus": [
+                [number, c.timestamp, c.state_root, list(c.validators)]
+                for number, c in sorted(self.consensus.items())
+            ],
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> _QbftClient:
+        client = cls(
+            int(record["chain_id"]),
+            bytes(record["ibc_handler"]),
+            int(record["commitments_slot"]),
+            int(record["trusting_period_s"]),
+            int(record["max_clock_drift_s"]),
+            frozen=bool(record["frozen"]),
+        )
+        for number, timestamp, state_root, validators in record["consensus"]:
+            client.consensus[int(number)] = _QbftConsensus(
+                int(timestamp), bytes(state_root), tuple(bytes(v) for v in validators)
+            )
+        return client
+
     def _proven(self, height: Height, prefix: bytes, path: bytes, proof: bytes) -> bytes | None:
         if prefix != self.ibc_handler:
             raise VerificationError(
@@ -591,6 +645,38 @@ class _CordaClient:
                 self.state, proof, path, value, version=version, trusted=trusted
             )
 
+    def record(self) -> dict[str, Any]:
+        return {
+            "type": self.client_type,
+            "state": serialize(self.state),
+            "consensus": [[v, serialize(c)] for v, c in sorted(self.consensus.items())],
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> _CordaClient:
+        state = deserialize(bytes(record["state"]), corda_lc.CordaClientState)
+        consensus = {
+            int(version): deserialize(bytes(data), corda_lc.CordaConsensusState)
+            for version, data in record["consensus"]
+        }
+        return cls(state, consensus)
+
+
+def _client_from_record(record: dict[str, Any]) -> _Client:
+    """The client :meth:`_Client.record` describes."""
+    if not record["consensus"]:
+        raise SerializationError("a client holds at least one consensus state")
+    if record["type"] == _QbftClient.client_type:
+        return _QbftClient.from_record(record)
+    if record["type"] == _CordaClient.client_type:
+        return _CordaClient.from_record(record)
+    raise SerializationError(f"unknown client type {record['type']!r}")
+
+
+def _client_aad(client_id: str) -> bytes:
+    """The associated data of a sealed client: it opens only for this build, as that client."""
+    return MRENCLAVE + b"client/" + client_id.encode()
+
 
 def _stricter(a: ValidationContext, b: ValidationContext) -> ValidationContext:
     """The context under which both ``a`` and ``b`` hold: the oldest trusted state and the
@@ -641,9 +727,11 @@ class Enclave:
         operator: bytes | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        """Open the enclave in ``data_dir``: unseal its keys, or generate and seal a first one.
+        """Open the enclave in ``data_dir``: unseal its keys (or generate and seal a first one)
+        and its light clients (persistence rule).
 
-        Raises :class:`SealingError` when the sealed keys do not open with ``operator_secret``.
+        Raises :class:`SealingError` when the sealed keys or a sealed client do not open with
+        ``operator_secret``.
         """
         if len(operator_secret) < 8:
             raise ConfigurationError("the operator secret must be at least 8 bytes")
@@ -662,10 +750,17 @@ class Enclave:
         if sealed.exists():
             self._salt, self._aead, self._keys = self._unseal(sealed.read_bytes(), operator_secret)
         else:
+            if self._client_files():
+                raise SealingError(
+                    f"{self._dir / CLIENTS_DIR} holds sealed light clients but {sealed} is "
+                    f"missing, so they cannot be opened: restore {SEALED_FILE} from a backup, or "
+                    f"move {CLIENTS_DIR}/ away to start an enclave without clients"
+                )
             self._salt = os.urandom(16)
             self._aead = _derive(operator_secret, self._salt)
             self._keys = []
             self._add_key()
+        self._load_clients()
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -757,6 +852,90 @@ class Enclave:
             raise SealingError("the sealed key file holds no key")
         return salt, aead, keys
 
+    # -- sealed light clients (persistence rule) -----------------------------------------------
+
+    def _client_files(self) -> list[Path]:
+        directory = self._dir / CLIENTS_DIR
+        return sorted(directory.glob("*.json")) if directory.is_dir() else []
+
+    def _persist(self, client_id: str, client: _Client) -> None:
+        """Seal ``client`` to its file, replacing the previous version atomically."""
+        plaintext = bytes(cbor2.dumps(client.record(), canonical=True))
+        nonce = os.urandom(12)
+        sealed = nonce + self._aead.encrypt(nonce, plaintext, _client_aad(client_id))
+        document = {
+            "format": _CLIENT_FORMAT,
+            "mrenclave": MRENCLAVE.hex(),
+            "client_id": client_id,
+            "cipher": "AES-256-GCM (the sealed keys' scrypt key), associated data MRENCLAVE || "
+            "'client/' || client id",
+            "sealed": sealed.hex(),
+        }
+        path = self._dir / CLIENTS_DIR / f"{client_id}.json"
+        try:
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            _write_private(path, json.dumps(document, indent=1).encode())
+        except OSError as exc:
+            raise SealingError(
+                f"could not seal light client {client_id} to {path} ({exc}); nothing was signed: "
+                "make the data directory writable (and free space), then retry"
+            ) from None
+
+    def _load_clients(self) -> None:
+        """Open every sealed client, in creation order, and continue the id counter."""
+        loaded: list[tuple[int, str, _Client]] = []
+        for path in self._client_files():
+            client_id, client = self._unseal_client(path)
+            loaded.append((int(client_id.rsplit("-", 1)[1]), client_id, client))
+        for number, client_id, client in sorted(loaded, key=lambda entry: entry[0]):
+            self._clients[client_id] = client
+            self._next_client = max(self._next_client, number + 1)
+
+    def _unseal_client(self, path: Path) -> tuple[str, _Client]:
+        advice = (
+            "restore it from a backup of the data directory, or move it away to drop that client "
+            "(the counterparty must then be followed through a new one)"
+        )
+        try:
+            document = json.loads(path.read_bytes())
+            if document["format"] != _CLIENT_FORMAT:
+                raise SealingError(
+                    f"{path} has unknown sealed-client format {document['format']!r}"
+                )
+            if bytes.fromhex(document["mrenclave"]) != MRENCLAVE:
+                raise SealingError(
+                    f"{path} was sealed by another enclave build (MRENCLAVE "
+                    f"{document['mrenclave']}); this one is {MRENCLAVE.hex()}"
+                )
+            client_id = document["client_id"]
+            if client_id != path.stem or not _CLIENT_ID.fullmatch(client_id):
+                raise SealingError(f"{path} holds client {client_id!r}, not the one it is named")
+            blob = bytes.fromhex(document["sealed"])
+        except SealingError as exc:
+            raise SealingError(f"{exc}: {advice}") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SealingError(
+                f"the sealed client file {path} is damaged ({exc}): {advice}"
+            ) from None
+        try:
+            plaintext = self._aead.decrypt(blob[:12], blob[12:], _client_aad(client_id))
+        except (InvalidTag, ValueError):
+            raise SealingError(
+                f"the sealed client file {path} does not open with this operator secret (wrong "
+                f"secret, or the file was altered): {advice}"
+            ) from None
+        try:
+            record = cbor2.loads(plaintext)
+            client = _client_from_record(record)
+        except Exception as exc:  # a record this build cannot read: never start without it
+            raise SealingError(
+                f"the sealed client file {path} opened but holds no client this build reads "
+                f"({exc}): {advice}"
+            ) from None
+        if client.client_type != client_id.rsplit("-", 1)[0]:
+            raise SealingError(f"{path} holds a {client.client_type} client: {advice}")
+        return client_id, client
+
     def _sign(self, message: bytes) -> SignedMessage:
         key = self._keys[-1]
         self.signatures_made += 1
@@ -778,7 +957,6 @@ class Enclave:
 
     def _register(self, client: _Client) -> CreatedClient:
         client_id = f"{client.client_type}-{self._next_client}"
-        self._next_client += 1
         height = client.latest()
         sid = self._state_id(client, height)
         type_name = client.client_type.split("-")[0]
@@ -795,6 +973,8 @@ class Enclave:
                 ),
             ),
         )
+        self._persist(client_id, client)
+        self._next_client += 1
         self._clients[client_id] = client
         return CreatedClient(client_id, height, sid, self._sign(encode(message)))
 
@@ -848,9 +1028,11 @@ class Enclave:
             work = copy.deepcopy(client)
             try:
                 prev, post, context = work.update(bytes(header), self._clock())
-            finally:
+            except Exception:
                 if work.frozen:  # misbehaviour evidence is kept even though nothing is signed
                     self._clients[client_id] = work
+                    self._persist(client_id, work)
+                raise
             message = UpdateStateProxyMessage(
                 prev_height=prev,
                 prev_state_id=self._state_id(work, prev),
@@ -859,6 +1041,7 @@ class Enclave:
                 timestamp=work.timestamp_ns(post),
                 context=context,
             )
+            self._persist(client_id, work)
             signed = self._sign(encode(message))
             self._clients[client_id] = work
             return post, signed

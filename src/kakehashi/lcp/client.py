@@ -1,0 +1,353 @@
+"""A Python client of the LCP service's HTTP API (:mod:`kakehashi.lcp.service`).
+
+:class:`LcpServiceClient` is what a relayer uses to talk to ``kakehashi lcp serve``: one
+synchronous, keep-alive :mod:`httpx` connection, one method per endpoint, answers as the
+enclave's own types (:class:`~kakehashi.lcp.enclave.SignedMessage`,
+:class:`~kakehashi.lcp.enclave.CreatedClient`, :class:`~kakehashi.lcp.enclave.Attestation`,
+:class:`~kakehashi.lightclients.lcp_messages.Height`).
+
+* **Trust rule.** The client verifies nothing: the ledgers' LCP clients check every signature,
+  attestation and message. It only checks that each answer is well-formed (JSON of the
+  documented shape, hex where bytes are due, 65-byte signatures, 20-byte addresses) and raises
+  :class:`~kakehashi.errors.SerializationError` when it is not.
+* **Error rule.** A typed error answer (``{"error", "message"}``) is raised again as the same
+  class the enclave raised (:class:`~kakehashi.errors.VerificationError` for 422,
+  :class:`~kakehashi.lcp.enclave.UnknownClientError` for 404,
+  :class:`~kakehashi.errors.SerializationError` or :class:`~kakehashi.lcp.enclave.SealingError`
+  for 400, :class:`~kakehashi.errors.KakehashiError` otherwise) with the service's message. A
+  request FastAPI refuses before it reaches the enclave (422 without an ``error`` field) is a
+  :class:`~kakehashi.errors.SerializationError`. A service that cannot be reached, or does not
+  answer in time, is an :class:`LcpUnavailableError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, NoReturn
+from urllib.parse import quote
+
+import httpx
+
+from kakehashi.errors import (
+    ConfigurationError,
+    KakehashiError,
+    SerializationError,
+    SignatureError,
+    TransportError,
+    VerificationError,
+)
+from kakehashi.lcp.enclave import (
+    Attestation,
+    CreatedClient,
+    SealingError,
+    SignedMessage,
+    UnknownClientError,
+)
+from kakehashi.lightclients.lcp_messages import Height
+
+__all__ = ["LcpServiceClient", "LcpUnavailableError", "ServiceAttestation"]
+
+
+class LcpUnavailableError(TransportError):
+    """The LCP service could not be reached, or did not answer in time."""
+
+
+# Error names the service may answer, raised again as the same class (error rule).
+_ERRORS: dict[str, type[KakehashiError]] = {
+    cls.__name__: cls
+    for cls in (
+        KakehashiError,
+        ConfigurationError,
+        SerializationError,
+        VerificationError,
+        SignatureError,
+        SealingError,
+        UnknownClientError,
+    )
+}
+_BY_STATUS: dict[int, type[KakehashiError]] = {
+    422: VerificationError,
+    404: UnknownClientError,
+    400: SerializationError,
+}
+
+
+@dataclass(frozen=True)
+class ServiceAttestation:
+    """``GET /attestation``: the signing key's evidence, the enclave's identity and every key."""
+
+    enclave_key: bytes
+    avr: str
+    signature: bytes
+    signing_cert: bytes
+    attested_at_ns: int
+    mrenclave: bytes
+    root_certificate: bytes
+    simulation: bool
+    keys: tuple[Attestation, ...]
+    """Every key's evidence, oldest first (the last one signs)."""
+
+    @property
+    def current(self) -> Attestation:
+        """The signing key's evidence as an :class:`Attestation`."""
+        return Attestation(
+            self.enclave_key, self.avr, self.signature, self.signing_cert, self.attested_at_ns
+        )
+
+
+# ---------------------------------------------------------------------------- answer shapes
+
+
+def _field(body: Mapping[str, Any], name: str, kind: type[Any]) -> Any:
+    value = body.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SerializationError(
+            f"the LCP service's answer has no {kind.__name__} {name!r}: {dict(body)!r:.200}"
+        )
+    return value
+
+
+def _bytes(body: Mapping[str, Any], name: str, size: int | None = None) -> bytes:
+    text = _field(body, name, str)
+    try:
+        value = bytes.fromhex(text[2:] if text.startswith(("0x", "0X")) else text)
+    except ValueError:
+        raise SerializationError(f"the LCP service's {name!r} is not hex: {text:.80}") from None
+    if size is not None and len(value) != size:
+        raise SerializationError(
+            f"the LCP service's {name!r} is {len(value)} bytes, not {size}: {text:.80}"
+        )
+    return value
+
+
+def _height(body: Mapping[str, Any], name: str = "height") -> Height:
+    value = _field(body, name, dict)
+    return Height(_field(value, "revision_number", int), _field(value, "revision_height", int))
+
+
+def _signed(body: Mapping[str, Any]) -> SignedMessage:
+    return SignedMessage(
+        _bytes(body, "message"), _bytes(body, "signature", 65), _bytes(body, "signer", 20)
+    )
+
+
+def _evidence(body: Mapping[str, Any]) -> Attestation:
+    return Attestation(
+        _bytes(body, "enclave_key", 20),
+        _field(body, "avr", str),
+        _bytes(body, "signature"),
+        _bytes(body, "signing_cert"),
+        _field(body, "attested_at_ns", int),
+    )
+
+
+def _client_path(client_id: str, action: str) -> str:
+    return f"/clients/{quote(client_id, safe='')}/{action}"
+
+
+def _height_json(height: Height) -> dict[str, int]:
+    return {"revision_number": height.revision_number, "revision_height": height.revision_height}
+
+
+# ---------------------------------------------------------------------------- the client
+
+
+class LcpServiceClient:
+    """A synchronous client of one LCP service (module docstring for its rules)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        # trust_env=False: no proxy from the environment between a relayer and its enclave.
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=False)
+
+    def __repr__(self) -> str:
+        return f"<LcpServiceClient {self.base_url}>"
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.TimeoutException as exc:
+            raise LcpUnavailableError(
+                f"the LCP service at {self.base_url} did not answer {method} {path} in time "
+                f"({type(exc).__name__}): is it overloaded or stuck? Check `kakehashi lcp serve`'s "
+                "log, or raise the client's timeout"
+            ) from None
+        except httpx.TransportError as exc:
+            raise LcpUnavailableError(
+                f"cannot reach the LCP service at {self.base_url} ({exc or type(exc).__name__}): "
+                "is `kakehashi lcp serve` running, and on this host and port?"
+            ) from None
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if response.is_success:
+            if answer is None:
+                raise SerializationError(
+                    f"the LCP service at {self.base_url} answered {method} {path} with something "
+                    f"that is not JSON: {response.text:.200}"
+                )
+            return answer
+        self._raise(response, answer)
+
+    def _raise(self, response: httpx.Response, answer: Any) -> NoReturn:
+        status = response.status_code
+        request = f"{response.request.method} {response.request.url.path}"
+        if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+            message = str(answer.get("message", ""))
+            cls = _ERRORS.get(answer["error"]) or _BY_STATUS.get(status, KakehashiError)
+            raise cls(message)
+        if status == 422:  # FastAPI refused the request's shape before the enclave saw it
+            raise SerializationError(
+                f"the LCP service refused {request} as malformed: {response.text:.300}"
+            )
+        if status in _BY_STATUS:
+            raise _BY_STATUS[status](
+                f"the LCP service at {self.base_url} answered {request} with HTTP {status}: "
+                f"{response.text:.300}"
+            )
+        raise KakehashiError(
+            f"the LCP service at {self.base_url} failed {request} (HTTP {status}): "
+            f"{response.text:.300}; see `kakehashi lcp serve`'s log"
+        )
+
+    def _object(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        answer = self._call(method, path, body)
+        if not isinstance(answer, dict):
+            raise SerializationError(f"the LCP service's answer to {path} is not a JSON object")
+        return answer
+
+    def close(self) -> None:
+        """Close the connection (the client cannot be used afterwards)."""
+        self._http.close()
+
+    def __enter__(self) -> LcpServiceClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- endpoints ----------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health``: ``status``, ``simulation`` and the signing ``enclave_key`` (hex)."""
+        answer: dict[str, Any] = self._object("GET", "/health")
+        _field(answer, "status", str)
+        return answer
+
+    def attestation(self) -> ServiceAttestation:
+        """``GET /attestation``: the evidence an LCP client registers the enclave key from."""
+        body = self._object("GET", "/attestation")
+        current = _evidence(body)
+        keys = _field(body, "keys", list)
+        if not all(isinstance(k, dict) for k in keys):
+            raise SerializationError("the LCP service's 'keys' are not JSON objects")
+        return ServiceAttestation(
+            enclave_key=current.address,
+            avr=current.avr,
+            signature=current.signature,
+            signing_cert=current.signing_cert,
+            attested_at_ns=current.attested_at_ns,
+            mrenclave=_bytes(body, "mrenclave", 32),
+            root_certificate=_bytes(body, "root_certificate"),
+            simulation=_field(body, "simulation", bool),
+            keys=tuple(_evidence(k) for k in keys),
+        )
+
+    def rotate_key(self) -> Attestation:
+        """``POST /keys/rotate``: a new signing key and its evidence."""
+        return _evidence(self._object("POST", "/keys/rotate"))
+
+    def _created(self, body: Mapping[str, Any]) -> CreatedClient:
+        answer = self._object("POST", "/clients", body)
+        return CreatedClient(
+            _field(answer, "client_id", str),
+            _height(answer),
+            _bytes(answer, "state_id", 32),
+            _signed(answer),
+        )
+
+    def create_qbft_client(
+        self,
+        header: bytes,
+        validators: Sequence[bytes],
+        *,
+        chain_id: int,
+        ibc_handler: bytes,
+        commitments_slot: int = 0,
+        trusting_period_s: int = 14 * 24 * 3600,
+        max_clock_drift_s: int = 30,
+    ) -> CreatedClient:
+        """``POST /clients`` (``qbft``): an enclave client of an EVM chain from a trusted header."""
+        return self._created(
+            {
+                "type": "qbft",
+                "header": header.hex(),
+                "validators": [bytes(v).hex() for v in validators],
+                "chain_id": chain_id,
+                "ibc_handler": ibc_handler.hex(),
+                "commitments_slot": commitments_slot,
+                "trusting_period_s": trusting_period_s,
+                "max_clock_drift_s": max_clock_drift_s,
+            }
+        )
+
+    def create_corda_client(self, client_state: bytes, attestation: bytes) -> CreatedClient:
+        """``POST /clients`` (``corda``): an enclave client of a Corda-model host."""
+        return self._created(
+            {"type": "corda", "client_state": client_state.hex(), "attestation": attestation.hex()}
+        )
+
+    def update_client(self, client_id: str, header: bytes) -> tuple[Height, SignedMessage]:
+        """``POST /clients/{id}/update``: the new height and the signed UpdateState."""
+        answer = self._object("POST", _client_path(client_id, "update"), {"header": header.hex()})
+        return _height(answer), _signed(answer)
+
+    def verify_membership(
+        self,
+        client_id: str,
+        height: Height,
+        prefix: bytes,
+        path: bytes,
+        value: bytes,
+        proof: bytes,
+    ) -> SignedMessage:
+        """``POST /clients/{id}/verify_membership``: the signed VerifyMembership statement."""
+        body = {
+            "height": _height_json(height),
+            "prefix": prefix.hex(),
+            "path": path.hex(),
+            "value": value.hex(),
+            "proof": proof.hex(),
+        }
+        return _signed(self._object("POST", _client_path(client_id, "verify_membership"), body))
+
+    def verify_non_membership(
+        self, client_id: str, height: Height, prefix: bytes, path: bytes, proof: bytes
+    ) -> SignedMessage:
+        """``POST /clients/{id}/verify_non_membership``: the signed statement of absence."""
+        body = {
+            "height": _height_json(height),
+            "prefix": prefix.hex(),
+            "path": path.hex(),
+            "proof": proof.hex(),
+        }
+        return _signed(self._object("POST", _client_path(client_id, "verify_non_membership"), body))
+
+    def aggregate(self, messages: Sequence[SignedMessage]) -> SignedMessage:
+        """``POST /aggregate``: consecutive UpdateState messages as one signed UpdateState."""
+        body = {
+            "messages": [
+                {"message": m.message.hex(), "signature": m.signature.hex()} for m in messages
+            ]
+        }
+        return _signed(self._object("POST", "/aggregate", body))
