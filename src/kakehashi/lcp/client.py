@@ -307,9 +307,15 @@ class LcpServiceClient:
             {"type": "corda", "client_state": client_state.hex(), "attestation": attestation.hex()}
         )
 
-    def update_client(self, client_id: str, header: bytes) -> tuple[Height, SignedMessage]:
-        """``POST /clients/{id}/update``: the new height and the signed UpdateState."""
-        answer = self._object("POST", _client_path(client_id, "update"), {"header": header.hex()})
+    def update_client(
+        self, client_id: str, header: bytes, trusted_height: Height | None = None
+    ) -> tuple[Height, SignedMessage]:
+        """``POST /clients/{id}/update``: the new height and the signed UpdateState (building on
+        ``trusted_height`` when given)."""
+        body: dict[str, Any] = {"header": header.hex()}
+        if trusted_height is not None:
+            body["trusted_height"] = _height_json(trusted_height)
+        answer = self._object("POST", _client_path(client_id, "update"), body)
         return _height(answer), _signed(answer)
 
     def verify_membership(

@@ -418,7 +418,9 @@ class _Client(Protocol):
     def client_state(self) -> bytes: ...
     def consensus_state(self, height: Height) -> bytes: ...
     def timestamp_ns(self, height: Height) -> int: ...
-    def update(self, header: bytes, now_ns: int) -> tuple[Height, Height, ValidationContext]: ...
+    def update(
+        self, header: bytes, now_ns: int, trusted: Height | None = None
+    ) -> tuple[Height, Height, ValidationContext]: ...
     def verify(
         self, height: Height, prefix: bytes, path: bytes, value: bytes | None, proof: bytes
     ) -> None: ...
@@ -485,7 +487,9 @@ class _QbftClient:
     def timestamp_ns(self, height: Height) -> int:
         return self._at(height).timestamp * _NS
 
-    def update(self, header: bytes, now_ns: int) -> tuple[Height, Height, ValidationContext]:
+    def update(
+        self, header: bytes, now_ns: int, trusted: Height | None = None
+    ) -> tuple[Height, Height, ValidationContext]:
         number = parse_header(header).number
         below = [h for h in self.consensus if h < number]
         if not below:
@@ -493,13 +497,13 @@ class _QbftClient:
                 f"header {number} is not above any height the enclave trusts (earliest "
                 f"{min(self.consensus)})"
             )
-        trusted_number = max(below)
-        trusted = self.consensus[trusted_number]
+        trusted_number = max(below) if trusted is None else _trusted(trusted, below, number, 0)
+        anchor = self.consensus[trusted_number]
         parsed = verify_header(
             header,
-            list(trusted.validators),
+            list(anchor.validators),
             trusted_height=trusted_number,
-            trusted_timestamp=trusted.timestamp,
+            trusted_timestamp=anchor.timestamp,
             now=now_ns // _NS,
             trusting_period=self.trusting_period_s,
             max_clock_drift=self.max_clock_drift_s,
@@ -517,7 +521,7 @@ class _QbftClient:
             trusting_period=self.trusting_period_s * _NS,
             clock_drift=self.max_clock_drift_s * _NS,
             untrusted_header_timestamp=parsed.timestamp * _NS,
-            trusted_state_timestamp=trusted.timestamp * _NS,
+            trusted_state_timestamp=anchor.timestamp * _NS,
         )
         return Height(0, trusted_number), Height(0, parsed.number), context
 
@@ -608,7 +612,9 @@ class _CordaClient:
     def timestamp_ns(self, height: Height) -> int:
         return self._at(height).timestamp_ns
 
-    def update(self, header: bytes, now_ns: int) -> tuple[Height, Height, ValidationContext]:
+    def update(
+        self, header: bytes, now_ns: int, trusted: Height | None = None
+    ) -> tuple[Height, Height, ValidationContext]:
         state, version, consensus = corda_lc.update_client(self.state, self.consensus, header)
         if state.frozen:
             self.state = state
@@ -621,11 +627,12 @@ class _CordaClient:
             raise VerificationError(
                 f"host version {version} is not above any version the enclave trusts"
             )
+        rn = state.revision_number
+        prev = max(below) if trusted is None else _trusted(trusted, below, version, rn)
         self.state = state
         self.consensus[version] = consensus
-        rn = state.revision_number
         # A notary-signed host state does not expire: no trusting period to check.
-        return Height(rn, max(below)), Height(rn, version), EmptyValidationContext()
+        return Height(rn, prev), Height(rn, version), EmptyValidationContext()
 
     def verify(
         self, height: Height, prefix: bytes, path: bytes, value: bytes | None, proof: bytes
@@ -676,6 +683,17 @@ def _client_from_record(record: dict[str, Any]) -> _Client:
 def _client_aad(client_id: str) -> bytes:
     """The associated data of a sealed client: it opens only for this build, as that client."""
     return MRENCLAVE + b"client/" + client_id.encode()
+
+
+def _trusted(trusted: Height, below: list[int], number: int, revision_number: int) -> int:
+    """The trusted height a caller asked an update to build on: one the client holds, below
+    the header's."""
+    if trusted.revision_number != revision_number or trusted.revision_height not in below:
+        raise VerificationError(
+            f"the enclave's client holds no state at trusted height {trusted} below {number} "
+            f"(it holds {sorted(below)[-5:]}...): update from a height it holds"
+        )
+    return trusted.revision_height
 
 
 def _stricter(a: ValidationContext, b: ValidationContext) -> ValidationContext:
@@ -1019,15 +1037,22 @@ class Enclave:
         with self._lock:
             return self._register(client)
 
-    def update_client(self, client_id: str, header: bytes) -> tuple[Height, SignedMessage]:
-        """Verify ``header`` and sign the UpdateState message (update rule)."""
+    def update_client(
+        self, client_id: str, header: bytes, trusted_height: Height | None = None
+    ) -> tuple[Height, SignedMessage]:
+        """Verify ``header`` and sign the UpdateState message (update rule).
+
+        ``trusted_height``: the height the message builds on (its prev height), which must be a
+        height the client holds below the header's — a relayer passes the latest height the
+        destination's LCP client holds, so that the message applies there whatever other
+        relayers did. None: the highest height the client holds below the header's."""
         with self._lock:
             client = self._client(client_id)
             if client.frozen:
                 raise VerificationError(f"the enclave's client {client_id} is frozen")
             work = copy.deepcopy(client)
             try:
-                prev, post, context = work.update(bytes(header), self._clock())
+                prev, post, context = work.update(bytes(header), self._clock(), trusted_height)
             except Exception:
                 if work.frozen:  # misbehaviour evidence is kept even though nothing is signed
                     self._clients[client_id] = work

@@ -11,7 +11,8 @@ header that does not verify 422, malformed input 400, an unknown client 404.
   "ibc_handler", "commitments_slot"?, "trusting_period_s"?, "max_clock_drift_s"?}`` or
   ``{"type": "corda", "client_state", "attestation"}``: creates an enclave light client; answers
   its ``client_id``, ``height``, ``state_id`` and the create-client message.
-* ``POST /clients/{id}/update`` — ``{"header"}``: the signed UpdateState message.
+* ``POST /clients/{id}/update`` — ``{"header", "trusted_height"?}``: the signed UpdateState
+  message (building on ``trusted_height`` when given, see ``Enclave.update_client``).
 * ``POST /clients/{id}/verify_membership`` — ``{"height", "prefix", "path", "value", "proof"}``.
 * ``POST /clients/{id}/verify_non_membership`` — ``{"height", "prefix", "path", "proof"}``.
 * ``POST /aggregate`` — ``{"messages": [{"message", "signature"}, ...]}``: consecutive
@@ -74,6 +75,7 @@ class CreateClientBody(BaseModel):
 
 class UpdateBody(BaseModel):
     header: str
+    trusted_height: HeightBody | None = None
 
 
 class MembershipBody(BaseModel):
@@ -203,7 +205,8 @@ def create_app(enclave: Enclave) -> FastAPI:
 
     @app.post("/clients/{client_id}/update")
     def update_client(client_id: str, body: UpdateBody) -> dict[str, Any]:
-        height, signed = enclave.update_client(client_id, _hex(body.header, "header"))
+        trusted = body.trusted_height.height() if body.trusted_height is not None else None
+        height, signed = enclave.update_client(client_id, _hex(body.header, "header"), trusted)
         log.info(
             "event=lcp.update client_id=%s height=%s signer=0x%s",
             client_id,

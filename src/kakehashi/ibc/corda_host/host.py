@@ -362,7 +362,7 @@ class HostStore:
         if hasattr(client, "clock"):
             # A client whose checks need the time (LCP key expiry) reads this host's clock,
             # never the wall clock or a caller's.
-            client.clock = lambda: self._host.pending_timestamp_ns
+            client.clock = self._host.pending_timestamp_ns
         if call is not None:  # the same object for the rest of the call
             call.clients[client_id] = client
         return client

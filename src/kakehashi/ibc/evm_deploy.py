@@ -1,0 +1,65 @@
+"""Deploy the IBC stack an EVM chain needs to talk to a ledger through LCP.
+
+:func:`deploy_lcp_stack` deploys, in order: the IBC handler and its logic contracts, the AVR
+verifier trusting one root (Intel's attestation root in production; the LCP service's
+simulation root in development), the LCP client contract (registered on the handler as
+:data:`~kakehashi.lcp.evm_client.LCP_CLIENT_TYPE`), and the echo application bound on a port.
+The sender becomes the handler's admin. :class:`EvmDeployment` is what
+``kakehashi ibc deploy-evm`` writes (JSON) and a relayer configuration names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from web3 import Web3
+
+from kakehashi.errors import ConfigurationError
+from kakehashi.ibc.evm_host import EvmIbcHost, deploy_echo_app
+from kakehashi.lcp.evm_client import LCP_CLIENT_TYPE, deploy_avr_verifier, deploy_lcp_client
+from kakehashi.ledgers.evm.client import Sender
+from kakehashi.lightclients.lcp_attestation import INTEL_SGX_ATTESTATION_ROOT_CA_DER
+
+__all__ = ["EvmDeployment", "deploy_lcp_stack"]
+
+
+@dataclass(frozen=True)
+class EvmDeployment:
+    handler: str
+    avr_verifier: str
+    lcp_client: str
+    echo_app: str
+    port: str
+    from_block: int
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> EvmDeployment:
+        try:
+            data = json.loads(path.read_text())
+            return cls(**data)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ConfigurationError(f"{path} is not an EVM IBC deployment: {exc}") from None
+
+
+def deploy_lcp_stack(
+    w3: Web3,
+    *,
+    sender: Sender,
+    port: str = "echo",
+    root_der: bytes = INTEL_SGX_ATTESTATION_ROOT_CA_DER,
+    gas: int | None = 5_000_000,
+) -> EvmDeployment:
+    """Deploy and wire the contracts (module docstring)."""
+    from_block = int(w3.eth.block_number)
+    ibc = EvmIbcHost.deploy(w3, sender=sender, gas=gas)
+    verifier = deploy_avr_verifier(w3, root_der, sender=sender)
+    lcp = deploy_lcp_client(w3, ibc.address, verifier.address, sender=sender)
+    ibc.register_client(LCP_CLIENT_TYPE, lcp.address)
+    app = deploy_echo_app(w3, ibc.address, sender=sender)
+    ibc.bind_port(port, app.address)
+    return EvmDeployment(ibc.address, verifier.address, lcp.address, app.address, port, from_block)

@@ -1,0 +1,466 @@
+"""One relayer path between two ledgers through an LCP service: the handshakes (:func:`link`)
+and the packet rounds (:class:`PathRelayer`).
+
+A path has two :class:`Side` objects. Each side names its ledger's :class:`ChainEndpoint`, the
+LCP client *on that ledger* of the other ledger (``client_id``), the LCP enclave's light client
+*of that ledger* (``enclave_client_id``), and the port / channel / connection of the path on it.
+
+**Towards a destination**, everything the relayer submits is proven by the source through the
+enclave: the enclave verifies the source's header (:meth:`LcpApi.update_client`) and signs an
+UpdateState; the destination's LCP client checks that signature against its registered enclave
+keys. Each proof of a source value (packet commitment, acknowledgement, receipt absence, next
+receive sequence, connection or channel end) is verified by the enclave against the same
+header and signed as a VerifyMembership message, which the destination checks against the
+state id its client stored. The relayer itself is trusted by neither ledger.
+
+**Stateless.** A round reads what to do from the ledgers (:mod:`kakehashi.relayer.chains`),
+reads the destination client's latest height, and asks the enclave for an UpdateState from
+exactly that height (``trusted_height``), so that it builds on what the destination holds
+whatever other relayers did; nothing is remembered between rounds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kakehashi.errors import IbcError, KakehashiError
+from kakehashi.ibc import host as paths
+from kakehashi.ibc import msgs
+from kakehashi.ibc.types import (
+    ChannelCounterparty,
+    ConnectionCounterparty,
+    Height,
+    Order,
+    Packet,
+)
+from kakehashi.lcp.enclave import SignedMessage
+from kakehashi.lightclients import lcp_messages
+from kakehashi.lightclients.lcp import encode_commitment_proof
+from kakehashi.relayer.chains import (
+    AlreadyRelayed,
+    ChainEndpoint,
+    Failed,
+    Outcome,
+    Submitted,
+    is_timed_out,
+    timed_out_packets,
+    unreceived_packets,
+    unrelayed_acks,
+)
+
+__all__ = [
+    "Direction",
+    "LcpApi",
+    "PathRelayer",
+    "RoundReport",
+    "Side",
+    "lcp_height",
+]
+
+log = logging.getLogger("kakehashi.relayer")
+
+
+class LcpApi(Protocol):
+    """What the relayer asks of an LCP service: :class:`~kakehashi.lcp.enclave.Enclave` in
+    process, or :class:`~kakehashi.lcp.client.LcpServiceClient` over HTTP."""
+
+    def update_client(
+        self, client_id: str, header: bytes, trusted_height: lcp_messages.Height | None = None
+    ) -> tuple[lcp_messages.Height, SignedMessage]: ...
+
+    def verify_membership(
+        self,
+        client_id: str,
+        height: lcp_messages.Height,
+        prefix: bytes,
+        path: bytes,
+        value: bytes,
+        proof: bytes,
+    ) -> SignedMessage: ...
+
+    def verify_non_membership(
+        self, client_id: str, height: lcp_messages.Height, prefix: bytes, path: bytes, proof: bytes
+    ) -> SignedMessage: ...
+
+
+def lcp_height(height: Height) -> lcp_messages.Height:
+    return lcp_messages.Height(height.revision_number, height.revision_height)
+
+
+def _ibc_height(height: lcp_messages.Height) -> Height:
+    return Height(height.revision_number, height.revision_height)
+
+
+@dataclass
+class Side:
+    """One end of the path (module docstring). ``update_tag``: the byte this ledger's LCP client
+    expects before a signed UpdateState (the Python client's tag 0x01; none on the EVM)."""
+
+    endpoint: ChainEndpoint
+    client_id: str = ""
+    enclave_client_id: str = ""
+    port_id: str = ""
+    connection_id: str = ""
+    channel_id: str = ""
+    update_tag: bytes = b""
+
+    @property
+    def name(self) -> str:
+        return self.endpoint.name
+
+    def update_message(self, signed: SignedMessage) -> bytes:
+        return self.update_tag + encode_commitment_proof(signed.message, [signed.signature])
+
+
+@dataclass(frozen=True)
+class Direction:
+    """Source and destination of one half of a round."""
+
+    src: Side
+    dst: Side
+
+    def __str__(self) -> str:
+        return f"{self.src.name}->{self.dst.name}"
+
+
+@dataclass
+class RoundReport:
+    """What one round did, per direction ``"src->dst"``."""
+
+    received: dict[str, int] = field(default_factory=dict)
+    acknowledged: dict[str, int] = field(default_factory=dict)
+    timed_out: dict[str, int] = field(default_factory=dict)
+    already_relayed: int = 0
+    failed: list[str] = field(default_factory=list)
+    pending: dict[str, int] = field(default_factory=dict)
+    client_heights: dict[str, Height] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds (summed)
+
+    def add_time(self, phase: str, seconds: float) -> None:
+        self.timings[phase] = self.timings.get(phase, 0.0) + seconds
+
+    @property
+    def relayed(self) -> int:
+        return sum(sum(d.values()) for d in (self.received, self.acknowledged, self.timed_out))
+
+
+class _Timer:
+    def __init__(self, report: RoundReport, phase: str) -> None:
+        self.report, self.phase = report, phase
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        self.report.add_time(self.phase, time.perf_counter() - self.start)
+
+
+@dataclass
+class PathRelayer:
+    """Relays packets, acknowledgements and timeouts both ways on one path (module docstring).
+
+    ``batch_size``: at most this many packet messages per submission (each submission is one
+    client update followed by the messages: one host version on the Corda model, pipelined
+    transactions on an EVM chain).
+    """
+
+    a: Side
+    b: Side
+    lcp: LcpApi
+    batch_size: int = 100
+    on_outcome: Callable[[Direction, msgs.Msg, Outcome], None] | None = None
+
+    def directions(self) -> tuple[Direction, Direction]:
+        return Direction(self.a, self.b), Direction(self.b, self.a)
+
+    # -- proofs through the enclave -------------------------------------------------------------
+
+    def update(
+        self, direction: Direction, report: RoundReport | None = None
+    ) -> tuple[Height, msgs.MsgUpdateClient | None]:
+        """The height the destination's client will be at and the update message to get it
+        there (None: it is there already)."""
+        src, dst = direction.src, direction.dst
+        report = report or RoundReport()
+        with _Timer(report, "query"):
+            height = src.endpoint.latest_height()
+            trusted = dst.endpoint.client_latest_height(dst.client_id)
+        if trusted >= height:
+            return trusted, None
+        with _Timer(report, "query"):
+            header = src.endpoint.client_update_message(height)
+        with _Timer(report, "lcp"):
+            post, signed = self.lcp.update_client(
+                src.enclave_client_id, header, lcp_height(trusted)
+            )
+        return _ibc_height(post), msgs.MsgUpdateClient(dst.client_id, dst.update_message(signed))
+
+    def prove(
+        self, direction: Direction, path: bytes, height: Height, report: RoundReport | None = None
+    ) -> tuple[bytes, bytes | None]:
+        """(proof the destination verifies, the value proven or None for absence) of ``path``
+        on the source at ``height``."""
+        src = direction.src
+        report = report or RoundReport()
+        with _Timer(report, "query"):
+            proof = src.endpoint.prove(path, height)
+            value = src.endpoint.value(path, height)
+        with _Timer(report, "lcp"):
+            if value is None:
+                signed = self.lcp.verify_non_membership(
+                    src.enclave_client_id, lcp_height(height), src.endpoint.prefix, path, proof
+                )
+            else:
+                signed = self.lcp.verify_membership(
+                    src.enclave_client_id,
+                    lcp_height(height),
+                    src.endpoint.prefix,
+                    path,
+                    value,
+                    proof,
+                )
+        return encode_commitment_proof(signed.message, [signed.signature]), value
+
+    # -- rounds ---------------------------------------------------------------------------------
+
+    def relay_once(self) -> RoundReport:
+        """One round both ways: discover, update, prove, submit. Refusals are reported, not
+        raised; an unreachable ledger or LCP service raises (the next round tries again)."""
+        report = RoundReport()
+        for direction in self.directions():
+            self._relay(direction, report)
+        return report
+
+    def _discover(
+        self, direction: Direction, report: RoundReport
+    ) -> tuple[list[Packet], list[tuple[Packet, bytes]], list[Packet]]:
+        src, dst = direction.src, direction.dst
+        with _Timer(report, "query"):
+            recvs = unreceived_packets(src.endpoint, dst.endpoint, src.port_id, src.channel_id)
+            # acknowledgements written on src for packets dst sent
+            acks = [
+                (w.packet, w.acknowledgement)
+                for w in unrelayed_acks(dst.endpoint, src.endpoint, src.port_id, src.channel_id)
+            ]
+            # packets dst sent that src did not receive in time
+            timeouts = timed_out_packets(dst.endpoint, src.endpoint, dst.port_id, dst.channel_id)
+        return recvs, acks, timeouts
+
+    def _relay(self, direction: Direction, report: RoundReport) -> None:
+        key = str(direction)
+        recvs, acks, timeouts = self._discover(direction, report)
+        work: list[tuple[str, Any]] = (
+            [("recv", p) for p in recvs]
+            + [("ack", pa) for pa in acks]
+            + [("timeout", p) for p in timeouts]
+        )
+        report.pending[key] = len(work)
+        report.client_heights[direction.dst.name] = direction.dst.endpoint.client_latest_height(
+            direction.dst.client_id
+        )
+        for start in range(0, len(work), self.batch_size):
+            self._relay_batch(direction, work[start : start + self.batch_size], report)
+
+    def _relay_batch(
+        self, direction: Direction, work: list[tuple[str, Any]], report: RoundReport
+    ) -> None:
+        key = str(direction)
+        height, update = self.update(direction, report)
+        batch: list[msgs.Msg] = [] if update is None else [update]
+        kinds: list[str] = [] if update is None else ["update"]
+        for kind, item in work:
+            try:
+                msg = self._packet_msg(direction, kind, item, height, report)
+            except KakehashiError as exc:  # the enclave refused to vouch: nothing to submit
+                report.failed.append(f"{key} {kind}: {exc}")
+                log.warning("event=relay.unprovable direction=%s kind=%s error=%s", key, kind, exc)
+                continue
+            if msg is not None:
+                batch.append(msg)
+                kinds.append(kind)
+        if not batch:
+            return
+        with _Timer(report, "submit"):
+            outcomes = direction.dst.endpoint.submit(batch)
+        for kind, msg, outcome in zip(kinds, batch, outcomes, strict=True):
+            if self.on_outcome is not None:
+                self.on_outcome(direction, msg, outcome)
+            if isinstance(outcome, Failed):
+                report.failed.append(f"{key} {type(msg).__name__}: {outcome.error}")
+                log.warning(
+                    "event=relay.refused direction=%s msg=%s error=%s",
+                    key,
+                    type(msg).__name__,
+                    outcome.error,
+                )
+            elif isinstance(outcome, AlreadyRelayed):
+                report.already_relayed += 1
+            elif kind != "update":
+                counter = {
+                    "recv": report.received,
+                    "ack": report.acknowledged,
+                    "timeout": report.timed_out,
+                }[kind]
+                counter[key] = counter.get(key, 0) + 1
+        if update is not None and isinstance(outcomes[0], Submitted):
+            report.client_heights[direction.dst.name] = height
+
+    def _packet_msg(
+        self,
+        direction: Direction,
+        kind: str,
+        item: Any,
+        height: Height,
+        report: RoundReport,
+    ) -> msgs.Msg | None:
+        src = direction.src
+        if kind == "recv":
+            packet: Packet = item
+            path = paths.packet_commitment_path(
+                packet.source_port, packet.source_channel, packet.sequence
+            )
+            proof, _ = self.prove(direction, path, height, report)
+            return msgs.MsgRecvPacket(packet, proof, height)
+        if kind == "ack":
+            packet, ack = item
+            path = paths.ack_path(
+                packet.destination_port, packet.destination_channel, packet.sequence
+            )
+            proof, _ = self.prove(direction, path, height, report)
+            return msgs.MsgAcknowledgement(packet, ack, proof, height)
+        packet = item
+        with _Timer(report, "query"):
+            timestamp = src.endpoint.timestamp_at(height)
+        if not is_timed_out(packet, height, timestamp):
+            return None  # not yet at the height the destination's client can prove
+        with _Timer(report, "query"):
+            channel = src.endpoint.channel(packet.destination_port, packet.destination_channel)
+        if channel is None:
+            raise IbcError(f"{src.name} has no channel {packet.destination_channel}")
+        if channel.ordering is Order.ORDERED:
+            path = paths.next_sequence_recv_path(
+                packet.destination_port, packet.destination_channel
+            )
+            proof, value = self.prove(direction, path, height, report)
+            next_recv = int.from_bytes(value or b"", "big")
+            return msgs.MsgTimeout(packet, proof, height, next_recv)
+        path = paths.packet_receipt_path(
+            packet.destination_port, packet.destination_channel, packet.sequence
+        )
+        proof, _ = self.prove(direction, path, height, report)
+        return msgs.MsgTimeout(packet, proof, height, 0)
+
+    # -- handshakes -----------------------------------------------------------------------------
+
+    def _step(self, side: Side, msg: msgs.Msg) -> Any:
+        outcome = side.endpoint.submit([msg])[0]
+        if isinstance(outcome, Failed):
+            raise outcome.error
+        if not isinstance(outcome, Submitted):
+            raise IbcError(f"{side.name} did not apply {type(msg).__name__}: {outcome}")
+        log.info(
+            "event=link.step ledger=%s msg=%s value=%s",
+            side.name,
+            type(msg).__name__,
+            outcome.value,
+        )
+        return outcome.value
+
+    def _proven(self, direction: Direction, path: bytes) -> tuple[bytes, Height]:
+        """Update the destination's client and prove ``path`` of the source there."""
+        height, update = self.update(direction)
+        if update is not None:
+            self._step(direction.dst, update)
+        proof, _ = self.prove(direction, path, height)
+        return proof, height
+
+    def open_connection(self) -> tuple[str, str]:
+        """ICS-03 handshake from side ``a``: INIT, TRY, ACK, CONFIRM."""
+        a, b = self.a, self.b
+        a_to_b, b_to_a = Direction(a, b), Direction(b, a)
+        a.connection_id = self._step(
+            a,
+            msgs.MsgConnectionOpenInit(
+                a.client_id, ConnectionCounterparty(b.client_id, "", b.endpoint.prefix)
+            ),
+        )
+        init = a.endpoint.connection(a.connection_id)
+        assert init is not None
+        proof, height = self._proven(a_to_b, paths.connection_path(a.connection_id))
+        b.connection_id = self._step(
+            b,
+            msgs.MsgConnectionOpenTry(
+                b.client_id,
+                ConnectionCounterparty(a.client_id, a.connection_id, a.endpoint.prefix),
+                init.versions,
+                proof,
+                height,
+            ),
+        )
+        tried = b.endpoint.connection(b.connection_id)
+        assert tried is not None
+        proof, height = self._proven(b_to_a, paths.connection_path(b.connection_id))
+        self._step(
+            a,
+            msgs.MsgConnectionOpenAck(
+                a.connection_id, b.connection_id, tried.versions[0], proof, height
+            ),
+        )
+        proof, height = self._proven(a_to_b, paths.connection_path(a.connection_id))
+        self._step(b, msgs.MsgConnectionOpenConfirm(b.connection_id, proof, height))
+        return a.connection_id, b.connection_id
+
+    def open_channel(self, ordering: Order, version: str) -> tuple[str, str]:
+        """ICS-04 channel handshake from side ``a`` over the open connection."""
+        a, b = self.a, self.b
+        a_to_b, b_to_a = Direction(a, b), Direction(b, a)
+        a.channel_id = self._step(
+            a,
+            msgs.MsgChannelOpenInit(
+                a.port_id,
+                ordering,
+                (a.connection_id,),
+                ChannelCounterparty(b.port_id, ""),
+                version,
+            ),
+        )
+        init = a.endpoint.channel(a.port_id, a.channel_id)
+        assert init is not None
+        proof, height = self._proven(a_to_b, paths.channel_path(a.port_id, a.channel_id))
+        b.channel_id = self._step(
+            b,
+            msgs.MsgChannelOpenTry(
+                b.port_id,
+                ordering,
+                (b.connection_id,),
+                ChannelCounterparty(a.port_id, a.channel_id),
+                init.version,
+                proof,
+                height,
+            ),
+        )
+        tried = b.endpoint.channel(b.port_id, b.channel_id)
+        assert tried is not None
+        proof, height = self._proven(b_to_a, paths.channel_path(b.port_id, b.channel_id))
+        self._step(
+            a,
+            msgs.MsgChannelOpenAck(
+                a.port_id, a.channel_id, b.channel_id, tried.version, proof, height
+            ),
+        )
+        proof, height = self._proven(a_to_b, paths.channel_path(a.port_id, a.channel_id))
+        self._step(b, msgs.MsgChannelOpenConfirm(b.port_id, b.channel_id, proof, height))
+        return a.channel_id, b.channel_id
+
+
+def outcomes_summary(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    """Counts of each outcome kind (for logs)."""
+    summary: dict[str, int] = {}
+    for outcome in outcomes:
+        name = type(outcome).__name__
+        summary[name] = summary.get(name, 0) + 1
+    return summary
