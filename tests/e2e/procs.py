@@ -132,6 +132,7 @@ class ServedParty:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.extra_args: list[str] = []  # more `corda serve` options, e.g. ["--ibc"]
 
     @property
     def running(self) -> bool:
@@ -142,7 +143,15 @@ class ServedParty:
         if self.running:
             raise RuntimeError(f"{self.name} is already running")
         self.starts += 1
-        command = [*kakehashi_command(), "corda", "serve", str(self.directory), "--name", self.name]
+        command = [
+            *kakehashi_command(),
+            "corda",
+            "serve",
+            str(self.directory),
+            "--name",
+            self.name,
+            *self.extra_args,
+        ]
         self.proc = spawn(command, self.log_path, self.starts)
 
     def wait_healthy(self, deadline: float) -> None:

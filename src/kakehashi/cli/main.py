@@ -7,7 +7,7 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlparse
 
 import typer
@@ -18,6 +18,11 @@ from kakehashi import __version__
 from kakehashi.cli.evm import evm_app
 from kakehashi.cli.lcp import lcp_app
 from kakehashi.errors import ConfigurationError, KakehashiError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from kakehashi.ledgers.corda.node.node import Node
 
 app = typer.Typer(
     help="Kakehashi (架け橋): one business transaction across an EVM chain and a Corda-model "
@@ -149,6 +154,17 @@ def corda_serve(
         ),
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    ibc: Annotated[
+        bool,
+        typer.Option(
+            "--ibc",
+            help="Also run the node's IBC host (with the echo application) and serve it under "
+            "/ibc for relayers. Not for a notary.",
+        ),
+    ] = False,
+    ibc_port: Annotated[
+        str, typer.Option("--ibc-port", help="Port id the echo application binds.")
+    ] = "echo",
 ) -> None:
     """Run one node or notary of a network as an HTTP server (port from the network map)."""
     import uvicorn
@@ -174,6 +190,10 @@ def corda_serve(
         )
         token_file = directory / slug(party) / "rpc.token"
         rpc_token = token_file.read_text().strip() if token_file.exists() else secrets.token_hex(16)
+        if ibc and info.notary:
+            raise ConfigurationError(
+                f"{party} is a notary: --ibc runs an IBC host on a node; serve a node with --ibc"
+            )
     except KakehashiError as exc:
         _fail(exc)
         return
@@ -183,9 +203,58 @@ def corda_serve(
         pending = peer.recover()
         if pending:
             console.print(f"{len(pending)} transaction(s) still await delivery; will retry")
+    web = create_app(peer, rpc_token)
+    if ibc:
+        assert isinstance(peer, Node)
+        try:
+            _mount_ibc_host(web, peer, ibc_port, rpc_token)
+        except KakehashiError as exc:
+            _fail(exc)
+            return
     port = urlparse(info.url).port or 80
     console.print(f"{party} listening on {host}:{port}", markup=False, soft_wrap=True)
-    uvicorn.run(create_app(peer, rpc_token), host=host, port=port, log_level="warning")
+    uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+IBC_NOTARY_WAIT_S = 30.0
+"""How long ``corda serve --ibc`` waits for the notary to create or resume the IBC host."""
+
+
+def _mount_ibc_host(web: FastAPI, node: Node, port_id: str, rpc_token: str) -> None:
+    """Open ``node``'s IBC host with the echo module on ``port_id`` and serve it under /ibc.
+
+    Creating (or finishing a pending change of) the host needs the notary, which may be starting
+    at the same time: wait for it a while, then fail with its error.
+    """
+    import time
+
+    from kakehashi.errors import NotaryError, TransportError
+    from kakehashi.ibc.corda_host.host import CordaIbcHost
+    from kakehashi.ibc.corda_host.http import create_ibc_router
+    from kakehashi.ibc.echo import EchoModule
+    from kakehashi.ibc.router import Router
+
+    router = Router()
+    router.bind(port_id, EchoModule())
+    deadline = time.monotonic() + IBC_NOTARY_WAIT_S
+    while True:
+        try:
+            ibc_host = CordaIbcHost(node, router=router)
+            break
+        except (TransportError, NotaryError) as exc:
+            if time.monotonic() > deadline:
+                raise NotaryError(
+                    f"the IBC host needs the notary, which did not answer within "
+                    f"{IBC_NOTARY_WAIT_S:.0f} s ({exc}); start the notary, then this node"
+                ) from exc
+            time.sleep(0.5)
+    web.include_router(create_ibc_router(ibc_host, app_token=rpc_token))
+    console.print(
+        f"IBC host prefix 0x{ibc_host.prefix.hex()} at version {ibc_host.version}; "
+        f"echo module on port {port_id!r}",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point
