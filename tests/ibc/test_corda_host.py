@@ -630,7 +630,7 @@ def test_an_lcp_client_is_persisted_and_reads_the_hosts_clock(net: EmbeddedNetwo
     stored = host.handler.client(client_id)
     assert isinstance(stored, LcpIbcClient)
     assert stored.to_bytes() == created.to_bytes()
-    assert stored.clock() == host.pending_timestamp_ns
+    assert stored.clock() == host.pending_timestamp_ns()
     again = CordaIbcHost(net.node(OPERATOR))  # a restarted host decodes it the same way
     assert again.handler.client(client_id).client_state() == created.client_state()
 

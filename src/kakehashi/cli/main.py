@@ -17,6 +17,7 @@ from rich.markup import escape
 from kakehashi import __version__
 from kakehashi.cli.evm import evm_app
 from kakehashi.cli.lcp import lcp_app
+from kakehashi.cli.relayer import ibc_app, relayer_app
 from kakehashi.errors import ConfigurationError, KakehashiError
 
 if TYPE_CHECKING:
@@ -34,6 +35,14 @@ corda_app = typer.Typer(help="Run and use a Corda-model network.", no_args_is_he
 app.add_typer(corda_app, name="corda")
 app.add_typer(evm_app, name="evm")
 app.add_typer(lcp_app, name="lcp")
+app.add_typer(relayer_app, name="relayer")
+app.add_typer(ibc_app, name="ibc")
+demo_app = typer.Typer(
+    help="Demos: with no command, the Corda-model stablecoin story; `ping` for packets across "
+    "both ledgers.",
+    invoke_without_command=True,
+)
+app.add_typer(demo_app, name="demo")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -51,14 +60,17 @@ def version() -> None:
     console.print(f"kakehashi {__version__}")
 
 
-@app.command()
-def demo(
-    directory: Annotated[
-        Path | None,
-        typer.Option("--dir", help="Where the demo network keeps its databases (default: temp)."),
-    ] = None,
-) -> None:
+DirOption = Annotated[
+    Path | None,
+    typer.Option("--dir", help="Where the demo keeps its databases and logs (default: temp)."),
+]
+
+
+@demo_app.callback()
+def demo(ctx: typer.Context, directory: DirOption = None) -> None:
     """Run the demo: a stablecoin issued, pre-split and paid on an embedded Corda-model network."""
+    if ctx.invoked_subcommand is not None:
+        return
     from kakehashi.cli.demo import run_demo
 
     try:
@@ -69,6 +81,50 @@ def demo(
             run_demo(directory, console)
     except KakehashiError as exc:
         _fail(exc)
+
+
+@demo_app.command("ping")
+def demo_ping(
+    directory: DirOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (ok, steps, packets).")
+    ] = False,
+    packets: Annotated[int, typer.Option(min=1, max=50, help="Packets each way.")] = 2,
+) -> None:
+    """Both ledgers, the LCP service and a relayer as processes; packets cross both ways."""
+    import json
+
+    from kakehashi.cli.ping import Step, run_ping
+
+    def show(step: Step) -> None:
+        if not as_json:
+            console.print(
+                f"[green]✓[/] {escape(step.name)} [dim]({step.ledger}, {step.seconds:.2f} s)[/]"
+            )
+
+    if not as_json:
+        console.rule("[bold]Kakehashi · ping across the EVM chain and the Corda-model ledger")
+    if directory is None:
+        with tempfile.TemporaryDirectory(prefix="kakehashi-ping-") as tmp:
+            result = run_ping(Path(tmp), packets=packets, progress=show)
+    else:
+        result = run_ping(directory, packets=packets, progress=show)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for packet in result["packets"]:
+            mark = (
+                "[green]acknowledged[/]" if packet["acknowledged"] else "[red]not acknowledged[/]"
+            )
+            console.print(
+                f"  {packet['direction']:11} #{packet['sequence']} {escape(packet['data'])!r} "
+                f"→ ack {escape(str(packet['acknowledgement']))!r}: {mark}"
+            )
+        if result.get("error"):
+            err_console.print(f"[bold red]error:[/] {escape(result['error'])}", soft_wrap=True)
+        console.print("[bold green]ok[/]" if result["ok"] else "[bold red]failed[/]")
+    if not result["ok"]:
+        raise typer.Exit(1)
 
 
 @corda_app.command("init")
