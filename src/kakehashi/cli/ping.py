@@ -428,15 +428,12 @@ def _base_port_of(corda_dir: Path) -> int:
 
 
 def _readable(ack: bytes) -> str:
-    """An acknowledgement as text: its printable prefix (the echo app's ``echo:``) and the rest
-    in hex."""
-    prefix = b""
-    for byte in ack:
-        if not 0x20 <= byte < 0x7F:
-            break
-        prefix += bytes([byte])
-    rest = ack[len(prefix) :]
-    return prefix.decode() + (rest.hex() if rest else "")
+    """An acknowledgement as text: a printable ``label:`` prefix (the echo app's ``echo:``)
+    kept, the rest in hex (all of it in hex when there is no such prefix)."""
+    label, colon, rest = ack.partition(b":")
+    if colon and label and all(0x20 <= b < 0x7F for b in label):
+        return label.decode() + ":" + rest.hex()
+    return ack.hex()
 
 
 @dataclass
