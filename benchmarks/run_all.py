@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corda_bench
 import evm_bench
 import ibc_bench
+import relayer_bench
 
 
 def main() -> None:
@@ -18,6 +19,8 @@ def main() -> None:
     evm_bench.main()
     print()
     ibc_bench.main()
+    print()
+    relayer_bench.main()
 
 
 if __name__ == "__main__":
