@@ -16,6 +16,8 @@ import pytest
 
 from kakehashi.ibc.echo import echo_ack
 from kakehashi.ibc.types import ChannelState, ConnectionState, Height, Order
+from kakehashi.lcp.client import LcpServiceClient
+from kakehashi.relayer.link import register_key, rotate_key
 from kakehashi.relayer.path import PathRelayer, RoundReport
 from tests.relayer.support import World, world
 
@@ -106,3 +108,36 @@ def test_two_relayers_on_one_path_deliver_each_packet_once(w: World) -> None:
     counters = w.evm_counters()
     assert counters["received"] == 6 and counters["acknowledged"] == 6
     assert sum(r.relayed for r in reports) == 24  # each packet and ack delivered exactly once
+
+
+def test_a_key_rotation_leaves_no_gap_in_service(w: World) -> None:
+    """Stage a new key, register it on both ledgers, activate it: relaying works at every
+    moment, the old key's statements before the switch and the new key's after."""
+    relayer = w.link()
+    old = w.enclave.address
+    w.send_from_evm(b"before")
+    with LcpServiceClient(w.lcp_url) as lcp:
+        staged = lcp.rotate_key(activate=False)
+        assert w.enclave.address == old  # staged: the old key still signs
+        assert relayer.relay_once().received == {"evm->corda": 1}
+        for side in (relayer.a, relayer.b):
+            register_key(side, staged)
+        w.send_from_corda(b"between")
+        assert relayer.relay_once().received == {"corda->evm": 1}
+        lcp.activate_key(staged.address)
+    assert w.enclave.address == staged.address != old
+    w.send_from_evm(b"after")
+    w.send_from_corda(b"after")
+    report = relayer.relay_once()
+    assert report.received == {"evm->corda": 1, "corda->evm": 1} and not report.failed
+    relayer.relay_once()
+    assert w.echo.acknowledged == 2 and w.evm_counters()["acknowledged"] == 2
+
+
+def test_rotate_key_does_it_all(w: World) -> None:
+    relayer = w.link()
+    with LcpServiceClient(w.lcp_url) as lcp:
+        address = rotate_key(relayer.a, relayer.b, lcp)
+    assert w.enclave.address == address
+    w.send_from_corda(b"signed by the new key")
+    assert relayer.relay_once().received == {"corda->evm": 1}

@@ -82,6 +82,32 @@ def relayer_link(config_path: ConfigOption) -> None:
     )
 
 
+@relayer_app.command("rotate-key")
+def relayer_rotate_key(config_path: ConfigOption) -> None:
+    """Rotate the LCP service's enclave key with no gap: stage a new attested key, register it
+    on both ledgers' LCP clients, then make it the signing key."""
+    from kakehashi.relayer.config import RelayerConfig
+    from kakehashi.relayer.link import LinkRecord, rotate_key
+    from kakehashi.relayer.path import PathRelayer
+    from kakehashi.relayer.service import configure_logging
+
+    configure_logging()
+    try:
+        config, lcp, relayer = _open(config_path)
+        assert isinstance(config, RelayerConfig) and isinstance(relayer, PathRelayer)
+        LinkRecord.load(config.link_file).apply(relayer.a, relayer.b)
+        address = rotate_key(relayer.a, relayer.b, lcp)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    console.print(
+        f"enclave key 0x{address.hex()} registered on {config.a.name} and {config.b.name} and "
+        "now signing",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
 @relayer_app.command("start")
 def relayer_start(
     config_path: ConfigOption,

@@ -44,6 +44,7 @@ from kakehashi.lcp.enclave import (
     SealingError,
     SignedMessage,
     UnknownClientError,
+    UnknownKeyError,
 )
 from kakehashi.lightclients.lcp_messages import Height
 
@@ -65,6 +66,7 @@ _ERRORS: dict[str, type[KakehashiError]] = {
         SignatureError,
         SealingError,
         UnknownClientError,
+        UnknownKeyError,
     )
 }
 _BY_STATUS: dict[int, type[KakehashiError]] = {
@@ -263,9 +265,15 @@ class LcpServiceClient:
             keys=tuple(_evidence(k) for k in keys),
         )
 
-    def rotate_key(self) -> Attestation:
-        """``POST /keys/rotate``: a new signing key and its evidence."""
-        return _evidence(self._object("POST", "/keys/rotate"))
+    def rotate_key(self, *, activate: bool = True) -> Attestation:
+        """``POST /keys/rotate``: a new key and its evidence; ``activate`` False stages it (the
+        current key keeps signing until :meth:`activate_key`)."""
+        path = "/keys/rotate" if activate else "/keys/rotate?activate=false"
+        return _evidence(self._object("POST", path))
+
+    def activate_key(self, address: bytes) -> Attestation:
+        """``POST /keys/activate``: key ``address`` signs from now on."""
+        return _evidence(self._object("POST", "/keys/activate", {"enclave_key": address.hex()}))
 
     def _created(self, body: Mapping[str, Any]) -> CreatedClient:
         answer = self._object("POST", "/clients", body)

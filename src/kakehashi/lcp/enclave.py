@@ -56,7 +56,11 @@ The rules implemented here:
   (same trusting period and drift; the oldest trusted state, the newest header).
 * **Rotation rule.** :meth:`Enclave.rotate` generates and attests a new key that signs from then
   on; earlier keys stay sealed and their evidence listed, so clients keep accepting what they
-  signed until the key expires on each client (``attestation time + key expiration``).
+  signed until the key expires on each client (``attestation time + key expiration``). With
+  ``activate=False`` the new key is only staged: the current key signs until
+  :meth:`Enclave.activate`, so the new key can be registered on every client first and no
+  statement is ever signed by a key a client does not know (``kakehashi relayer rotate-key``).
+  The sealed key file records which key signs.
 * **Client persistence rule.** Every light client is sealed in its own file,
   ``clients/<client id>.json`` (mode 0600, written to a temporary file, fsynced and moved into
   place with ``os.replace``), before the create or update that changed it is signed (and when
@@ -148,6 +152,7 @@ __all__ = [
     "SignedMessage",
     "SimulationCa",
     "UnknownClientError",
+    "UnknownKeyError",
     "state_id",
 ]
 
@@ -175,6 +180,10 @@ class SealingError(KakehashiError):
 
 class UnknownClientError(KakehashiError):
     """The enclave holds no light client with that id."""
+
+
+class UnknownKeyError(KakehashiError):
+    """The enclave holds no key with that address."""
 
 
 # ---------------------------------------------------------------------------- evidence
@@ -766,7 +775,9 @@ class Enclave:
         self.signatures_made = 0
         sealed = self._dir / SEALED_FILE
         if sealed.exists():
-            self._salt, self._aead, self._keys = self._unseal(sealed.read_bytes(), operator_secret)
+            self._salt, self._aead, self._keys, self._signing = self._unseal(
+                sealed.read_bytes(), operator_secret
+            )
         else:
             if self._client_files():
                 raise SealingError(
@@ -777,6 +788,7 @@ class Enclave:
             self._salt = os.urandom(16)
             self._aead = _derive(operator_secret, self._salt)
             self._keys = []
+            self._signing = b""
             self._add_key()
         self._load_clients()
 
@@ -794,32 +806,54 @@ class Enclave:
     @property
     def address(self) -> bytes:
         """The address of the key that signs now."""
-        return self._keys[-1].address
+        return self._signing_key().address
 
     def attestation(self) -> Attestation:
         """The current key's attestation evidence."""
-        return self._keys[-1].attestation
+        return self._signing_key().attestation
+
+    def _signing_key(self) -> _EnclaveKey:
+        for key in self._keys:
+            if key.address == self._signing:
+                return key
+        raise SealingError("the signing key is not among the sealed keys")  # pragma: no cover
 
     def attestations(self) -> tuple[Attestation, ...]:
         """Every key's evidence, oldest first (the last one signs)."""
         return tuple(k.attestation for k in self._keys)
 
-    def rotate(self) -> Attestation:
-        """Generate and attest a new key that signs from now on (rotation rule)."""
+    def rotate(self, *, activate: bool = True) -> Attestation:
+        """Generate and attest a new key (rotation rule). ``activate`` False stages it: the
+        current key keeps signing until :meth:`activate` — time to register the new key on
+        every ledger's client first, so that no statement is ever signed by a key a client
+        does not know yet."""
         with self._lock:
-            return self._add_key()
+            return self._add_key(activate=activate)
 
-    def _add_key(self) -> Attestation:
+    def activate(self, address: bytes) -> Attestation:
+        """Make the staged (or any earlier) key ``address`` the one that signs."""
+        with self._lock:
+            for key in self._keys:
+                if key.address == bytes(address):
+                    self._seal(self._keys, signing=key.address)
+                    self._signing = key.address
+                    return key.attestation
+        raise UnknownKeyError(f"the enclave holds no key 0x{bytes(address).hex()}")
+
+    def _add_key(self, *, activate: bool = True) -> Attestation:
         private = coincurve.PrivateKey()
         attestation = self._ca.attest(_address(private.public_key), self._operator, self._clock())
         key = _EnclaveKey(private, attestation)
         del private
-        self._seal([*self._keys, key])
+        signing = key.address if activate or not self._keys else self._signing
+        self._seal([*self._keys, key], signing=signing)
         self._keys.append(key)
+        self._signing = signing
         return attestation
 
-    def _seal(self, keys: Sequence[_EnclaveKey]) -> None:
+    def _seal(self, keys: Sequence[_EnclaveKey], *, signing: bytes) -> None:
         document = {
+            "signing": signing.hex(),
             "format": _SEALED_FORMAT,
             "mrenclave": MRENCLAVE.hex(),
             "kdf": {"name": "scrypt", **_SCRYPT, "salt": self._salt.hex()},
@@ -832,7 +866,7 @@ class Enclave:
         _write_private(self._dir / SEALED_FILE, json.dumps(document, indent=1).encode())
 
     @staticmethod
-    def _unseal(data: bytes, secret: bytes) -> tuple[bytes, AESGCM, list[_EnclaveKey]]:
+    def _unseal(data: bytes, secret: bytes) -> tuple[bytes, AESGCM, list[_EnclaveKey], bytes]:
         try:
             document = json.loads(data)
             if document["format"] != _SEALED_FORMAT:
@@ -843,6 +877,7 @@ class Enclave:
                     f"{document['mrenclave']}); this one is {MRENCLAVE.hex()}"
                 )
             salt = bytes.fromhex(document["kdf"]["salt"])
+            signing_hex = document.get("signing")
             entries = [
                 (bytes.fromhex(k["sealed"]), Attestation.from_json(k["attestation"]))
                 for k in document["keys"]
@@ -868,7 +903,10 @@ class Enclave:
             keys.append(key)
         if not keys:
             raise SealingError("the sealed key file holds no key")
-        return salt, aead, keys
+        signing = keys[-1].address if signing_hex is None else bytes.fromhex(signing_hex)
+        if signing not in {k.address for k in keys}:
+            raise SealingError("the sealed key file names a signing key it does not hold")
+        return salt, aead, keys, signing
 
     # -- sealed light clients (persistence rule) -----------------------------------------------
 
@@ -955,7 +993,7 @@ class Enclave:
         return client_id, client
 
     def _sign(self, message: bytes) -> SignedMessage:
-        key = self._keys[-1]
+        key = self._signing_key()
         self.signatures_made += 1
         return SignedMessage(message, key.sign(message), key.address)
 

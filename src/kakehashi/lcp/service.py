@@ -20,8 +20,10 @@ header that does not verify 422, malformed input 400, an unknown client 404.
 * ``GET /attestation`` — the current key's evidence: ``enclave_key``, ``avr``, ``signature``,
   ``signing_cert``, ``attested_at_ns``, ``mrenclave``, ``root_certificate`` (the simulation
   root), ``simulation: true``, and ``keys`` (every key's evidence, oldest first).
-* ``POST /keys/rotate`` — a new key and its evidence (earlier keys stay valid on the clients
-  until they expire there).
+* ``POST /keys/rotate[?activate=false]`` — a new key and its evidence (earlier keys stay valid
+  on the clients until they expire there); ``activate=false`` stages it (the current key keeps
+  signing) and ``POST /keys/activate`` ``{"enclave_key"}`` switches signing to it once it is
+  registered on every client.
 * ``GET /health``.
 
 No endpoint returns the enclave's private key, and nothing the service logs contains it.
@@ -43,6 +45,7 @@ from kakehashi.lcp.enclave import (
     SealingError,
     SignedMessage,
     UnknownClientError,
+    UnknownKeyError,
 )
 from kakehashi.lightclients.lcp import encode_commitment_proof
 from kakehashi.lightclients.lcp_messages import Height
@@ -89,6 +92,10 @@ class MembershipBody(BaseModel):
 class SignedBody(BaseModel):
     message: str
     signature: str
+
+
+class ActivateBody(BaseModel):
+    enclave_key: str
 
 
 class AggregateBody(BaseModel):
@@ -141,7 +148,7 @@ def create_app(enclave: Enclave) -> FastAPI:
 
     @app.exception_handler(KakehashiError)
     async def _typed_error(_request: Request, exc: KakehashiError) -> JSONResponse:
-        if isinstance(exc, UnknownClientError):
+        if isinstance(exc, UnknownClientError | UnknownKeyError):
             status = 404
         elif isinstance(exc, VerificationError):
             status = 422
@@ -168,10 +175,16 @@ def create_app(enclave: Enclave) -> FastAPI:
         return body
 
     @app.post("/keys/rotate")
-    def rotate() -> dict[str, Any]:
-        new = enclave.rotate()
-        log.info("event=lcp.key_rotated enclave_key=0x%s", new.address.hex())
-        return _evidence(new)
+    def rotate(activate: bool = True) -> dict[str, Any]:
+        new = enclave.rotate(activate=activate)
+        log.info("event=lcp.key_rotated enclave_key=0x%s active=%s", new.address.hex(), activate)
+        return _evidence(new) | {"active": enclave.address == new.address}
+
+    @app.post("/keys/activate")
+    def activate(body: ActivateBody) -> dict[str, Any]:
+        chosen = enclave.activate(_hex(body.enclave_key, "enclave_key"))
+        log.info("event=lcp.key_activated enclave_key=0x%s", chosen.address.hex())
+        return _evidence(chosen) | {"active": True}
 
     @app.post("/clients")
     def create_client(body: CreateClientBody) -> dict[str, Any]:

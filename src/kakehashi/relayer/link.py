@@ -41,7 +41,7 @@ from kakehashi.lightclients.lcp_attestation import AvrEvidence
 from kakehashi.relayer.chains import CordaEndpoint, EvmEndpoint, Failed, Submitted
 from kakehashi.relayer.path import PathRelayer, Side
 
-__all__ = ["LcpLinkApi", "LinkRecord", "create_clients", "link"]
+__all__ = ["LcpLinkApi", "LinkRecord", "create_clients", "link", "register_key", "rotate_key"]
 
 log = logging.getLogger("kakehashi.relayer")
 
@@ -152,18 +152,8 @@ def _create_on(
             evm_client.LCP_CLIENT_TYPE, state.encode(), evm_client.initial_consensus_state(init)
         )
         client_id = _submitted(host, msg)
-        address = endpoint.ibc.handler.functions.client_impls(client_id).call()
-        contract = endpoint.ibc.w3.eth.contract(
-            address=to_checksum_address(address),
-            abi=toolchain.compile_contract(evm_client.LCP_CLIENT_CONTRACT).abi,
-        )
-        evm_client.register_enclave_key(
-            contract,
-            client_id,
-            _evidence(evidence),
-            sender=endpoint.ibc.sender,
-            gas=endpoint.ibc.gas,
-        )
+        host.client_id = client_id
+        register_key(host, evidence)
         return client_id
     if isinstance(endpoint, CordaEndpoint):
         policy = lcp_lightclient.LcpClientState(mrenclave, key_expiration_s)
@@ -180,11 +170,53 @@ def _create_on(
             created.message.message,
         )
         client_id = _submitted(host, msg)
-        ev = _evidence(evidence)
-        register = lcp_ibc_client.encode_register_enclave_key(ev.avr, ev.signature, ev.signing_cert)
-        _submitted(host, msgs.MsgUpdateClient(client_id, register))
+        host.client_id = client_id
+        register_key(host, evidence)
         return client_id
     raise ConfigurationError(f"no LCP client for a {type(endpoint).__name__}")
+
+
+def register_key(host: Side, evidence: Any) -> None:
+    """Register the enclave key of ``evidence`` (an attestation with ``avr``, ``signature``,
+    ``signing_cert``) on ``host``'s LCP client ``host.client_id``; the ledger checks the AVR."""
+    endpoint = host.endpoint
+    if isinstance(endpoint, EvmEndpoint):
+        address = endpoint.ibc.handler.functions.client_impls(host.client_id).call()
+        contract = endpoint.ibc.w3.eth.contract(
+            address=to_checksum_address(address),
+            abi=toolchain.compile_contract(evm_client.LCP_CLIENT_CONTRACT).abi,
+        )
+        evm_client.register_enclave_key(
+            contract,
+            host.client_id,
+            _evidence(evidence),
+            sender=endpoint.ibc.sender,
+            gas=endpoint.ibc.gas,
+        )
+    elif isinstance(endpoint, CordaEndpoint):
+        ev = _evidence(evidence)
+        register = lcp_ibc_client.encode_register_enclave_key(ev.avr, ev.signature, ev.signing_cert)
+        _submitted(host, msgs.MsgUpdateClient(host.client_id, register))
+    else:
+        raise ConfigurationError(f"no LCP client for a {type(endpoint).__name__}")
+    log.info(
+        "event=link.key_registered ledger=%s client_id=%s enclave_key=0x%s",
+        host.name,
+        host.client_id,
+        bytes(getattr(evidence, "enclave_key", getattr(evidence, "address", b""))).hex(),
+    )
+
+
+def rotate_key(a: Side, b: Side, lcp: Any) -> bytes:
+    """Rotate the LCP service's key with no gap: stage a new attested key (the current one keeps
+    signing), register it on both ledgers' clients, then make it the signing key. Returns the
+    new key's address. The old key stays registered until it expires on each client."""
+    staged = lcp.rotate_key(activate=False)
+    for side in (a, b):
+        register_key(side, staged)
+    lcp.activate_key(staged.address)
+    log.info("event=link.key_rotated enclave_key=0x%s", staged.address.hex())
+    return bytes(staged.address)
 
 
 def _evidence(evidence: Any) -> AvrEvidence:
