@@ -9,6 +9,7 @@ one path deliver every packet once.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,3 +142,45 @@ def test_rotate_key_does_it_all(w: World) -> None:
     assert w.enclave.address == address
     w.send_from_corda(b"signed by the new key")
     assert relayer.relay_once().received == {"corda->evm": 1}
+
+
+def test_timestamp_timeouts_both_ways(w: World) -> None:
+    """A packet whose timeout timestamp the destination's time passed is timed out on its source:
+    the EVM chain's block time and the Corda host's version time are what count."""
+    relayer = w.link()
+    evm_now = relayer.a.endpoint.timestamp_at(relayer.a.endpoint.latest_height())
+    corda_now = relayer.b.endpoint.timestamp_at(relayer.b.endpoint.latest_height())
+    to_corda = w.send_from_evm(b"late for corda", timeout_timestamp=corda_now + 1)
+    to_evm = w.send_from_corda(b"late for evm", timeout_timestamp=evm_now + 1)
+    # both ledgers move on past the timeouts: the host's versions carry the wall clock; the
+    # chain's blocks too, but blocks sealed within one second share its timestamp
+    w.send_from_corda(b"tock")
+    deadline = time.monotonic() + 10
+    while relayer.a.endpoint.timestamp_at(relayer.a.endpoint.latest_height()) <= evm_now:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+        w.send_from_evm(b"tick")
+    report = relayer.relay_once()
+    assert report.timed_out == {"corda->evm": 1, "evm->corda": 1}
+    relayer.relay_once()
+    assert w.echo.received >= 1 and w.evm_counters()["received"] == 1  # only ticks / tock
+    assert w.echo.timed_out == 1 and w.evm_counters()["timed_out"] == 1
+    assert to_corda.sequence == 1 and to_evm.sequence == 1
+
+
+def test_an_ordered_timeout_closes_the_channel_on_both_ledgers(w: World) -> None:
+    """ICS-04: a timeout on an ORDERED channel closes the source's end; the relayer then proves
+    CLOSED to the counterparty, which confirms the close."""
+    relayer = w.link(Order.ORDERED)
+    height = relayer.b.endpoint.latest_height()
+    w.send_from_evm(b"never", timeout_height=Height(0, height.revision_height + 1))
+    w.send_from_corda(b"moves the host on")
+    report = relayer.relay_once()
+    assert report.timed_out == {"corda->evm": 1}
+    record = w.record
+    assert record is not None
+    evm_end = relayer.a.endpoint.channel("echo", record.a_channel_id)
+    assert evm_end is not None and evm_end.state is ChannelState.CLOSED
+    relayer.relay_once()
+    corda_end = relayer.b.endpoint.channel("echo", record.b_channel_id)
+    assert corda_end is not None and corda_end.state is ChannelState.CLOSED

@@ -32,6 +32,7 @@ from kakehashi.ibc import host as paths
 from kakehashi.ibc import msgs
 from kakehashi.ibc.types import (
     ChannelCounterparty,
+    ChannelState,
     ConnectionCounterparty,
     Height,
     Order,
@@ -137,6 +138,7 @@ class RoundReport:
     already_relayed: int = 0
     failed: list[str] = field(default_factory=list)
     pending: dict[str, int] = field(default_factory=dict)
+    closed: list[str] = field(default_factory=list)  # channel ends this round closed
     client_heights: dict[str, Height] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds (summed)
 
@@ -253,6 +255,7 @@ class PathRelayer:
     def _relay(self, direction: Direction, report: RoundReport) -> None:
         key = str(direction)
         recvs, acks, timeouts = self._discover(direction, report)
+        self._close_confirm(direction, report)
         work: list[tuple[str, Any]] = (
             [("recv", p) for p in recvs]
             + [("ack", pa) for pa in acks]
@@ -264,6 +267,29 @@ class PathRelayer:
         )
         for start in range(0, len(work), self.batch_size):
             self._relay_batch(direction, work[start : start + self.batch_size], report)
+
+    def _close_confirm(self, direction: Direction, report: RoundReport) -> None:
+        """The source's channel end closed (a CLOSE_INIT, or a timeout on an ORDERED channel)
+        while the destination's is still open: prove CLOSED and confirm the close there."""
+        src, dst = direction.src, direction.dst
+        with _Timer(report, "query"):
+            src_end = src.endpoint.channel(src.port_id, src.channel_id)
+            dst_end = dst.endpoint.channel(dst.port_id, dst.channel_id)
+        if src_end is None or dst_end is None:
+            return
+        if src_end.state is not ChannelState.CLOSED or dst_end.state is ChannelState.CLOSED:
+            return
+        height, update = self.update(direction, report)
+        proof, _ = self.prove(direction, paths.channel_path(src.port_id, src.channel_id), height)
+        batch: list[msgs.Msg] = [] if update is None else [update]
+        batch.append(msgs.MsgChannelCloseConfirm(dst.port_id, dst.channel_id, proof, height))
+        with _Timer(report, "submit"):
+            outcome = dst.endpoint.submit(batch)[-1]
+        if isinstance(outcome, Failed):
+            report.failed.append(f"{direction} MsgChannelCloseConfirm: {outcome.error}")
+        else:
+            report.closed.append(f"{dst.name} {dst.port_id}/{dst.channel_id}")
+            log.info("event=relay.channel_closed ledger=%s channel=%s", dst.name, dst.channel_id)
 
     def _relay_batch(
         self, direction: Direction, work: list[tuple[str, Any]], report: RoundReport
