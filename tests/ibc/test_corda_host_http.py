@@ -6,16 +6,13 @@ bytes and every proof is verified by the receiving host's real light client."""
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from kakehashi.errors import (
     ConfigurationError,
@@ -47,6 +44,7 @@ from kakehashi.ledgers.corda.model.serialization import deserialize, serialize
 from kakehashi.ledgers.corda.node.http import create_app
 from kakehashi.ledgers.corda.node.setup import EmbeddedNetwork
 from kakehashi.lightclients.corda import CordaClientState
+from tests.serving import serve
 
 BANK_A = "O=Bank A, L=London, C=GB"
 BANK_B = "O=Bank B, L=Tokyo, C=JP"
@@ -62,29 +60,6 @@ def corda_clients(client_type: str, client_state: bytes, consensus_state: bytes)
     return CordaClient.from_attestation(
         deserialize(client_state, CordaClientState), consensus_state
     )
-
-
-class Server:
-    """uvicorn in a thread, on a socket already bound to a free 127.0.0.1 port."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]})
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.01)
-
-    def close(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
 
 
 @dataclass
@@ -110,16 +85,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
     b = CordaIbcHost(net.node(BANK_B), router=router_b)
     app = create_app(net.node(BANK_A), TOKEN)  # the node's own app, as `corda serve --ibc`
     app.include_router(create_ibc_router(a, app_token=TOKEN))
-    server = Server(app)
-    remote = RemoteCordaHost(server.url, app_token=TOKEN)
-    http = httpx.Client(base_url=server.url, trust_env=False, timeout=30)
-    try:
-        yield Served(net, a, b, echo_a, echo_b, remote, server.url, http)
-    finally:
-        http.close()
-        remote.close()
-        server.close()
-        net.close()
+    with ExitStack() as stack:
+        stack.callback(net.close)
+        url = stack.enter_context(serve(app))
+        remote = stack.enter_context(RemoteCordaHost(url, app_token=TOKEN))
+        http = stack.enter_context(httpx.Client(base_url=url, trust_env=False, timeout=30))
+        yield Served(net, a, b, echo_a, echo_b, remote, url, http)
 
 
 @dataclass
@@ -397,13 +368,12 @@ def test_unreachable_or_non_ibc_servers_are_transport_errors(served: Served) -> 
         with pytest.raises(TransportError, match="--ibc"):
             _ = nowhere.height
     # a node served without --ibc: its app answers 404 for /ibc/*
-    plain = Server(create_app(served.net.node(BANK_B), TOKEN))
-    try:
-        with RemoteCordaHost(plain.url) as node_only:
-            with pytest.raises(TransportError, match="--ibc"):
-                _ = node_only.prefix
-    finally:
-        plain.close()
+    with (
+        serve(create_app(served.net.node(BANK_B), TOKEN)) as plain,
+        RemoteCordaHost(plain) as node_only,
+        pytest.raises(TransportError, match="--ibc"),
+    ):
+        _ = node_only.prefix
 
 
 @pytest.mark.multiprocess

@@ -10,17 +10,10 @@ clients from the sealed files.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
-from starlette.types import ASGIApp
 
 from kakehashi.errors import SerializationError, VerificationError
 from kakehashi.ibc import host as paths
@@ -45,30 +38,9 @@ from kakehashi.lightclients.lcp import (
     verify_non_membership,
 )
 from tests.lcp.test_enclave import SECRET, World, world  # noqa: F401
+from tests.serving import serve
 
 KEY_EXPIRATION_S = 3600
-
-
-@contextmanager
-def serve(app: ASGIApp) -> Iterator[str]:
-    """``app`` served by uvicorn in a thread on a free 127.0.0.1 port; yields its base URL."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 def proof_of(signed: SignedMessage) -> bytes:

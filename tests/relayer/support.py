@@ -42,7 +42,7 @@ from kakehashi.ledgers.evm.provider import embedded_web3
 from kakehashi.relayer.chains import CordaEndpoint, EvmEndpoint
 from kakehashi.relayer.link import LinkRecord, link
 from kakehashi.relayer.path import PathRelayer, Side
-from tests.lcp.test_client import serve
+from tests.serving import serve
 
 __all__ = ["GAS", "OPERATOR", "PORT", "SECRET", "VERSION", "World", "world"]
 

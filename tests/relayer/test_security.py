@@ -13,9 +13,9 @@ chain as source). Each is refused by the destination ledger — its endpoint ans
 the destination exactly as it was (:func:`ledger_state`); then the honest message goes through,
 so each refusal is owed to the attack alone.
 
-One attack is not fully refused and its test is marked xfail: an update replayed to the Corda
-host changes none of its state but still makes a new, empty host version
-(:data:`EMPTY_CORDA_VERSION`).
+An update replayed to the Corda host used to change none of its state but still make a new,
+empty host version (the handler wrote the unchanged client back); the host now counts an
+unchanged client as no write, and the replay test holds for both ledgers.
 """
 
 from __future__ import annotations
@@ -328,25 +328,7 @@ def test_a_replayed_packet_is_already_relayed_and_changes_nothing(w: World, towa
     assert received(w, attacker.dst) == 1
 
 
-EMPTY_CORDA_VERSION = (
-    "a replayed UpdateState is a no-op for the Corda host's LCP client, but IbcHandler."
-    "update_client writes the client back (HostStore.set_client), _Call.has_writes() counts "
-    "that identical write, and CordaIbcHost notarises a new, empty host version (same SMT "
-    "root): any relayer can advance the host's height at will, e.g. to bring forward the "
-    "height timeouts of packets sent to it"
-)
-
-
-@pytest.mark.parametrize(
-    "towards",
-    [
-        TO_EVM,
-        pytest.param(
-            TO_CORDA,
-            marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=EMPTY_CORDA_VERSION),
-        ),
-    ],
-)
+@pytest.mark.parametrize("towards", [TO_EVM, TO_CORDA])
 def test_a_replayed_update_changes_nothing(w: World, towards: str) -> None:
     """Attack 5 (updates): updates the client already applied — an older one and the latest —
     submitted again never move the client back; whether the ledger ignores or refuses them,

@@ -368,8 +368,12 @@ class HostStore:
         return client
 
     def set_client(self, client_id: str, client: LightClient) -> None:
+        """Store ``client``; unchanged bytes are no write (a replayed update that the client
+        took as a no-op must not make a host version)."""
         call = self._writable()
-        call.private[(_CLIENT, client_id)] = encode_client(client)
+        data = encode_client(client)
+        if self._get_private(_CLIENT, client_id) != data:
+            call.private[(_CLIENT, client_id)] = data
         call.clients[client_id] = client
 
     def get_connection(self, connection_id: str) -> ConnectionEnd | None:
