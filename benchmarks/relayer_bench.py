@@ -14,7 +14,7 @@ the Corda host. All of it shares one Python interpreter (one GIL) on this machin
   ``src->dst`` direction: reads of both ledgers for discovery, header and proof; the LCP
   service's update + verify_membership; the destination commit of update + recv), then the
   half round that brings the acknowledgement back (``dst->src``: reads, LCP, the source commit
-  of update + acknowledge). Each half round is ``PathRelayer._relay`` on one direction, the code
+  of update + acknowledge). Each half round is ``PathRelayer.relay_direction``, the code
   ``relay_once`` runs for each direction in turn. "other" is the half round's wall time not
   inside a timed phase (the relayer's own Python work, and its read of the destination client's
   height). Round trip = the sum of all rows. **Relayer + LCP share** = (reads + LCP + other of
@@ -357,7 +357,7 @@ def _half_round(world: World, direction: Direction, tag: str, into: dict[str, fl
     world.lcp.reset()
     enclave = world.enclave.seconds
     started = time.perf_counter()
-    world.relayer._relay(direction, report)
+    world.relayer.relay_direction(direction, report)
     wall = time.perf_counter() - started
     if report.failed or not report.relayed:
         raise RuntimeError(f"{direction}: nothing relayed ({report.failed})")

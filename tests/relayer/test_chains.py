@@ -237,8 +237,9 @@ def test_timed_out_packets_are_discovered_and_timed_out_once(
     if dst is link.evm:
         harness.evm.mine(3)
     else:
-        for _ in range(3):
-            harness.update(harness.corda)  # one host version each
+        for _ in range(3):  # one host version each (a new header: an unchanged client is no
+            harness.evm.mine(1)  # write, so re-sending the same header makes no version)
+            harness.update(harness.corda)
     assert dst.latest_height() >= deadline
     assert timed_out_packets(src, dst, port, channel) == [late]
     assert unreceived_packets(src, dst, port, channel) == [on_time]
@@ -335,6 +336,7 @@ def test_a_packet_timed_out_by_the_destinations_clock_is_discovered(harness: Cro
     late = link.send(link.evm, b"late for corda", timeout_timestamp=deadline)
     assert unreceived_packets(link.evm, link.corda, EVM_PORT, link.chan_e) == [late]
     harness.corda.clock.skew_ns += 10 * 1_000_000_000
+    harness.evm.mine(1)  # a new header, so the update below makes a host version
     harness.update(harness.corda)  # a host version at the later (notarised) time
     assert link.corda.timestamp_at(link.corda.latest_height()) >= deadline
     assert timed_out_packets(link.evm, link.corda, EVM_PORT, link.chan_e) == [late]

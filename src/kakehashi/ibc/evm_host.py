@@ -657,12 +657,13 @@ class EvmIbcHost:
         nonce = self.w3.eth.get_transaction_count(account.address, "pending")
         fees = _fee_fields(self.w3)
         chain_id = self.w3.eth.chain_id
+        gas = self._pipelined_gas(batch, account.address)
         hashes = []
         for offset, msg in enumerate(batch):
             params: dict[str, Any] = {
                 "from": account.address,
                 "nonce": nonce + offset,
-                "gas": self.gas,
+                "gas": gas[type(msg)],
                 "chainId": chain_id,
                 **fees,
             }
@@ -684,6 +685,24 @@ class EvmIbcHost:
             results.append(self._outcome(receipt, value))
         return results
 
+    def _pipelined_gas(self, batch: Sequence[msgs.Msg], origin: str) -> dict[type, int]:
+        """A gas limit per message kind: the node's estimate for the first message of that kind
+        with a margin (messages of one kind cost nearly the same), at most :attr:`gas` — so an
+        interval block holds as many of them as its gas limit allows, not ``limit / gas``. A
+        kind whose first message would revert gets :attr:`gas` (it will revert anyway)."""
+        assert self.gas is not None
+        limits: dict[type, int] = {}
+        for msg in batch:
+            if type(msg) in limits:
+                continue
+            try:
+                estimate = int(self._packet_fn(msg).estimate_gas({"from": origin}))
+            except (ContractLogicError, ValueError):
+                limits[type(msg)] = self.gas
+                continue
+            limits[type(msg)] = min(self.gas, estimate * 3 // 2 + 50_000)
+        return limits
+
     def _revert_of(self, msg: msgs.Msg, receipt: TxReceipt) -> TransactionRevertedError:
         what = f"{type(msg).__name__} (transaction {bytes(receipt['transactionHash']).hex()})"
         origin = cast(Any, self.sender).address
@@ -698,10 +717,15 @@ class EvmIbcHost:
 
     def client_latest_height(self, client_id: str) -> Height:
         """The latest height of client ``client_id``, read from its client contract."""
-        address = self.handler.functions.client_impls(client_id).call()
-        if int(address, 16) == 0:
-            raise IbcError(f"no client {client_id!r} on this handler; create it first")
-        contract = self.w3.eth.contract(address=address, abi=_LATEST_HEIGHT_ABI)
+        contracts: dict[str, Any] = self.__dict__.setdefault("_client_contracts", {})
+        contract = contracts.get(client_id)
+        if contract is None:  # a client id is routed to one contract for good
+            address = self.handler.functions.client_impls(client_id).call()
+            if int(address, 16) == 0:
+                raise IbcError(f"no client {client_id!r} on this handler; create it first")
+            contract = contracts[client_id] = self.w3.eth.contract(
+                address=address, abi=_LATEST_HEIGHT_ABI
+            )
         revision_number, revision_height = contract.functions.latest_height(client_id).call()
         return Height(revision_number, revision_height)
 
@@ -748,12 +772,18 @@ class EvmIbcHost:
         (:func:`kakehashi.ibc.clients.qbft.encode_proof`), verified against the state root of
         :meth:`header` ``(block)`` by the counterparty's QBFT client.
         """
+        return self.prove_value(path, block)[0]
+
+    def prove_value(self, path: bytes, block: BlockRef = "latest") -> tuple[bytes, bytes | None]:
+        """:meth:`prove` and the value it proves (None: absent), from one ``eth_getProof``."""
         raw = self.get_proof(path, block)
         (storage,) = raw["storageProof"]
-        return encode_proof(
+        proof = encode_proof(
             [bytes.fromhex(n[2:]) for n in raw["accountProof"]],
             [bytes.fromhex(n[2:]) for n in storage["proof"]],
         )
+        value = int(storage["value"], 16)  # a hex quantity (client.get_proof answers JSON)
+        return proof, (None if value == 0 else value.to_bytes(32, "big"))
 
 
 # ---------------------------------------------------------------------------- applications

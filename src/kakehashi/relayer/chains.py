@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from kakehashi.errors import IbcError, KakehashiError, TransactionRevertedError
@@ -55,6 +55,7 @@ __all__ = [
     "Submitted",
     "WrittenAck",
     "is_timed_out",
+    "pending_packets",
     "timed_out_packets",
     "unreceived_packets",
     "unrelayed_acks",
@@ -142,6 +143,10 @@ class ChainEndpoint(Protocol):
         """The 32-byte value under ``path`` (None: absent)."""
         ...
 
+    def prove_value(self, path: bytes, height: Height) -> tuple[bytes, bytes | None]:
+        """:meth:`prove` and :meth:`value` of ``path`` at ``height`` in one read."""
+        ...
+
     def connection(
         self, connection_id: str, height: Height | None = None
     ) -> ConnectionEnd | None: ...
@@ -174,6 +179,14 @@ class ChainEndpoint(Protocol):
     def next_sequence_recv(
         self, port_id: str, channel_id: str, height: Height | None = None
     ) -> int: ...
+
+    def is_settled(self, packet: Packet) -> bool:
+        """The packet's commitment is gone from this ledger, its source."""
+        ...
+
+    def ordering(self, port_id: str, channel_id: str) -> Order:
+        """The channel's ordering."""
+        ...
 
     def client_latest_height(self, client_id: str) -> Height:
         """The latest height this ledger's client ``client_id`` (of the counterparty) holds."""
@@ -208,7 +221,15 @@ def _commitment_path(packet: Packet) -> bytes:
 
 
 class _PacketQueries(ABC):
-    """The ICS-04 receive-side queries both endpoints answer the same way from their store."""
+    """The ICS-04 receive-side queries both endpoints answer the same way from their store.
+
+    **Facts that never change are remembered** (a cache, never state the relayer depends on: a
+    new endpoint reads them again): a packet received at height ``h`` stays received at every
+    later height (receipts are never deleted, ``nextSequenceRecv`` only grows); a packet whose
+    commitment left its source (acknowledged or timed out) never comes back (sequences are
+    never reused); a channel's ordering never changes. So a relayer's discovery reads only the
+    packets still in flight, however long the channel's history.
+    """
 
     name: str
 
@@ -220,6 +241,28 @@ class _PacketQueries(ABC):
         self, port_id: str, channel_id: str, height: Height | None = None
     ) -> ChannelEnd | None: ...
 
+    @abstractmethod
+    def latest_height(self) -> Height: ...
+
+    def _facts(self) -> _Facts:
+        facts: _Facts | None = getattr(self, "_cached_facts", None)
+        if facts is None:
+            facts = _Facts()
+            self._cached_facts = facts
+        return facts
+
+    def ordering(self, port_id: str, channel_id: str) -> Order:
+        """The channel's ordering (read once: it never changes)."""
+        facts = self._facts()
+        key = (port_id, channel_id)
+        order = facts.ordering.get(key)
+        if order is None:
+            end = self.channel(port_id, channel_id)
+            if end is None:
+                raise IbcError(f"{self.name} has no channel {port_id}/{channel_id}")
+            order = facts.ordering[key] = end.ordering
+        return order
+
     def next_sequence_recv(
         self, port_id: str, channel_id: str, height: Height | None = None
     ) -> int:
@@ -229,18 +272,45 @@ class _PacketQueries(ABC):
     def is_received(
         self, port_id: str, channel_id: str, sequence: int, height: Height | None = None
     ) -> bool:
-        end = self.channel(port_id, channel_id)  # latest: a channel's ordering never changes
-        if end is None:
-            raise IbcError(f"{self.name} has no channel {port_id}/{channel_id}")
-        if end.ordering is Order.ORDERED:
-            return self.next_sequence_recv(port_id, channel_id, height) > sequence
-        receipt = self.value(paths.packet_receipt_path(port_id, channel_id, sequence), height)
-        return receipt == RECEIPT
+        facts = self._facts()
+        key = (port_id, channel_id, sequence)
+        known = facts.received.get(key)
+        if known is not None and (height is None or known <= height):
+            return True
+        at = height if height is not None else self.latest_height()
+        if self.ordering(port_id, channel_id) is Order.ORDERED:
+            received = self.next_sequence_recv(port_id, channel_id, at) > sequence
+        else:
+            receipt = self.value(paths.packet_receipt_path(port_id, channel_id, sequence), at)
+            received = receipt == RECEIPT
+        if received:
+            facts.received[key] = at
+        return received
+
+    def is_settled(self, packet: Packet) -> bool:
+        """The packet's commitment is gone from this ledger, its source (acknowledged or timed
+        out), at the latest height."""
+        facts = self._facts()
+        key = (packet.source_port, packet.source_channel, packet.sequence)
+        if key in facts.settled:
+            return True
+        settled = self.value(_commitment_path(packet)) != packet_commitment_of(packet)
+        if settled:
+            facts.settled.add(key)
+        return settled
+
+
+@dataclass
+class _Facts:
+    ordering: dict[tuple[str, str], Order] = field(default_factory=dict)
+    received: dict[tuple[str, str, int], Height] = field(default_factory=dict)
+    settled: set[tuple[str, str, int]] = field(default_factory=set)
+    timestamps: dict[Height, int] = field(default_factory=dict)
 
 
 def _settled(endpoint: ChainEndpoint, packet: Packet) -> bool:
     """The packet's commitment is gone from its source (acknowledged or timed out)."""
-    return endpoint.value(_commitment_path(packet)) != packet_commitment_of(packet)
+    return endpoint.is_settled(packet)
 
 
 def _already_done(endpoint: ChainEndpoint, msg: msgs.Msg) -> str | None:
@@ -356,6 +426,9 @@ class EvmEndpoint(_OneMessage, _PacketQueries):
     def prove(self, path: bytes, height: Height) -> bytes:
         return self.ibc.prove(path, height.revision_height)
 
+    def prove_value(self, path: bytes, height: Height) -> tuple[bytes, bytes | None]:
+        return self.ibc.prove_value(path, height.revision_height)
+
     def value(self, path: bytes, height: Height | None = None) -> bytes | None:
         value = self.ibc.commitment(path, self._block(height))
         return None if value == bytes(32) else value
@@ -371,33 +444,49 @@ class EvmEndpoint(_OneMessage, _PacketQueries):
     # -- discovery -----------------------------------------------------------------------------
 
     def _logs(self, event: str, to_block: int) -> list[Any]:
-        found = self.ibc.handler.events[event]().get_logs(
-            from_block=self.from_block, to_block=to_block
-        )
-        return [entry["args"] for entry in found]
+        """The handler's ``event`` logs from :attr:`from_block` to ``to_block``; those already
+        read are kept (a QBFT block is final: its logs never change), so each call asks the node
+        only for the blocks since the last one."""
+        cache: dict[str, tuple[int, list[Any]]] = self.__dict__.setdefault("_log_cache", {})
+        read_to, entries = cache.get(event, (self.from_block - 1, []))
+        if to_block > read_to:
+            found = self.ibc.handler.events[event]().get_logs(
+                from_block=read_to + 1, to_block=to_block
+            )
+            entries = entries + [entry["args"] for entry in found]
+            cache[event] = (to_block, entries)
+        return [e for e in entries if e is not None]
 
     def packets_sent(self, port_id: str, channel_id: str, from_sequence: int = 1) -> list[Packet]:
         """``SendPacket`` logs of ``port_id/channel_id`` whose commitment the handler still
-        holds at the latest block (the logs are read up to that block)."""
+        holds at the latest block (the logs are read up to that block); packets already known
+        settled are not read again."""
         block = self.latest_height().revision_height
         pending: dict[int, Packet] = {}
         for args in self._logs("SendPacket", block):
             packet = Packet.decode(bytes(args["packet"]))
             if (packet.source_port, packet.source_channel) != (port_id, channel_id):
                 continue
-            if packet.sequence < from_sequence:
+            if packet.sequence < from_sequence or packet.sequence in pending:
+                continue
+            key = (packet.source_port, packet.source_channel, packet.sequence)
+            if key in self._facts().settled:
                 continue
             stored = self.ibc.commitment(_commitment_path(packet), block)
             if stored == packet_commitment_of(packet):
                 pending[packet.sequence] = packet
+            else:
+                self._facts().settled.add(key)
         return [pending[seq] for seq in sorted(pending)]
 
     def acks_written(
         self, port_id: str, channel_id: str, from_sequence: int = 1
     ) -> list[WrittenAck]:
         """``WriteAcknowledgement`` logs of ``port_id/channel_id`` whose acknowledgement
-        commitment the handler holds at the latest block."""
+        commitment the handler holds at the latest block (checked once: ICS-04 never deletes an
+        acknowledgement commitment)."""
         block = self.latest_height().revision_height
+        checked: set[tuple[str, str, int]] = self.__dict__.setdefault("_acks_checked", set())
         written: dict[int, WrittenAck] = {}
         for args in self._logs("WriteAcknowledgement", block):
             packet = Packet.decode(bytes(args["packet"]))
@@ -406,9 +495,13 @@ class EvmEndpoint(_OneMessage, _PacketQueries):
             if packet.sequence < from_sequence:
                 continue
             ack = bytes(args["acknowledgement"])
-            path = paths.ack_path(port_id, channel_id, packet.sequence)
-            if self.ibc.commitment(path, block) == ack_commitment(ack):
-                written[packet.sequence] = WrittenAck(packet, ack)
+            key = (port_id, channel_id, packet.sequence)
+            if key not in checked:
+                path = paths.ack_path(port_id, channel_id, packet.sequence)
+                if self.ibc.commitment(path, block) != ack_commitment(ack):
+                    continue
+                checked.add(key)
+            written[packet.sequence] = WrittenAck(packet, ack)
         return [written[seq] for seq in sorted(written)]
 
     def client_latest_height(self, client_id: str) -> Height:
@@ -489,9 +582,20 @@ class CordaEndpoint(_OneMessage, _PacketQueries):
         return self.host.height
 
     def timestamp_at(self, height: Height) -> int:
-        """The host version's timestamp, read from (and checked in) its attestation."""
-        view = verify_host_state(self.host.client_state(), self.host.attestation(height))
-        return view.timestamp_ns
+        """The host version's timestamp, read from (and checked in) its attestation (once per
+        height: a notarised version never changes)."""
+        cache = self._facts().timestamps
+        if height not in cache:
+            view = verify_host_state(self.client_state(), self.host.attestation(height))
+            cache[height] = view.timestamp_ns
+        return cache[height]
+
+    def client_state(self) -> Any:
+        """The host's client state (read once: its keys and identity never change)."""
+        state = self.__dict__.get("_client_state")
+        if state is None:
+            state = self.__dict__["_client_state"] = self.host.client_state()
+        return state
 
     def client_update_message(self, height: Height) -> bytes:
         """The host-state attestation of version ``height``."""
@@ -504,6 +608,9 @@ class CordaEndpoint(_OneMessage, _PacketQueries):
 
     def prove(self, path: bytes, height: Height) -> bytes:
         return self.host.prove(path, height)
+
+    def prove_value(self, path: bytes, height: Height) -> tuple[bytes, bytes | None]:
+        return self.host.prove_value(path, height)
 
     def value(self, path: bytes, height: Height | None = None) -> bytes | None:
         return self.host.value_at(path, height)
@@ -583,6 +690,20 @@ def _unreceived(
         if not dst.is_received(p.destination_port, p.destination_channel, p.sequence, height)
     ]
     return pending, height, dst.timestamp_at(height)
+
+
+def pending_packets(
+    src: ChainEndpoint,
+    dst: ChainEndpoint,
+    port_id: str,
+    channel_id: str,
+    from_sequence: int = 1,
+) -> tuple[list[Packet], list[Packet]]:
+    """(:func:`unreceived_packets`, :func:`timed_out_packets`) from one read of both ledgers."""
+    pending, height, now = _unreceived(src, dst, port_id, channel_id, from_sequence)
+    live = [p for p in pending if not is_timed_out(p, height, now)]
+    expired = [p for p in pending if is_timed_out(p, height, now)]
+    return live, expired
 
 
 def unreceived_packets(

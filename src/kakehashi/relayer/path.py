@@ -48,8 +48,7 @@ from kakehashi.relayer.chains import (
     Outcome,
     Submitted,
     is_timed_out,
-    timed_out_packets,
-    unreceived_packets,
+    pending_packets,
     unrelayed_acks,
 )
 
@@ -167,7 +166,9 @@ class PathRelayer:
 
     ``batch_size``: at most this many packet messages per submission (each submission is one
     client update followed by the messages: one host version on the Corda model, pipelined
-    transactions on an EVM chain).
+    transactions on an EVM chain). ``close_check_every``: every this many rounds (and in the
+    round after a timeout) the relayer looks for a channel end closed on one ledger and open on
+    the other, to confirm the close there.
     """
 
     a: Side
@@ -175,6 +176,9 @@ class PathRelayer:
     lcp: LcpApi
     batch_size: int = 100
     on_outcome: Callable[[Direction, msgs.Msg, Outcome], None] | None = None
+    close_check_every: int = 10
+    _rounds: int = field(default=0, init=False, repr=False)
+    _timed_out_ordered: bool = field(default=False, init=False, repr=False)
 
     def directions(self) -> tuple[Direction, Direction]:
         return Direction(self.a, self.b), Direction(self.b, self.a)
@@ -209,8 +213,7 @@ class PathRelayer:
         src = direction.src
         report = report or RoundReport()
         with _Timer(report, "query"):
-            proof = src.endpoint.prove(path, height)
-            value = src.endpoint.value(path, height)
+            proof, value = src.endpoint.prove_value(path, height)
         with _Timer(report, "lcp"):
             if value is None:
                 signed = self.lcp.verify_non_membership(
@@ -231,40 +234,65 @@ class PathRelayer:
 
     def relay_once(self) -> RoundReport:
         """One round both ways: discover, update, prove, submit. Refusals are reported, not
-        raised; an unreachable ledger or LCP service raises (the next round tries again)."""
+        raised; an unreachable ledger or LCP service raises (the next round tries again).
+
+        Packets in flight are read once per round for each way (what the destination has not
+        received, split into deliverable and timed out); acknowledgements are read per
+        direction, after the first direction may have written some."""
         report = RoundReport()
-        for direction in self.directions():
-            self._relay(direction, report)
+        a_to_b, b_to_a = self.directions()
+        with _Timer(report, "query"):
+            from_a = pending_packets(
+                self.a.endpoint, self.b.endpoint, self.a.port_id, self.a.channel_id
+            )
+            from_b = pending_packets(
+                self.b.endpoint, self.a.endpoint, self.b.port_id, self.b.channel_id
+            )
+        self._rounds += 1
+        check_close = self._rounds % self.close_check_every == 1 or self._timed_out_ordered
+        self._timed_out_ordered = False
+        # a -> b delivers a's live packets and times out b's expired ones (proven by a)
+        self._relay(a_to_b, from_a[0], from_b[1], report, check_close)
+        self._relay(b_to_a, from_b[0], from_a[1], report, check_close)
         return report
 
-    def _discover(
-        self, direction: Direction, report: RoundReport
-    ) -> tuple[list[Packet], list[tuple[Packet, bytes]], list[Packet]]:
+    def relay_direction(
+        self, direction: Direction, report: RoundReport | None = None
+    ) -> RoundReport:
+        """Half a round: only ``direction`` (its source's packets delivered, acknowledgements
+        written on its source brought back, its destination's expired packets timed out)."""
+        report = report or RoundReport()
         src, dst = direction.src, direction.dst
         with _Timer(report, "query"):
-            recvs = unreceived_packets(src.endpoint, dst.endpoint, src.port_id, src.channel_id)
+            recvs, _ = pending_packets(src.endpoint, dst.endpoint, src.port_id, src.channel_id)
+            _, timeouts = pending_packets(dst.endpoint, src.endpoint, dst.port_id, dst.channel_id)
+        self._relay(direction, recvs, timeouts, report, check_close=False)
+        return report
+
+    def _relay(
+        self,
+        direction: Direction,
+        recvs: list[Packet],
+        timeouts: list[Packet],
+        report: RoundReport,
+        check_close: bool,
+    ) -> None:
+        key = str(direction)
+        src, dst = direction.src, direction.dst
+        with _Timer(report, "query"):
             # acknowledgements written on src for packets dst sent
             acks = [
                 (w.packet, w.acknowledgement)
                 for w in unrelayed_acks(dst.endpoint, src.endpoint, src.port_id, src.channel_id)
             ]
-            # packets dst sent that src did not receive in time
-            timeouts = timed_out_packets(dst.endpoint, src.endpoint, dst.port_id, dst.channel_id)
-        return recvs, acks, timeouts
-
-    def _relay(self, direction: Direction, report: RoundReport) -> None:
-        key = str(direction)
-        recvs, acks, timeouts = self._discover(direction, report)
-        self._close_confirm(direction, report)
+        if check_close:
+            self._close_confirm(direction, report)
         work: list[tuple[str, Any]] = (
             [("recv", p) for p in recvs]
             + [("ack", pa) for pa in acks]
             + [("timeout", p) for p in timeouts]
         )
         report.pending[key] = len(work)
-        report.client_heights[direction.dst.name] = direction.dst.endpoint.client_latest_height(
-            direction.dst.client_id
-        )
         for start in range(0, len(work), self.batch_size):
             self._relay_batch(direction, work[start : start + self.batch_size], report)
 
@@ -274,10 +302,10 @@ class PathRelayer:
         src, dst = direction.src, direction.dst
         with _Timer(report, "query"):
             src_end = src.endpoint.channel(src.port_id, src.channel_id)
+            if src_end is None or src_end.state is not ChannelState.CLOSED:
+                return
             dst_end = dst.endpoint.channel(dst.port_id, dst.channel_id)
-        if src_end is None or dst_end is None:
-            return
-        if src_end.state is not ChannelState.CLOSED or dst_end.state is ChannelState.CLOSED:
+        if dst_end is None or dst_end.state is ChannelState.CLOSED:
             return
         height, update = self.update(direction, report)
         proof, _ = self.prove(direction, paths.channel_path(src.port_id, src.channel_id), height)
@@ -332,8 +360,9 @@ class PathRelayer:
                     "timeout": report.timed_out,
                 }[kind]
                 counter[key] = counter.get(key, 0) + 1
-        if update is not None and isinstance(outcomes[0], Submitted):
-            report.client_heights[direction.dst.name] = height
+        report.client_heights[direction.dst.name] = height
+        if "timeout" in kinds:
+            self._timed_out_ordered = True  # an ORDERED timeout closes a channel: look next round
 
     def _packet_msg(
         self,
@@ -364,10 +393,8 @@ class PathRelayer:
         if not is_timed_out(packet, height, timestamp):
             return None  # not yet at the height the destination's client can prove
         with _Timer(report, "query"):
-            channel = src.endpoint.channel(packet.destination_port, packet.destination_channel)
-        if channel is None:
-            raise IbcError(f"{src.name} has no channel {packet.destination_channel}")
-        if channel.ordering is Order.ORDERED:
+            ordering = src.endpoint.ordering(packet.destination_port, packet.destination_channel)
+        if ordering is Order.ORDERED:
             path = paths.next_sequence_recv_path(
                 packet.destination_port, packet.destination_channel
             )

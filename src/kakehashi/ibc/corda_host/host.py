@@ -867,6 +867,13 @@ class CordaIbcHost:
             proof = SparseMerkleTree(self._nodes, row.smt_root).prove(key_for_path(path))
         return serialize(CommitmentProof(attestation, proof))
 
+    def prove_value(
+        self, path: bytes, height: Height | int | None = None
+    ) -> tuple[bytes, bytes | None]:
+        """:meth:`prove` and :meth:`value_at` of ``path`` at ``height`` (default latest)."""
+        version = self.version if height is None else self._height(height)
+        return self.prove(path, version), self.value_at(path, version)
+
     def value_at(self, path: bytes, height: Height | int | None = None) -> bytes | None:
         """The value under ``path`` at ``height`` (default latest), read from the tree."""
         version = self.version if height is None else self._height(height)

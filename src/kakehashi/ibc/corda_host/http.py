@@ -184,7 +184,12 @@ def create_ibc_router(host: CordaIbcHost, *, app_token: str | None = None) -> AP
     def proof(path: str, height: str | None = None) -> dict[str, Any]:
         key = _hex(path, "path")
         at = _height_of(host, height) or host.height
-        return {"proof": host.prove(key, at).hex(), "height": height_to_wire(at)}
+        proof, value = host.prove_value(key, at)
+        return {
+            "proof": proof.hex(),
+            "value": None if value is None else value.hex(),
+            "height": height_to_wire(at),
+        }
 
     @router.get("/value")
     def value(path: str, height: str | None = None) -> dict[str, Any]:

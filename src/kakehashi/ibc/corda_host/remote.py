@@ -179,6 +179,13 @@ class RemoteCordaHost:
         data: bytes = self._read("proof", lambda: bytes.fromhex(body["proof"]))
         return data
 
+    def prove_value(self, path: bytes, height: Height | None = None) -> tuple[bytes, bytes | None]:
+        """The proof of ``path`` at ``height`` and the value it proves (one request)."""
+        body = self._get("/ibc/proof", path=path.hex(), height=self._at(height))
+        proof: bytes = self._read("proof", lambda: bytes.fromhex(body["proof"]))
+        value: bytes | None = self._read("value", lambda: _hex_or_none(body["value"]))
+        return proof, value
+
     def value_at(self, path: bytes, height: Height | None = None) -> bytes | None:
         body = self._get("/ibc/value", path=path.hex(), height=self._at(height))
         data: bytes | None = self._read("value", lambda: _hex_or_none(body["value"]))
