@@ -36,14 +36,16 @@ from eth.vm.forks import PragueVM
 from eth.vm.spoof import SpoofTransaction
 from eth_account import Account as EthAccount
 from eth_bloom import BloomFilter
+from eth_typing import Address
 from eth_utils import ValidationError, keccak, to_canonical_address, to_checksum_address
 from trie import HexaryTrie
 
 from kakehashi.errors import ConfigurationError, ExecutionRevertedError, InvalidTransactionError
-from kakehashi.ledgers.evm import qbft
+from kakehashi.ledgers.evm import qbft, speedups
 from kakehashi.ledgers.evm.storage import ChainStore
 
 log = logging.getLogger(__name__)
+speedups.install()
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 DEV_ACCOUNTS = 10
@@ -446,58 +448,18 @@ class EmbeddedChain:
                 return None
             header = self._chain.get_canonical_block_header_by_number(number)
             block = self._chain.get_block_by_header(header)
-            infos = self._receipts_of(block)
-            if len(self._receipt_cache) > 50_000:
-                self._receipt_cache.clear()
-            for info in infos:
-                self._receipt_cache[info.tx_hash] = info
+            self._remember_receipts(self._receipts_of(block))
             return self._receipt_cache.get(tx_hash)
+
+    def _remember_receipts(self, infos: Sequence[ReceiptInfo]) -> None:
+        if len(self._receipt_cache) > 50_000:
+            self._receipt_cache.clear()
+        for info in infos:
+            self._receipt_cache[info.tx_hash] = info
 
     def _receipts_of(self, block: BlockAPI) -> list[ReceiptInfo]:
         receipts: Sequence[ReceiptAPI] = block.get_receipts(self._chain.chaindb)
-        header = block.header
-        base_fee = int(getattr(header, "base_fee_per_gas", 0) or 0)
-        infos: list[ReceiptInfo] = []
-        previous_gas, log_index = 0, 0
-        for index, (tx, receipt) in enumerate(zip(block.transactions, receipts, strict=True)):
-            logs = []
-            for entry in receipt.logs:
-                logs.append(
-                    LogEntry(
-                        address=bytes(entry.address),
-                        topics=tuple(t.to_bytes(32, "big") for t in entry.topics),
-                        data=bytes(entry.data),
-                        block_number=int(header.block_number),
-                        block_hash=bytes(header.hash),
-                        tx_hash=bytes(tx.hash),
-                        tx_index=index,
-                        log_index=log_index,
-                    )
-                )
-                log_index += 1
-            created = generate_contract_address(tx.sender, tx.nonce) if not tx.to else None
-            infos.append(
-                ReceiptInfo(
-                    tx_hash=bytes(tx.hash),
-                    tx_index=index,
-                    block_hash=bytes(header.hash),
-                    block_number=int(header.block_number),
-                    sender=bytes(tx.sender),
-                    to=bytes(tx.to) if tx.to else None,
-                    contract_address=created,
-                    cumulative_gas_used=int(receipt.gas_used),
-                    gas_used=int(receipt.gas_used) - previous_gas,
-                    effective_gas_price=min(
-                        tx.max_fee_per_gas, base_fee + tx.max_priority_fee_per_gas
-                    ),
-                    status=1 if receipt.state_root == b"\x01" else 0,
-                    tx_type=_tx_type(tx),
-                    logs=tuple(logs),
-                    bloom=int(receipt.bloom).to_bytes(256, "big"),
-                )
-            )
-            previous_gas = int(receipt.gas_used)
-        return infos
+        return _receipt_infos(block.header, block.transactions, receipts)
 
     def priority_fees(self, number: int, percentiles: Sequence[float]) -> list[int]:
         """``eth_feeHistory`` rewards: the tips paid in block ``number`` at gas-weighted
@@ -805,6 +767,7 @@ class EmbeddedChain:
         if not ready:
             return None
         included: list[SignedTransactionAPI] = []
+        senders: list[bytes] = []
         receipts: list[ReceiptAPI] = []
         header = base
         dropped: list[_Pending] = []
@@ -821,6 +784,7 @@ class EmbeddedChain:
             header = vm.add_receipt_to_header(header, receipt)
             header = vm.increment_blob_gas_used(header, pending.tx)
             included.append(pending.tx)
+            senders.append(pending.sender)
             receipts.append(receipt)
         taken = {id(p) for p in ready}
         self._pool = [p for p in self._pool if id(p) not in taken]
@@ -841,6 +805,9 @@ class EmbeddedChain:
         except BaseException:
             self._store.discard()
             raise
+        # The receipts are known here, with every sender: cached now, a client asking for them
+        # costs neither reading the block back nor recovering each sender from its signature.
+        self._remember_receipts(_receipt_infos(sealed.header, included, receipts, senders))
         log.debug("block %d sealed with %d transactions", sealed.number, len(included))
         return sealed
 
@@ -899,6 +866,61 @@ class EmbeddedChain:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _receipt_infos(
+    header: BlockHeaderAPI,
+    transactions: Sequence[SignedTransactionAPI],
+    receipts: Sequence[ReceiptAPI],
+    senders: Sequence[bytes] | None = None,
+) -> list[ReceiptInfo]:
+    """What ``eth_getTransactionReceipt`` shows for each transaction of a block.
+
+    ``senders`` (the transactions' senders, when the caller already knows them) spares
+    recovering each sender from its signature again.
+    """
+    base_fee = int(getattr(header, "base_fee_per_gas", 0) or 0)
+    block_hash, block_number = bytes(header.hash), int(header.block_number)
+    infos: list[ReceiptInfo] = []
+    previous_gas, log_index = 0, 0
+    for index, (tx, receipt) in enumerate(zip(transactions, receipts, strict=True)):
+        sender = bytes(tx.sender) if senders is None else senders[index]
+        logs = []
+        for entry in receipt.logs:
+            logs.append(
+                LogEntry(
+                    address=bytes(entry.address),
+                    topics=tuple(t.to_bytes(32, "big") for t in entry.topics),
+                    data=bytes(entry.data),
+                    block_number=block_number,
+                    block_hash=block_hash,
+                    tx_hash=bytes(tx.hash),
+                    tx_index=index,
+                    log_index=log_index,
+                )
+            )
+            log_index += 1
+        created = generate_contract_address(Address(sender), tx.nonce) if not tx.to else None
+        infos.append(
+            ReceiptInfo(
+                tx_hash=bytes(tx.hash),
+                tx_index=index,
+                block_hash=block_hash,
+                block_number=block_number,
+                sender=sender,
+                to=bytes(tx.to) if tx.to else None,
+                contract_address=created,
+                cumulative_gas_used=int(receipt.gas_used),
+                gas_used=int(receipt.gas_used) - previous_gas,
+                effective_gas_price=min(tx.max_fee_per_gas, base_fee + tx.max_priority_fee_per_gas),
+                status=1 if receipt.state_root == b"\x01" else 0,
+                tx_type=_tx_type(tx),
+                logs=tuple(logs),
+                bloom=int(receipt.bloom).to_bytes(256, "big"),
+            )
+        )
+        previous_gas = int(receipt.gas_used)
+    return infos
 
 
 def _is_missing_head(exc: Exception) -> bool:

@@ -5,16 +5,23 @@ in an in-memory overlay first and reaches SQLite only when the chain calls :meth
 after a whole block is sealed, in one SQLite transaction. A process killed at any moment (even
 with ``kill -9`` half-way through a block) therefore restarts from the last complete block: SQLite
 either has all of a block's keys or none.
+
+SQLite copies the write-ahead log back into the database file (a checkpoint, with its fsyncs)
+on a thread of its own instead of inside whichever block commit happens to cross the WAL size
+limit: a commit only appends the block to the log, which is what makes it durable.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from pathlib import Path
 
 from eth.db.atomic import AtomicDB
 from eth.db.backends.base import BaseDB
+
+log = logging.getLogger(__name__)
 
 _DELETED = None
 READ_CACHE_ENTRIES = 200_000
@@ -30,6 +37,8 @@ class SqliteKV(BaseDB):
         # NORMAL in WAL mode survives a killed process (not a power cut of the machine itself).
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA cache_size=-65536")
+        # Checkpoints run on the checkpointer thread, after each commit (see the module doc).
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS kv"
             " (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
@@ -39,6 +48,28 @@ class SqliteKV(BaseDB):
         # and slot it touches, and a dict hit costs a fraction of a SQLite query.
         self._cache: dict[bytes, bytes] = {}
         self._guard = threading.Lock()
+        self._checkpoint_due = threading.Event()
+        self._closing = False
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+
+    def _checkpoint_loop(self) -> None:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            while True:
+                self._checkpoint_due.wait()
+                self._checkpoint_due.clear()
+                if self._closing:
+                    return
+                try:
+                    # PASSIVE: copies what it can without waiting for (or blocking) the writer.
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # retried after the next commit
+                    log.debug("WAL checkpoint of %s postponed: %s", self.path, exc)
+        finally:
+            conn.close()
 
     def __getitem__(self, key: bytes) -> bytes:
         if key in self._overlay:
@@ -96,6 +127,7 @@ class SqliteKV(BaseDB):
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+        self._checkpoint_due.set()
         for key, value in self._overlay.items():
             if value is _DELETED:
                 self._cache.pop(key, None)
@@ -108,8 +140,11 @@ class SqliteKV(BaseDB):
         self._overlay.clear()
 
     def close(self) -> None:
+        self._closing = True
+        self._checkpoint_due.set()
+        self._checkpointer.join()
         with self._guard:
-            self._conn.close()
+            self._conn.close()  # the last connection to close checkpoints the rest
 
 
 class ChainStore:
