@@ -732,11 +732,13 @@ class EvmIbcHost:
     # -- reading ------------------------------------------------------------------------------
 
     def commitment(self, path: bytes, block: BlockRef = "latest") -> bytes:
-        """The 32-byte value under ``path`` at ``block`` (32 zero bytes: absent)."""
-        value = self.handler.functions.commitments(commitment_key(path)).call(
-            block_identifier=cast(BlockIdentifier, block)
+        """The 32-byte value under ``path`` at ``block`` (32 zero bytes: absent), read straight
+        from the handler's storage slot (``eth_getStorageAt``: no EVM execution, unlike a call
+        of the ``commitments`` getter, which answers the same)."""
+        value = self.w3.eth.get_storage_at(
+            self.handler.address, commitment_slot(path), cast(BlockIdentifier, block)
         )
-        return bytes(value)
+        return bytes(value).rjust(32, b"\0")
 
     def connection(self, connection_id: str, block: BlockRef = "latest") -> ConnectionEnd | None:
         call = self.handler.functions.get_connection(connection_id)

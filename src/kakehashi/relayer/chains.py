@@ -689,7 +689,9 @@ def _unreceived(
         for p in sent
         if not dst.is_received(p.destination_port, p.destination_channel, p.sequence, height)
     ]
-    return pending, height, dst.timestamp_at(height)
+    # the destination's time matters only to a packet with a timeout timestamp
+    now = dst.timestamp_at(height) if any(p.timeout_timestamp for p in pending) else 0
+    return pending, height, now
 
 
 def pending_packets(

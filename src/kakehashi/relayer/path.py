@@ -177,6 +177,10 @@ class PathRelayer:
     batch_size: int = 100
     on_outcome: Callable[[Direction, msgs.Msg, Outcome], None] | None = None
     close_check_every: int = 10
+    # A height the destination's client is known to hold (it keeps every consensus state it
+    # verified, so an update built on it stays valid even after other relayers moved the
+    # client on); read from the ledger when unknown, forgotten when an update is refused.
+    _held: dict[str, Height] = field(default_factory=dict, init=False, repr=False)
     _rounds: int = field(default=0, init=False, repr=False)
     _timed_out_ordered: bool = field(default=False, init=False, repr=False)
 
@@ -194,7 +198,9 @@ class PathRelayer:
         report = report or RoundReport()
         with _Timer(report, "query"):
             height = src.endpoint.latest_height()
-            trusted = dst.endpoint.client_latest_height(dst.client_id)
+            trusted = self._held.get(dst.name)
+            if trusted is None:
+                trusted = dst.endpoint.client_latest_height(dst.client_id)
         if trusted >= height:
             return trusted, None
         with _Timer(report, "query"):
@@ -312,7 +318,9 @@ class PathRelayer:
         batch: list[msgs.Msg] = [] if update is None else [update]
         batch.append(msgs.MsgChannelCloseConfirm(dst.port_id, dst.channel_id, proof, height))
         with _Timer(report, "submit"):
-            outcome = dst.endpoint.submit(batch)[-1]
+            outcomes = dst.endpoint.submit(batch)
+        self._remember_update(direction, update, outcomes[0], height)
+        outcome = outcomes[-1]
         if isinstance(outcome, Failed):
             report.failed.append(f"{direction} MsgChannelCloseConfirm: {outcome.error}")
         else:
@@ -361,8 +369,23 @@ class PathRelayer:
                 }[kind]
                 counter[key] = counter.get(key, 0) + 1
         report.client_heights[direction.dst.name] = height
+        self._remember_update(direction, update, outcomes[0], height)
         if "timeout" in kinds:
             self._timed_out_ordered = True  # an ORDERED timeout closes a channel: look next round
+
+    def _remember_update(
+        self,
+        direction: Direction,
+        update: msgs.MsgUpdateClient | None,
+        outcome: Outcome,
+        height: Height,
+    ) -> None:
+        if update is None:
+            return
+        if isinstance(outcome, Submitted | AlreadyRelayed):
+            self._held[direction.dst.name] = height
+        else:  # refused: read the client's height from the ledger next time
+            self._held.pop(direction.dst.name, None)
 
     def _packet_msg(
         self,
@@ -428,6 +451,7 @@ class PathRelayer:
         height, update = self.update(direction)
         if update is not None:
             self._step(direction.dst, update)
+            self._held[direction.dst.name] = height
         proof, _ = self.prove(direction, path, height)
         return proof, height
 
