@@ -686,3 +686,48 @@ def test_a_client_file_that_does_not_open_stops_the_enclave(world: World) -> Non
     (data_dir / SEALED_FILE).unlink()
     with pytest.raises(SealingError, match=re.escape(f"{SEALED_FILE} is missing")):
         Enclave(data_dir, SECRET)
+
+
+def test_a_client_keeps_only_the_newest_states_and_batches_verify(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An enclave client keeps at most MAX_CONSENSUS_STATES states (its sealed file does not
+    grow for ever); update_and_verify and verify_batch sign one statement per proof."""
+    import kakehashi.lcp.enclave as enclave_module
+    from kakehashi.lcp.enclave import ProofItem
+
+    monkeypatch.setattr(enclave_module, "MAX_CONSENSUS_STATES", 3)
+    enclave, evm, corda = world.enclave, world.evm, world.corda
+    created = enclave.create_corda_client(
+        serialize(corda.host.client_state()), corda.host.attestation()
+    )
+    for _ in range(5):
+        corda.conn_open_init(ConnectionCounterparty(evm.client_id, "", evm.prefix))
+        enclave.update_client(created.client_id, corda.header(corda.height()))
+    held = sorted(enclave._clients[created.client_id].consensus)
+    assert len(held) == 3 and held[-1] == corda.height().revision_height
+    with pytest.raises(VerificationError, match="trusted height"):
+        enclave.update_client(
+            created.client_id,
+            corda.header(corda.height()),
+            Height(0, created.height.revision_height),
+        )
+
+    connection = corda.conn_open_init(ConnectionCounterparty(evm.client_id, "", evm.prefix))
+    path = paths.connection_path(connection)
+    absent = paths.connection_path("connection-99")
+    height = corda.height()
+    items = [
+        ProofItem(corda.prefix, path, corda.value(path, height), corda.prove(path, height)),
+        ProofItem(corda.prefix, absent, None, corda.prove(absent, height)),
+    ]
+    post, update, vouched = enclave.update_and_verify(
+        created.client_id, corda.header(height), Height(0, held[-1]), items
+    )
+    assert post.revision_height == height.revision_height and len(vouched) == 2
+    assert decode(update.message).prev_height == Height(0, held[-1])  # type: ignore[union-attr]
+    again = enclave.verify_batch(created.client_id, post, items)
+    assert [decode(s.message) for s in again] == [decode(s.message) for s in vouched]
+    wrong = ProofItem(corda.prefix, path, b"\x01" * 32, items[0].proof)
+    with pytest.raises(VerificationError):
+        enclave.verify_batch(created.client_id, post, [items[0], wrong])

@@ -41,6 +41,7 @@ from kakehashi.errors import (
 from kakehashi.lcp.enclave import (
     Attestation,
     CreatedClient,
+    ProofItem,
     SealingError,
     SignedMessage,
     UnknownClientError,
@@ -143,6 +144,22 @@ def _evidence(body: Mapping[str, Any]) -> Attestation:
         _bytes(body, "signing_cert"),
         _field(body, "attested_at_ns", int),
     )
+
+
+def _item_json(item: ProofItem) -> dict[str, Any]:
+    return {
+        "prefix": item.prefix.hex(),
+        "path": item.path.hex(),
+        "value": None if item.value is None else item.value.hex(),
+        "proof": item.proof.hex(),
+    }
+
+
+def _signed_list(body: Mapping[str, Any], name: str, count: int) -> list[SignedMessage]:
+    entries = _field(body, name, list)
+    if len(entries) != count or not all(isinstance(e, dict) for e in entries):
+        raise SerializationError(f"the LCP service answered {name} for {count} items wrongly")
+    return [_signed(e) for e in entries]
 
 
 def _client_path(client_id: str, action: str) -> str:
@@ -356,6 +373,29 @@ class LcpServiceClient:
             "proof": proof.hex(),
         }
         return _signed(self._object("POST", _client_path(client_id, "verify_non_membership"), body))
+
+    def verify_batch(
+        self, client_id: str, height: Height, items: Sequence[ProofItem]
+    ) -> list[SignedMessage]:
+        """``POST /clients/{id}/verify_batch``: one signed statement per item."""
+        body = {"height": _height_json(height), "items": [_item_json(i) for i in items]}
+        answer = self._object("POST", _client_path(client_id, "verify_batch"), body)
+        return _signed_list(answer, "signed", len(items))
+
+    def update_and_verify(
+        self,
+        client_id: str,
+        header: bytes,
+        trusted_height: Height | None,
+        items: Sequence[ProofItem],
+    ) -> tuple[Height, SignedMessage, list[SignedMessage]]:
+        """``POST /clients/{id}/update`` with ``verify`` items: the new height, the signed
+        UpdateState and one signed statement per item at that height."""
+        body: dict[str, Any] = {"header": header.hex(), "verify": [_item_json(i) for i in items]}
+        if trusted_height is not None:
+            body["trusted_height"] = _height_json(trusted_height)
+        answer = self._object("POST", _client_path(client_id, "update"), body)
+        return _height(answer), _signed(answer), _signed_list(answer, "verified", len(items))
 
     def aggregate(self, messages: Sequence[SignedMessage]) -> SignedMessage:
         """``POST /aggregate``: consecutive UpdateState messages as one signed UpdateState."""

@@ -84,7 +84,6 @@ more, but no Misbehaviour message is produced).
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import json
 import os
@@ -148,6 +147,7 @@ __all__ = [
     "Attestation",
     "CreatedClient",
     "Enclave",
+    "ProofItem",
     "SealingError",
     "SignedMessage",
     "SimulationCa",
@@ -419,6 +419,7 @@ def _any(type_url: str, value: bytes) -> bytes:
 
 class _Client(Protocol):
     client_type: str
+    consensus: dict[int, Any]
 
     @property
     def frozen(self) -> bool: ...
@@ -694,6 +695,25 @@ def _client_aad(client_id: str) -> bytes:
     return MRENCLAVE + b"client/" + client_id.encode()
 
 
+MAX_CONSENSUS_STATES = 1024
+"""Consensus states an enclave light client keeps (the newest; older ones are dropped after each
+update). A relayer builds each update on the height its destination's client holds, which is
+one of the newest unless that destination was left behind by more than this many updates."""
+
+
+def _prune(consensus: dict[int, Any], keep: set[int]) -> None:
+    """Drop the oldest consensus states beyond :data:`MAX_CONSENSUS_STATES` (never ``keep``)."""
+    excess = len(consensus) - MAX_CONSENSUS_STATES
+    if excess <= 0:
+        return
+    for height in sorted(consensus)[: excess + len(keep)]:
+        if excess <= 0:
+            break
+        if height not in keep:
+            del consensus[height]
+            excess -= 1
+
+
 def _trusted(trusted: Height, below: list[int], number: int, revision_number: int) -> int:
     """The trusted height a caller asked an update to build on: one the client holds, below
     the header's."""
@@ -733,6 +753,16 @@ class SignedMessage:
     message: bytes
     signature: bytes
     signer: bytes
+
+
+@dataclass(frozen=True)
+class ProofItem:
+    """One proof to verify: ``value`` under ``prefix ‖ path`` (None: nothing is there)."""
+
+    prefix: bytes
+    path: bytes
+    value: bytes | None
+    proof: bytes
 
 
 @dataclass(frozen=True)
@@ -1088,7 +1118,9 @@ class Enclave:
             client = self._client(client_id)
             if client.frozen:
                 raise VerificationError(f"the enclave's client {client_id} is frozen")
-            work = copy.deepcopy(client)
+            # a copy the update may change (it adds a consensus state, may freeze the client):
+            # the states themselves are never changed once stored
+            work = replace(client, consensus=dict(client.consensus))  # type: ignore[type-var]
             try:
                 prev, post, context = work.update(bytes(header), self._clock(), trusted_height)
             except Exception:
@@ -1104,6 +1136,7 @@ class Enclave:
                 timestamp=work.timestamp_ns(post),
                 context=context,
             )
+            _prune(work.consensus, keep={prev.revision_height, post.revision_height})
             self._persist(client_id, work)
             signed = self._sign(encode(message))
             self._clients[client_id] = work
@@ -1143,6 +1176,32 @@ class Enclave:
     ) -> SignedMessage:
         """Verify that nothing is under ``prefix ‖ path`` at ``height`` and sign the statement."""
         return self._membership(client_id, height, prefix, path, None, proof)
+
+    def verify_batch(
+        self, client_id: str, height: Height, items: Sequence[ProofItem]
+    ) -> list[SignedMessage]:
+        """Each item verified at ``height`` and signed as its own VerifyMembership message
+        (what :meth:`verify_membership` / :meth:`verify_non_membership` sign one at a time; an
+        item's ``value`` None asks for absence). The first item that does not verify raises
+        and nothing is returned."""
+        with self._lock:
+            return [
+                self._membership(client_id, height, i.prefix, i.path, i.value, i.proof)
+                for i in items
+            ]
+
+    def update_and_verify(
+        self,
+        client_id: str,
+        header: bytes,
+        trusted_height: Height | None,
+        items: Sequence[ProofItem],
+    ) -> tuple[Height, SignedMessage, list[SignedMessage]]:
+        """:meth:`update_client`, then :meth:`verify_batch` of ``items`` at the new height (the
+        proofs are of the header's height): one call for a relayer's update and its proofs."""
+        with self._lock:
+            post, signed = self.update_client(client_id, header, trusted_height)
+            return post, signed, self.verify_batch(client_id, post, items)
 
     def aggregate(self, messages: Sequence[tuple[bytes, bytes]]) -> SignedMessage:
         """One UpdateState message for several consecutive ones (aggregation rule).

@@ -15,6 +15,10 @@ header that does not verify 422, malformed input 400, an unknown client 404.
   message (building on ``trusted_height`` when given, see ``Enclave.update_client``).
 * ``POST /clients/{id}/verify_membership`` — ``{"height", "prefix", "path", "value", "proof"}``.
 * ``POST /clients/{id}/verify_non_membership`` — ``{"height", "prefix", "path", "proof"}``.
+* ``POST /clients/{id}/verify_batch`` — ``{"height", "items": [{"prefix", "path", "value"?,
+  "proof"}]}`` (``value`` null: absence): ``{"signed": [...]}``, one signed VerifyMembership
+  per item; and ``POST /clients/{id}/update`` takes the same ``"verify"`` items, verified at the
+  new height, answered as ``"verified"``.
 * ``POST /aggregate`` — ``{"messages": [{"message", "signature"}, ...]}``: consecutive
   UpdateState messages this enclave signed, as one signed UpdateState.
 * ``GET /attestation`` — the current key's evidence: ``enclave_key``, ``avr``, ``signature``,
@@ -42,6 +46,7 @@ from kakehashi.errors import KakehashiError, SerializationError, VerificationErr
 from kakehashi.lcp.enclave import (
     Attestation,
     Enclave,
+    ProofItem,
     SealingError,
     SignedMessage,
     UnknownClientError,
@@ -76,9 +81,28 @@ class CreateClientBody(BaseModel):
     attestation: str | None = None
 
 
+class ItemBody(BaseModel):
+    prefix: str
+    path: str
+    value: str | None = None  # None: prove absence
+    proof: str
+
+    def item(self) -> ProofItem:
+        value = None if self.value is None else _hex(self.value, "value")
+        return ProofItem(
+            _hex(self.prefix, "prefix"), _hex(self.path, "path"), value, _hex(self.proof, "proof")
+        )
+
+
 class UpdateBody(BaseModel):
     header: str
     trusted_height: HeightBody | None = None
+    verify: list[ItemBody] = []
+
+
+class BatchBody(BaseModel):
+    height: HeightBody
+    items: list[ItemBody]
 
 
 class MembershipBody(BaseModel):
@@ -219,6 +243,23 @@ def create_app(enclave: Enclave) -> FastAPI:
     @app.post("/clients/{client_id}/update")
     def update_client(client_id: str, body: UpdateBody) -> dict[str, Any]:
         trusted = body.trusted_height.height() if body.trusted_height is not None else None
+        if body.verify:
+            items = [i.item() for i in body.verify]
+            height, signed, verified = enclave.update_and_verify(
+                client_id, _hex(body.header, "header"), trusted, items
+            )
+            log.info(
+                "event=lcp.update client_id=%s height=%s verified=%d signer=0x%s",
+                client_id,
+                height,
+                len(items),
+                signed.signer.hex(),
+            )
+            return {
+                "height": _height(height),
+                **_signed(signed),
+                "verified": [_signed(v) for v in verified],
+            }
         height, signed = enclave.update_client(client_id, _hex(body.header, "header"), trusted)
         log.info(
             "event=lcp.update client_id=%s height=%s signer=0x%s",
@@ -262,6 +303,19 @@ def create_app(enclave: Enclave) -> FastAPI:
             signed.signer.hex(),
         )
         return _signed(signed)
+
+    @app.post("/clients/{client_id}/verify_batch")
+    def verify_batch(client_id: str, body: BatchBody) -> dict[str, Any]:
+        signed = enclave.verify_batch(
+            client_id, body.height.height(), [i.item() for i in body.items]
+        )
+        log.info(
+            "event=lcp.verify_batch client_id=%s height=%s items=%d",
+            client_id,
+            body.height.height(),
+            len(signed),
+        )
+        return {"signed": [_signed(s) for s in signed]}
 
     @app.post("/aggregate")
     def aggregate(body: AggregateBody) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from kakehashi.ibc.types import (
     Order,
     Packet,
 )
-from kakehashi.lcp.enclave import SignedMessage
+from kakehashi.lcp.enclave import ProofItem, SignedMessage
 from kakehashi.lightclients import lcp_messages
 from kakehashi.lightclients.lcp import encode_commitment_proof
 from kakehashi.relayer.chains import (
@@ -85,6 +85,18 @@ class LcpApi(Protocol):
     def verify_non_membership(
         self, client_id: str, height: lcp_messages.Height, prefix: bytes, path: bytes, proof: bytes
     ) -> SignedMessage: ...
+
+    def verify_batch(
+        self, client_id: str, height: lcp_messages.Height, items: Sequence[ProofItem]
+    ) -> list[SignedMessage]: ...
+
+    def update_and_verify(
+        self,
+        client_id: str,
+        header: bytes,
+        trusted_height: lcp_messages.Height | None,
+        items: Sequence[ProofItem],
+    ) -> tuple[lcp_messages.Height, SignedMessage, list[SignedMessage]]: ...
 
 
 def lcp_height(height: Height) -> lcp_messages.Height:
@@ -330,22 +342,89 @@ class PathRelayer:
     def _relay_batch(
         self, direction: Direction, work: list[tuple[str, Any]], report: RoundReport
     ) -> None:
+        """Prove ``work`` on the source at one height, have the enclave update the
+        destination's client to it and vouch for every proof in one call, submit it all."""
+        key = str(direction)
+        src, dst = direction.src, direction.dst
+        with _Timer(report, "query"):
+            latest = src.endpoint.latest_height()
+            trusted = self._held.get(dst.name)
+            if trusted is None:
+                trusted = dst.endpoint.client_latest_height(dst.client_id)
+        height = trusted if trusted >= latest else latest
+        planned: list[tuple[str, Any, bytes]] = []  # (kind, item, path)
+        for kind, item in work:
+            path = self._path_of(direction, kind, item, height, report)
+            if path is not None:
+                planned.append((kind, item, path))
+        if not planned:
+            return
+        with _Timer(report, "query"):
+            proven = [src.endpoint.prove_value(path, height) for _, _, path in planned]
+        items = [
+            ProofItem(src.endpoint.prefix, path, value, proof)
+            for (_, _, path), (proof, value) in zip(planned, proven, strict=True)
+        ]
+        update: msgs.MsgUpdateClient | None = None
+        try:
+            if height > trusted:
+                with _Timer(report, "query"):
+                    header = src.endpoint.client_update_message(height)
+                with _Timer(report, "lcp"):
+                    post, signed, vouched = self.lcp.update_and_verify(
+                        src.enclave_client_id, header, lcp_height(trusted), items
+                    )
+                update = msgs.MsgUpdateClient(dst.client_id, dst.update_message(signed))
+                height = _ibc_height(post)
+            else:
+                with _Timer(report, "lcp"):
+                    vouched = self.lcp.verify_batch(
+                        src.enclave_client_id, lcp_height(height), items
+                    )
+        except KakehashiError as exc:  # the enclave refused one of them: find which, one by one
+            log.warning("event=relay.batch_unprovable direction=%s error=%s", key, exc)
+            self._relay_each(direction, planned, report)
+            return
+        batch: list[msgs.Msg] = [] if update is None else [update]
+        kinds: list[str] = [] if update is None else ["update"]
+        for (kind, item, _), statement, (_, value) in zip(planned, vouched, proven, strict=True):
+            proof = encode_commitment_proof(statement.message, [statement.signature])
+            batch.append(self._msg(kind, item, proof, value, height))
+            kinds.append(kind)
+        self._submit(direction, batch, kinds, update, height, report)
+
+    def _relay_each(
+        self, direction: Direction, planned: list[tuple[str, Any, bytes]], report: RoundReport
+    ) -> None:
+        """The slow path: update, then prove and submit each message on its own, so that the
+        one the enclave refuses is reported and the others still go."""
         key = str(direction)
         height, update = self.update(direction, report)
         batch: list[msgs.Msg] = [] if update is None else [update]
         kinds: list[str] = [] if update is None else ["update"]
-        for kind, item in work:
+        for kind, item, path in planned:
             try:
-                msg = self._packet_msg(direction, kind, item, height, report)
+                proof, value = self.prove(direction, path, height, report)
             except KakehashiError as exc:  # the enclave refused to vouch: nothing to submit
                 report.failed.append(f"{key} {kind}: {exc}")
                 log.warning("event=relay.unprovable direction=%s kind=%s error=%s", key, kind, exc)
                 continue
-            if msg is not None:
-                batch.append(msg)
-                kinds.append(kind)
+            batch.append(self._msg(kind, item, proof, value, height))
+            kinds.append(kind)
+        self._submit(direction, batch, kinds, update, height, report)
+
+    def _submit(
+        self,
+        direction: Direction,
+        batch: list[msgs.Msg],
+        kinds: list[str],
+        update: msgs.MsgUpdateClient | None,
+        height: Height,
+        report: RoundReport,
+    ) -> None:
         if not batch:
             return
+        key = str(direction)
         with _Timer(report, "submit"):
             outcomes = direction.dst.endpoint.submit(batch)
         for kind, msg, outcome in zip(kinds, batch, outcomes, strict=True):
@@ -387,48 +466,45 @@ class PathRelayer:
         else:  # refused: read the client's height from the ledger next time
             self._held.pop(direction.dst.name, None)
 
-    def _packet_msg(
-        self,
-        direction: Direction,
-        kind: str,
-        item: Any,
-        height: Height,
-        report: RoundReport,
-    ) -> msgs.Msg | None:
+    def _path_of(
+        self, direction: Direction, kind: str, item: Any, height: Height, report: RoundReport
+    ) -> bytes | None:
+        """The source path proving ``item`` (None: a timeout not provable at ``height`` yet)."""
         src = direction.src
         if kind == "recv":
             packet: Packet = item
-            path = paths.packet_commitment_path(
+            return paths.packet_commitment_path(
                 packet.source_port, packet.source_channel, packet.sequence
             )
-            proof, _ = self.prove(direction, path, height, report)
-            return msgs.MsgRecvPacket(packet, proof, height)
         if kind == "ack":
-            packet, ack = item
-            path = paths.ack_path(
+            packet = item[0]
+            return paths.ack_path(
                 packet.destination_port, packet.destination_channel, packet.sequence
             )
-            proof, _ = self.prove(direction, path, height, report)
-            return msgs.MsgAcknowledgement(packet, ack, proof, height)
         packet = item
         with _Timer(report, "query"):
-            timestamp = src.endpoint.timestamp_at(height)
-        if not is_timed_out(packet, height, timestamp):
-            return None  # not yet at the height the destination's client can prove
-        with _Timer(report, "query"):
+            timestamp = src.endpoint.timestamp_at(height) if packet.timeout_timestamp else 0
+            if not is_timed_out(packet, height, timestamp):
+                return None  # not yet at the height the destination's client can prove
             ordering = src.endpoint.ordering(packet.destination_port, packet.destination_channel)
         if ordering is Order.ORDERED:
-            path = paths.next_sequence_recv_path(
+            return paths.next_sequence_recv_path(
                 packet.destination_port, packet.destination_channel
             )
-            proof, value = self.prove(direction, path, height, report)
-            next_recv = int.from_bytes(value or b"", "big")
-            return msgs.MsgTimeout(packet, proof, height, next_recv)
-        path = paths.packet_receipt_path(
+        return paths.packet_receipt_path(
             packet.destination_port, packet.destination_channel, packet.sequence
         )
-        proof, _ = self.prove(direction, path, height, report)
-        return msgs.MsgTimeout(packet, proof, height, 0)
+
+    @staticmethod
+    def _msg(kind: str, item: Any, proof: bytes, value: bytes | None, height: Height) -> msgs.Msg:
+        if kind == "recv":
+            return msgs.MsgRecvPacket(item, proof, height)
+        if kind == "ack":
+            packet, ack = item
+            return msgs.MsgAcknowledgement(packet, ack, proof, height)
+        # a timeout: ORDERED proves nextSequenceRecv (a value), UNORDERED the receipt's absence
+        next_recv = int.from_bytes(value, "big") if value is not None else 0
+        return msgs.MsgTimeout(item, proof, height, next_recv)
 
     # -- handshakes -----------------------------------------------------------------------------
 
