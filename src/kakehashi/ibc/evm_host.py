@@ -753,6 +753,8 @@ class EvmIbcHost:
         return None if int(end.state) == 0 else end
 
     def height(self, block: BlockRef = "latest") -> Height:
+        if block == "latest":  # eth_blockNumber: no block to fetch
+            return Height(REVISION_NUMBER, int(self.w3.eth.block_number))
         return Height(REVISION_NUMBER, int(client.get_block(self.w3, block)["number"], 16))
 
     def timestamp_ns(self, block: BlockRef = "latest") -> int:

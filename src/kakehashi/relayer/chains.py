@@ -443,19 +443,36 @@ class EvmEndpoint(_OneMessage, _PacketQueries):
 
     # -- discovery -----------------------------------------------------------------------------
 
+    _RELAYED_EVENTS = ("SendPacket", "WriteAcknowledgement")
+
     def _logs(self, event: str, to_block: int) -> list[Any]:
-        """The handler's ``event`` logs from :attr:`from_block` to ``to_block``; those already
-        read are kept (a QBFT block is final: its logs never change), so each call asks the node
-        only for the blocks since the last one."""
-        cache: dict[str, tuple[int, list[Any]]] = self.__dict__.setdefault("_log_cache", {})
-        read_to, entries = cache.get(event, (self.from_block - 1, []))
-        if to_block > read_to:
-            found = self.ibc.handler.events[event]().get_logs(
-                from_block=read_to + 1, to_block=to_block
+        """The handler's ``event`` logs (``SendPacket`` or ``WriteAcknowledgement``) from
+        :attr:`from_block` to ``to_block``. Both kinds come from one ``eth_getLogs`` of the
+        handler's address per new range of blocks, and what was read is kept (a QBFT block is
+        final: its logs never change), so each call asks the node only for the blocks since the
+        last one."""
+        state: dict[str, Any] = self.__dict__.setdefault(
+            "_log_cache", {"to": self.from_block - 1, **{e: [] for e in self._RELAYED_EVENTS}}
+        )
+        if to_block > state["to"]:
+            events = {
+                bytes.fromhex(str(ev.topic).removeprefix("0x")): ev
+                for ev in (self.ibc.handler.events[name]() for name in self._RELAYED_EVENTS)
+            }
+            found = self.ibc.w3.eth.get_logs(
+                {
+                    "address": self.ibc.handler.address,
+                    "fromBlock": state["to"] + 1,
+                    "toBlock": to_block,
+                }
             )
-            entries = entries + [entry["args"] for entry in found]
-            cache[event] = (to_block, entries)
-        return [e for e in entries if e is not None]
+            for entry in found:
+                topics = entry["topics"]
+                decoder = events.get(bytes(topics[0])) if topics else None
+                if decoder is not None:
+                    state[decoder.event_name].append(decoder.process_log(entry)["args"])
+            state["to"] = to_block
+        return list(state[event])
 
     def packets_sent(self, port_id: str, channel_id: str, from_sequence: int = 1) -> list[Packet]:
         """``SendPacket`` logs of ``port_id/channel_id`` whose commitment the handler still
