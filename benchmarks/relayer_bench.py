@@ -475,6 +475,7 @@ class Throughput:
     batch: int
     packets: int
     seconds: float
+    delivered: float  # seconds until every packet was received (before the acks came back)
     rounds: int
     phases: dict[str, float]  # reads, LCP update, LCP verify, commits, other (seconds)
     enclave: float  # seconds of enclave work inside the LCP calls
@@ -486,13 +487,19 @@ class Throughput:
     def rate(self) -> float:
         return self.packets / self.seconds
 
+    @property
+    def delivery_rate(self) -> float:
+        return self.packets / self.delivered
+
 
 def measure_throughput(
     world: World, forward: bool, batch: int, packets: int, mode: str
 ) -> Throughput:
-    """``packets`` sent one way, then rounds until all are received and acknowledged."""
+    """``packets`` sent one way; half rounds towards the destination until all are received
+    (the delivery time), then rounds until every acknowledgement is back (the total)."""
     a, b = world.relayer.a, world.relayer.b
-    there = str(Direction(a, b) if forward else Direction(b, a))
+    there_direction = Direction(a, b) if forward else Direction(b, a)
+    there = str(there_direction)
     back = str(Direction(b, a) if forward else Direction(a, b))
     (world.send_many_from_evm if forward else world.send_many_from_corda)(packets)
     world.relayer.batch_size = batch
@@ -502,8 +509,13 @@ def measure_throughput(
     received = acknowledged = rounds = 0
     timings: dict[str, float] = {}
     started = time.perf_counter()
+    delivered = 0.0
     while received < packets or acknowledged < packets:
-        report = world.relayer.relay_once()
+        if received < packets:
+            report = world.relayer.relay_direction(there_direction)
+        else:
+            delivered = delivered or time.perf_counter() - started
+            report = world.relayer.relay_once()
         rounds += 1
         if report.failed:
             raise RuntimeError(f"relaying failed: {report.failed[:3]}")
@@ -536,6 +548,7 @@ def measure_throughput(
         batch,
         packets,
         seconds,
+        delivered or seconds,
         rounds,
         phases,
         world.enclave.seconds - enclave,
@@ -546,17 +559,19 @@ def measure_throughput(
 
 
 def print_throughput(results: list[Throughput]) -> None:
-    print("== Throughput: N packets sent one way (not timed), then relay_once rounds until all")
-    print("   are received and acknowledged; packets/s = N / wall time of those rounds")
+    print("== Throughput: N packets sent one way (not timed), then half rounds towards the")
+    print("   destination until all are received (delivered/s = N / that time), then rounds until")
+    print("   every acknowledgement is back (round trips/s = N / the whole time)")
     print(
         f"{'direction (chain block mode)':32}{'batch':>6}{'N':>5}{'rounds':>7}{'seconds':>9}"
-        f"{'packets/s':>11}   share of the time: reads / LCP update / LCP verify / commits / other"
+        f"{'delivered/s':>13}{'round trips/s':>15}   share of the time: reads / LCP update / "
+        "LCP verify / commits / other"
     )
     for r in results:
         split = " / ".join(f"{x / r.seconds:.0%}" for x in r.phases.values())
         print(
             f"{r.direction:32}{r.batch:>6}{r.packets:>5}{r.rounds:>7}{r.seconds:>9.2f}"
-            f"{r.rate:>11.1f}   {split}"
+            f"{r.delivery_rate:>13.1f}{r.rate:>15.1f}   {split}"
         )
 
 
@@ -629,14 +644,23 @@ def main() -> None:
     print_breakdown(results)
     print()
     best = max(r.rate for r in results if r.batch > 1)
+    best_delivery = {
+        d: max(r.delivery_rate for r in results if r.batch > 1 and r.direction.startswith(d))
+        for d in ("EVM -> Corda", "Corda -> EVM")
+    }
     share_goal = all(s <= GOAL_SHARE for s in shares)
     print(
         f"GOAL relayer + LCP <= {GOAL_SHARE:.0%} of one packet's round trip: "
         f"{'met' if share_goal else 'NOT MET'} (medians "
         f"{' and '.join(f'{s:.0%}' for s in shares)}, EVM -> Corda and Corda -> EVM)"
     )
+    for direction, rate in best_delivery.items():
+        print(
+            f"GOAL >= {GOAL_PPS:.0f} packets/s batched, deliveries {direction}: "
+            f"{'met' if rate >= GOAL_PPS else 'NOT MET'} (best: {rate:.1f} packets/s)"
+        )
     print(
-        f"GOAL >= {GOAL_PPS:.0f} packets/s batched: "
+        f"GOAL >= {GOAL_PPS:.0f} packets/s batched, full round trips (recv + ack): "
         f"{'met' if best >= GOAL_PPS else 'NOT MET'} (best batched run: {best:.1f} packets/s)"
     )
     batched = [r for r in results if r.batch == 100]
