@@ -22,7 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from kakehashi.ibc.clients.corda import CordaClient
 from kakehashi.ibc.clients.qbft import QbftClient
 from kakehashi.ibc.commitment import packet_commitment_of
 from kakehashi.ibc.corda_host import CordaIbcHost, HostStore
+from kakehashi.ibc.echo import EchoModule
 from kakehashi.ibc.evm_host import (
     COMMITMENTS_SLOT,
     TEST_SIGNED_CLIENT_TYPE,
@@ -302,58 +303,9 @@ ROUNDS = 3  # throughput figures are the median of these rounds
 NO_TIMEOUT = Height(0, 10**9)
 
 
-class _Echo:
-    """A minimal ICS-26 module: accepts every channel, acknowledges ``b"echo:" ‖ data``."""
-
-    def on_chan_open_init(
-        self,
-        order: Order,
-        connection_hops: Sequence[str],
-        port_id: str,
-        channel_id: str,
-        counterparty: ChannelCounterparty,
-        version: str,
-    ) -> str:
-        return version or VERSION
-
-    def on_chan_open_try(
-        self,
-        order: Order,
-        connection_hops: Sequence[str],
-        port_id: str,
-        channel_id: str,
-        counterparty: ChannelCounterparty,
-        counterparty_version: str,
-    ) -> str:
-        return counterparty_version
-
-    def on_chan_open_ack(
-        self, port_id: str, channel_id: str, counterparty_channel_id: str, counterparty_version: str
-    ) -> None:
-        pass
-
-    def on_chan_open_confirm(self, port_id: str, channel_id: str) -> None:
-        pass
-
-    def on_chan_close_init(self, port_id: str, channel_id: str) -> None:
-        pass
-
-    def on_chan_close_confirm(self, port_id: str, channel_id: str) -> None:
-        pass
-
-    def on_recv_packet(self, packet: Packet) -> bytes | None:
-        return b"echo:" + packet.data
-
-    def on_acknowledgement_packet(self, packet: Packet, acknowledgement: bytes) -> None:
-        pass
-
-    def on_timeout_packet(self, packet: Packet) -> None:
-        pass
-
-
 def _corda_host(net: EmbeddedNetwork, name: str) -> CordaIbcHost:
     router = Router()
-    router.bind(PORT, _Echo())
+    router.bind(PORT, EchoModule())
     return CordaIbcHost(net.node(name), router=router)
 
 

@@ -31,9 +31,10 @@ the Corda host. All of it shares one Python interpreter (one GIL) on this machin
   rest is HTTP and JSON); each relayer read timed per ``ledger.method`` of the two endpoints
   (outermost calls only), each ledger's submissions.
 
-The LCP service is served on a socket made with ``IPPROTO_TCP``, as uvicorn's own (``kakehashi
-lcp serve``): asyncio sets TCP_NODELAY only on sockets it knows as TCP, and on a bare
-``socket.socket()`` every answer after a connection's first waits ~40 ms for a delayed ACK.
+The LCP service is served by :func:`kakehashi.ops.serving.serve`, on an ``IPPROTO_TCP`` socket
+as uvicorn's own (``kakehashi lcp serve``): asyncio sets TCP_NODELAY only on sockets it knows as
+TCP, and on a bare ``socket.socket()`` every answer after a connection's first waits ~40 ms for
+a delayed ACK.
 
 Goals (issue 5): relayer + LCP <= 25 % of one packet's round trip; >= 100 packets/s batched.
 """
@@ -69,6 +70,7 @@ from kakehashi.ledgers.evm.chain import (
 )
 from kakehashi.ledgers.evm.provider import embedded_web3
 from kakehashi.lightclients import lcp_messages
+from kakehashi.ops.serving import serve
 from kakehashi.relayer.chains import CordaEndpoint, EvmEndpoint
 from kakehashi.relayer.link import link
 from kakehashi.relayer.path import Direction, PathRelayer, RoundReport, Side
@@ -278,38 +280,6 @@ class World:
 
 
 @contextmanager
-def _serve(app: Any) -> Iterator[str]:
-    """``app`` served by uvicorn in a thread on a free 127.0.0.1 port (as the tests do)."""
-    import socket
-    import threading
-
-    import uvicorn
-
-    # IPPROTO_TCP, as uvicorn's own sockets (``kakehashi lcp serve``): asyncio sets TCP_NODELAY
-    # only on TCP sockets it recognises as such (proto 6). A bare socket.socket() (proto 0)
-    # leaves Nagle on, and every answer after a connection's first then waits ~40 ms for the
-    # client's delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
-
-
-@contextmanager
 def linked_world(block_mode: BlockMode = "auto", interval_ms: int = 1000) -> Iterator[World]:
     """Both ledgers, the LCP service and a linked relayer (module docstring)."""
     with ExitStack() as stack:
@@ -319,7 +289,7 @@ def linked_world(block_mode: BlockMode = "auto", interval_ms: int = 1000) -> Ite
         chain = stack.enter_context(EmbeddedChain(block_mode=block_mode, interval_ms=interval_ms))
         enclave = Enclave(tmp / "lcp", SECRET)
         clock = EnclaveClock(enclave)
-        url = stack.enter_context(_serve(create_app(enclave)))
+        url = stack.enter_context(serve(create_app(enclave)))
         w3 = embedded_web3(chain)
         deployment = deploy_lcp_stack(
             w3, sender=dev_accounts()[0], port=PORT, root_der=enclave.root_certificate

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from kakehashi.cli.ping import child_env
 from kakehashi.ledgers.corda.model.identity import X500Name
 from kakehashi.ledgers.corda.node.network import NetworkMap
 from kakehashi.ledgers.corda.node.setup import NETWORK_MAP, slug
@@ -48,19 +49,6 @@ def kakehashi_command() -> list[str]:
     if script.exists():
         return [str(script)]
     return [sys.executable, "-m", "kakehashi.cli.main"]
-
-
-def child_env() -> dict[str, str]:
-    """The environment for child processes: no proxies (only 127.0.0.1 is ever contacted)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k.lower() not in {"http_proxy", "https_proxy", "all_proxy"}
-    }
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("COLUMNS", "200")  # keep rich from wrapping log lines
-    return env
 
 
 _PR_SET_PDEATHSIG = 1

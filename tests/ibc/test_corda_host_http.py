@@ -44,7 +44,7 @@ from kakehashi.ledgers.corda.model.serialization import deserialize, serialize
 from kakehashi.ledgers.corda.node.http import create_app
 from kakehashi.ledgers.corda.node.setup import EmbeddedNetwork
 from kakehashi.lightclients.corda import CordaClientState
-from tests.serving import serve
+from kakehashi.ops.serving import serve
 
 BANK_A = "O=Bank A, L=London, C=GB"
 BANK_B = "O=Bank B, L=Tokyo, C=JP"

@@ -37,8 +37,8 @@ from kakehashi.lightclients.lcp import (
     verify_membership,
     verify_non_membership,
 )
+from kakehashi.ops.serving import serve
 from tests.lcp.test_enclave import SECRET, World, world  # noqa: F401
-from tests.serving import serve
 
 KEY_EXPIRATION_S = 3600
 

@@ -39,10 +39,10 @@ from kakehashi.lcp.service import create_app
 from kakehashi.ledgers.corda.node.setup import EmbeddedNetwork
 from kakehashi.ledgers.evm.chain import EmbeddedChain, dev_accounts
 from kakehashi.ledgers.evm.provider import embedded_web3
+from kakehashi.ops.serving import serve
 from kakehashi.relayer.chains import CordaEndpoint, EvmEndpoint
 from kakehashi.relayer.link import LinkRecord, link
 from kakehashi.relayer.path import PathRelayer, Side
-from tests.serving import serve
 
 __all__ = ["GAS", "OPERATOR", "PORT", "SECRET", "VERSION", "World", "world"]
 

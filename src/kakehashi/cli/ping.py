@@ -32,7 +32,7 @@ from kakehashi.errors import ConfigurationError, KakehashiError, TransportError
 from kakehashi.ibc import host as paths
 from kakehashi.ibc.types import Height, Packet
 
-__all__ = ["PingNetwork", "Process", "run_ping"]
+__all__ = ["PingNetwork", "Process", "child_env", "run_ping"]
 
 HOST = "127.0.0.1"
 START_DEADLINE_S = 60.0
@@ -45,7 +45,8 @@ def _kakehashi() -> list[str]:
     return [sys.executable, "-m", "kakehashi.cli.main"]
 
 
-def _env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """The environment for child processes: no proxies (only 127.0.0.1 is ever contacted)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -53,7 +54,7 @@ def _env() -> dict[str, str]:
     }
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("COLUMNS", "200")
+    env.setdefault("COLUMNS", "200")  # keep rich from wrapping log lines
     return env
 
 
@@ -98,7 +99,7 @@ class Process:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=_env(),
+                env=child_env(),
                 start_new_session=True,
             )
 
@@ -203,7 +204,7 @@ class PingNetwork:
                     str(self.corda_base),
                 ],
                 capture_output=True,
-                env=_env(),
+                env=child_env(),
                 check=False,
             )
             if init.returncode != 0:

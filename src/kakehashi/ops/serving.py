@@ -1,4 +1,5 @@
-"""An ASGI app served by uvicorn in a thread on a free 127.0.0.1 port (real sockets, real HTTP).
+"""An ASGI app served by uvicorn in a thread on a free 127.0.0.1 port: how the embedded demos,
+the tests and the benchmarks run a service (the LCP service, a node's API) inside one process.
 
 The listening socket is created with ``IPPROTO_TCP`` explicitly: asyncio sets ``TCP_NODELAY`` on
 accepted connections only for such sockets, and without it every request after a connection's
@@ -16,6 +17,8 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
+from kakehashi.errors import TransportError
+
 __all__ = ["serve"]
 
 
@@ -32,7 +35,8 @@ def serve(app: ASGIApp, *, deadline_s: float = 30.0) -> Iterator[str]:
     try:
         deadline = time.monotonic() + deadline_s
         while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise TransportError(f"the server on 127.0.0.1:{port} did not start")
             time.sleep(0.01)
         yield f"http://127.0.0.1:{port}"
     finally:
