@@ -31,6 +31,10 @@ header that does not verify 422, malformed input 400, an unknown client 404.
 * ``GET /health``.
 
 No endpoint returns the enclave's private key, and nothing the service logs contains it.
+
+The endpoints run on the event loop itself (``async def``), not in a thread pool: the enclave
+does its work one call at a time under its lock anyway, and a thread hop per request would cost
+more than it frees (about a third of a relayer's LCP time, measured).
 """
 
 from __future__ import annotations
@@ -184,11 +188,11 @@ def create_app(enclave: Enclave) -> FastAPI:
         return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status)
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         return {"status": "ok", "simulation": True, "enclave_key": enclave.address.hex()}
 
     @app.get("/attestation")
-    def attestation() -> dict[str, Any]:
+    async def attestation() -> dict[str, Any]:
         body = _evidence(enclave.attestation())
         body |= {
             "mrenclave": enclave.mrenclave.hex(),
@@ -199,19 +203,19 @@ def create_app(enclave: Enclave) -> FastAPI:
         return body
 
     @app.post("/keys/rotate")
-    def rotate(activate: bool = True) -> dict[str, Any]:
+    async def rotate(activate: bool = True) -> dict[str, Any]:
         new = enclave.rotate(activate=activate)
         log.info("event=lcp.key_rotated enclave_key=0x%s active=%s", new.address.hex(), activate)
         return _evidence(new) | {"active": enclave.address == new.address}
 
     @app.post("/keys/activate")
-    def activate(body: ActivateBody) -> dict[str, Any]:
+    async def activate(body: ActivateBody) -> dict[str, Any]:
         chosen = enclave.activate(_hex(body.enclave_key, "enclave_key"))
         log.info("event=lcp.key_activated enclave_key=0x%s", chosen.address.hex())
         return _evidence(chosen) | {"active": True}
 
     @app.post("/clients")
-    def create_client(body: CreateClientBody) -> dict[str, Any]:
+    async def create_client(body: CreateClientBody) -> dict[str, Any]:
         if body.type == "qbft":
             if body.chain_id is None:
                 raise SerializationError("a qbft client needs chain_id")
@@ -241,7 +245,7 @@ def create_app(enclave: Enclave) -> FastAPI:
         }
 
     @app.post("/clients/{client_id}/update")
-    def update_client(client_id: str, body: UpdateBody) -> dict[str, Any]:
+    async def update_client(client_id: str, body: UpdateBody) -> dict[str, Any]:
         trusted = body.trusted_height.height() if body.trusted_height is not None else None
         if body.verify:
             items = [i.item() for i in body.verify]
@@ -270,7 +274,7 @@ def create_app(enclave: Enclave) -> FastAPI:
         return {"height": _height(height), **_signed(signed)}
 
     @app.post("/clients/{client_id}/verify_membership")
-    def verify_membership(client_id: str, body: MembershipBody) -> dict[str, Any]:
+    async def verify_membership(client_id: str, body: MembershipBody) -> dict[str, Any]:
         signed = enclave.verify_membership(
             client_id,
             body.height.height(),
@@ -288,7 +292,7 @@ def create_app(enclave: Enclave) -> FastAPI:
         return _signed(signed)
 
     @app.post("/clients/{client_id}/verify_non_membership")
-    def verify_non_membership(client_id: str, body: NonMembershipBody) -> dict[str, Any]:
+    async def verify_non_membership(client_id: str, body: NonMembershipBody) -> dict[str, Any]:
         signed = enclave.verify_non_membership(
             client_id,
             body.height.height(),
@@ -305,7 +309,7 @@ def create_app(enclave: Enclave) -> FastAPI:
         return _signed(signed)
 
     @app.post("/clients/{client_id}/verify_batch")
-    def verify_batch(client_id: str, body: BatchBody) -> dict[str, Any]:
+    async def verify_batch(client_id: str, body: BatchBody) -> dict[str, Any]:
         signed = enclave.verify_batch(
             client_id, body.height.height(), [i.item() for i in body.items]
         )
@@ -318,7 +322,7 @@ def create_app(enclave: Enclave) -> FastAPI:
         return {"signed": [_signed(s) for s in signed]}
 
     @app.post("/aggregate")
-    def aggregate(body: AggregateBody) -> dict[str, Any]:
+    async def aggregate(body: AggregateBody) -> dict[str, Any]:
         signed = enclave.aggregate(
             [(_hex(m.message, "message"), _hex(m.signature, "signature")) for m in body.messages]
         )
