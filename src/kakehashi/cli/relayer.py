@@ -45,8 +45,7 @@ def _open(config_path: Path) -> tuple[object, object, object]:
 
 @relayer_app.command("link")
 def relayer_link(config_path: ConfigOption) -> None:
-    """Create the LCP clients on both ledgers, then open a connection and a channel; write the
-    identifiers to the link file named in the configuration."""
+    """Create LCP clients on both ledgers, open a connection and a channel (ids: link file)."""
     from kakehashi.relayer.config import RelayerConfig
     from kakehashi.relayer.link import link
     from kakehashi.relayer.path import PathRelayer
@@ -84,8 +83,7 @@ def relayer_link(config_path: ConfigOption) -> None:
 
 @relayer_app.command("rotate-key")
 def relayer_rotate_key(config_path: ConfigOption) -> None:
-    """Rotate the LCP service's enclave key with no gap: stage a new attested key, register it
-    on both ledgers' LCP clients, then make it the signing key."""
+    """Rotate the LCP enclave key with no gap: stage, register on both ledgers, activate."""
     from kakehashi.relayer.config import RelayerConfig
     from kakehashi.relayer.link import LinkRecord, rotate_key
     from kakehashi.relayer.path import PathRelayer
