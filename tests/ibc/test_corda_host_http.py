@@ -27,7 +27,11 @@ from kakehashi.ibc.client import LightClient
 from kakehashi.ibc.clients.corda import CLIENT_TYPE, CordaClient
 from kakehashi.ibc.corda_host import CordaIbcHost
 from kakehashi.ibc.corda_host.api import CordaHostApi
-from kakehashi.ibc.corda_host.http import create_ibc_router
+from kakehashi.ibc.corda_host.http import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_MESSAGES,
+    create_ibc_router,
+)
 from kakehashi.ibc.corda_host.remote import RemoteCordaHost
 from kakehashi.ibc.echo import NO_ACK, VERSION, EchoModule, echo_ack
 from kakehashi.ibc.router import Router
@@ -302,7 +306,15 @@ def test_a_failing_batch_changes_nothing_and_raises_the_typed_error(served: Serv
         ra.submit([])
 
     # malformed input is 400 / SerializationError, a version that does not exist 404
-    for body in ({"msgs": "zz"}, {"msgs": "a1"}, {"nothing": 1}):
+    too_many = [msgs.MsgChannelCloseInit(PORT, "channel-0")] * (MAX_BATCH_MESSAGES + 1)
+    too_long = "00" * (MAX_BATCH_BYTES + 1)
+    for body in (
+        {"msgs": "zz"},
+        {"msgs": "a1"},
+        {"nothing": 1},
+        {"msgs": msgs.encode_batch(too_many).hex()},
+        {"msgs": too_long},
+    ):
         answer = s.http.post("/ibc/submit", json=body)
         assert answer.status_code == 400 and answer.json()["error"] == "SerializationError"
     answer = s.http.get(f"/ibc/packets/{PORT}/channel-0", params={"from_sequence": "-1"})

@@ -12,6 +12,9 @@ clients before anything is written. So ``/ibc/submit`` needs no token. Sending a
 application's act, not the relayer's: ``POST /ibc/send`` requires the node's RPC token (as
 ``/rpc/*`` does) and is mounted only when one is given.
 
+**Limits.** A batch is at most :data:`MAX_BATCH_BYTES` encoded and :data:`MAX_BATCH_MESSAGES`
+messages (anything larger is refused as malformed before it is decoded or applied).
+
 **Errors.** Every :class:`~kakehashi.errors.KakehashiError` is answered as
 ``{"error": class name, "message": text}``: 422 for a :class:`VerificationError` (a proof or
 signature that does not verify), 400 for a :class:`SerializationError` or any malformed input
@@ -154,8 +157,16 @@ class SendBody(BaseModel):
     timeout_timestamp: int = Field(0, ge=0, lt=_U64)
 
 
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+"""The largest encoded batch ``/ibc/submit`` takes (a relayer splits larger ones)."""
+MAX_BATCH_MESSAGES = 1000
+"""The most messages in one batch (each batch is one notarised host version)."""
+
+
 class SubmitBody(BaseModel):
-    msgs: str = Field(description="hex of kakehashi.ibc.msgs.encode_batch")
+    msgs: str = Field(
+        description="hex of kakehashi.ibc.msgs.encode_batch", max_length=2 * MAX_BATCH_BYTES
+    )
 
 
 # ---------------------------------------------------------------------------- the router
@@ -229,6 +240,11 @@ def create_ibc_router(host: CordaIbcHost, *, app_token: str | None = None) -> AP
     @router.post("/submit")
     def submit(body: SubmitBody) -> dict[str, Any]:
         batch = msgs.decode_batch(_hex(body.msgs, "msgs"))
+        if len(batch) > MAX_BATCH_MESSAGES:
+            raise SerializationError(
+                f"a batch holds at most {MAX_BATCH_MESSAGES} messages, got {len(batch)}: "
+                "submit it in parts"
+            )
         done = host.submit(batch)
         return {
             "values": [msgs.result_to_wire(m, v) for m, v in zip(batch, done.values, strict=True)],
