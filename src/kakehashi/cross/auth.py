@@ -85,9 +85,7 @@ class _Secp256k1:
             raise SignatureError("a secp256k1 extension signature is 65 bytes r ‖ s ‖ v")
         recoverable = signature[:64] + bytes([signature[64] % 27])
         try:
-            public = coincurve.PublicKey.from_signature_and_message(
-                recoverable, tx_id, hasher=None
-            )
+            public = coincurve.PublicKey.from_signature_and_message(recoverable, tx_id, hasher=None)
         except (ValueError, TypeError):
             raise SignatureError("the secp256k1 signature does not recover a key") from None
         if keccak(public.format(compressed=False)[1:])[12:] != key:

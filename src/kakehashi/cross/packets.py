@@ -1,0 +1,149 @@
+"""What the Cross Framework sends over its IBC channels, and what comes back.
+
+* :class:`CrossPacket` ``(kind, tx_id, index, payload)``: ``PREPARE`` (two-phase commit: prepare
+  part ``index`` and hold it), ``CALL`` (Simple Commit: run part ``index`` and commit at once),
+  both with the whole transaction's canonical encoding as payload so the receiver checks
+  ``sha256(payload) == tx_id`` and reads its own part; ``DECIDE`` (commit or abort a prepared
+  part; payload one byte, :class:`~kakehashi.cross.status.Decision`).
+* :class:`CrossAck` ``(status, return_value, reason)``: OK with the part's actual return value,
+  or FAILED with a reason a person can read.
+
+Both encode as the Ethereum ABI of a tuple (:data:`PACKET_ABI`, :data:`ACK_ABI`) so the Vyper
+module and the Python one read each other's bytes; decoding accepts only canonical bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import IntEnum
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
+
+from kakehashi.cross.status import Decision
+from kakehashi.cross.tx import MAX_RETURN_VALUE, CrossTxError, InitiateTx
+from kakehashi.errors import SerializationError
+
+__all__ = [
+    "ACK_ABI",
+    "MAX_REASON",
+    "PACKET_ABI",
+    "AckStatus",
+    "CrossAck",
+    "CrossPacket",
+    "PacketKind",
+]
+
+PACKET_ABI = "(uint8,bytes32,uint8,bytes)"
+ACK_ABI = "(uint8,bytes,string)"
+MAX_REASON = 256
+
+
+class PacketKind(IntEnum):
+    PREPARE = 1
+    CALL = 2
+    DECIDE = 3
+
+
+class AckStatus(IntEnum):
+    OK = 1
+    FAILED = 2
+
+
+@dataclass(frozen=True, slots=True)
+class CrossPacket:
+    kind: PacketKind
+    tx_id: bytes
+    index: int
+    payload: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.tx_id) != 32:
+            raise SerializationError("a cross packet's tx id is 32 bytes")
+        if not 0 <= self.index < 256:
+            raise SerializationError("a cross packet's part index is 0..255")
+        if self.kind is PacketKind.DECIDE:
+            if len(self.payload) != 1 or self.payload[0] not in (Decision.COMMIT, Decision.ABORT):
+                raise SerializationError("a DECIDE packet carries one byte: COMMIT or ABORT")
+        elif hashlib.sha256(self.payload).digest() != self.tx_id:
+            raise SerializationError("the packet's transaction does not hash to its tx id")
+
+    @classmethod
+    def prepare(cls, tx: InitiateTx, index: int) -> CrossPacket:
+        return cls(PacketKind.PREPARE, tx.tx_id, index, tx.encode())
+
+    @classmethod
+    def call(cls, tx: InitiateTx, index: int) -> CrossPacket:
+        return cls(PacketKind.CALL, tx.tx_id, index, tx.encode())
+
+    @classmethod
+    def decide(cls, tx_id: bytes, index: int, decision: Decision) -> CrossPacket:
+        return cls(PacketKind.DECIDE, tx_id, index, bytes([int(decision)]))
+
+    @property
+    def decision(self) -> Decision:
+        if self.kind is not PacketKind.DECIDE:
+            raise CrossTxError(f"a {self.kind.name} packet carries no decision")
+        return Decision(self.payload[0])
+
+    def transaction(self) -> InitiateTx:
+        """The transaction a PREPARE / CALL packet carries (its id already checked)."""
+        if self.kind is PacketKind.DECIDE:
+            raise CrossTxError("a DECIDE packet carries no transaction")
+        tx = InitiateTx.decode(self.payload)
+        if not self.index < len(tx.contract_transactions):
+            raise CrossTxError(f"the transaction has no part {self.index}")
+        return tx
+
+    def encode(self) -> bytes:
+        return bytes(
+            abi_encode([PACKET_ABI], [(int(self.kind), self.tx_id, self.index, self.payload)])
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> CrossPacket:
+        try:
+            ((kind, tx_id, index, payload),) = abi_decode([PACKET_ABI], data, strict=True)
+            packet = cls(PacketKind(kind), bytes(tx_id), int(index), bytes(payload))
+        except (DecodingError, ValueError, TypeError, OverflowError) as exc:
+            raise SerializationError(f"not a cross packet: {exc}") from None
+        if packet.encode() != bytes(data):
+            raise SerializationError("the cross packet is not canonically encoded")
+        return packet
+
+
+@dataclass(frozen=True, slots=True)
+class CrossAck:
+    status: AckStatus
+    return_value: bytes = b""
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.return_value) > MAX_RETURN_VALUE:
+            raise SerializationError(f"a return value is at most {MAX_RETURN_VALUE} bytes")
+        if len(self.reason.encode()) > MAX_REASON:
+            raise SerializationError(f"a failure reason is at most {MAX_REASON} bytes")
+
+    @classmethod
+    def ok(cls, return_value: bytes = b"") -> CrossAck:
+        return cls(AckStatus.OK, return_value)
+
+    @classmethod
+    def failed(cls, reason: str) -> CrossAck:
+        return cls(AckStatus.FAILED, b"", reason.encode()[:MAX_REASON].decode(errors="ignore"))
+
+    def encode(self) -> bytes:
+        return bytes(abi_encode([ACK_ABI], [(int(self.status), self.return_value, self.reason)]))
+
+    @classmethod
+    def decode(cls, data: bytes) -> CrossAck:
+        try:
+            ((status, value, reason),) = abi_decode([ACK_ABI], data, strict=True)
+            ack = cls(AckStatus(status), bytes(value), str(reason))
+        except (DecodingError, ValueError, TypeError, OverflowError, UnicodeDecodeError) as exc:
+            raise SerializationError(f"not a cross acknowledgement: {exc}") from None
+        if ack.encode() != bytes(data):
+            raise SerializationError("the cross acknowledgement is not canonically encoded")
+        return ack
