@@ -1,0 +1,125 @@
+"""A participant's side of a cross transaction: what a ledger does with the coordinator's
+packets (DESIGN.md §6). Pure apart from the :class:`CrossApp` it drives.
+
+* ``PREPARE`` (two-phase commit): run the part with locks (:meth:`CrossApp.prepare`). If the
+  part declared a return value and the actual one differs, the prepare fails and what it locked
+  is released at once. Answer OK with the return value, or FAILED with the reason.
+* ``CALL`` (Simple Commit): the same, then commit at once.
+* ``DECIDE``: commit or abort the prepared part. A decision for a part that never prepared
+  (its PREPARE timed out, or failed) is recorded and changes nothing.
+
+Every packet may arrive twice: the answer is the one given the first time, and nothing runs
+again. A PREPARE or CALL past the transaction's timeout (at the ledger's height and time) fails
+without running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kakehashi.cross.packets import CrossAck, CrossPacket, PacketKind
+from kakehashi.cross.status import Decision, PartStatus, advance_part
+from kakehashi.cross.tx import CrossTxError, InitiateTx
+from kakehashi.errors import KakehashiError
+from kakehashi.ibc.types import Height
+
+__all__ = ["CrossApp", "Participant"]
+
+
+class CrossApp(Protocol):
+    """The application a participant runs parts with."""
+
+    def prepare(self, tx_id: bytes, call_info: bytes) -> bytes:
+        """Run the call, locking what it reads and writes; return its result. Raise a
+        :class:`~kakehashi.errors.KakehashiError` (a lock conflict, a balance too low...) to
+        refuse, having locked nothing."""
+        ...
+
+    def commit(self, tx_id: bytes) -> None:
+        """Apply what ``prepare`` staged and release its locks."""
+        ...
+
+    def abort(self, tx_id: bytes) -> None:
+        """Drop what ``prepare`` staged and release its locks."""
+        ...
+
+
+@dataclass
+class _Record:
+    status: PartStatus = PartStatus.NONE
+    ack: CrossAck | None = None
+
+
+@dataclass
+class Participant:
+    app: CrossApp
+    records: dict[tuple[bytes, int], _Record] = field(default_factory=dict)
+
+    def status(self, tx_id: bytes, index: int) -> PartStatus:
+        record = self.records.get((tx_id, index))
+        return PartStatus.NONE if record is None else record.status
+
+    def on_packet(self, packet: CrossPacket, height: Height, timestamp_ns: int) -> CrossAck:
+        """Handle one packet (module docstring); the acknowledgement to write."""
+        key = (packet.tx_id, packet.index)
+        record = self.records.setdefault(key, _Record())
+        if packet.kind is PacketKind.DECIDE:
+            return self._decide(record, packet)
+        if record.ack is not None:
+            return record.ack  # a repeated PREPARE / CALL
+        if record.status is not PartStatus.NONE:  # decided (ABORT) before its PREPARE came
+            record.ack = CrossAck.failed("the transaction was already aborted")
+            return record.ack
+        tx = packet.transaction()
+        record.ack = self._run(tx, packet, record, height, timestamp_ns)
+        return record.ack
+
+    def _run(
+        self,
+        tx: InitiateTx,
+        packet: CrossPacket,
+        record: _Record,
+        height: Height,
+        timestamp_ns: int,
+    ) -> CrossAck:
+        if (not tx.timeout_height.is_zero() and height >= tx.timeout_height) or (
+            tx.timeout_timestamp and timestamp_ns >= tx.timeout_timestamp
+        ):
+            record.status = PartStatus.ABORT
+            return CrossAck.failed("the transaction timed out before this part ran")
+        part = tx.contract_transactions[packet.index]
+        try:
+            value = self.app.prepare(packet.tx_id, part.call_info)
+        except KakehashiError as exc:  # refused: nothing locked
+            record.status = PartStatus.ABORT
+            return CrossAck.failed(str(exc))
+        if part.return_value is not None and value != part.return_value:
+            self.app.abort(packet.tx_id)
+            record.status = PartStatus.ABORT
+            return CrossAck.failed(
+                f"the part returned 0x{value.hex()}, not the declared 0x{part.return_value.hex()}"
+            )
+        record.status = advance_part(record.status, PartStatus.PREPARE)
+        if packet.kind is PacketKind.CALL:  # Simple Commit: the callee commits at once
+            self.app.commit(packet.tx_id)
+            record.status = advance_part(record.status, PartStatus.COMMIT)
+        return CrossAck.ok(value)
+
+    def _decide(self, record: _Record, packet: CrossPacket) -> CrossAck:
+        decision = packet.decision
+        final = PartStatus.COMMIT if decision is Decision.COMMIT else PartStatus.ABORT
+        if record.status is PartStatus.PREPARE:
+            if decision is Decision.COMMIT:
+                self.app.commit(packet.tx_id)
+            else:
+                self.app.abort(packet.tx_id)
+            record.status = final
+        elif record.status is PartStatus.NONE and decision is Decision.ABORT:
+            record.status = PartStatus.ABORT  # its PREPARE, should it ever come, is refused
+        elif record.status is not final:  # COMMIT for a part that never prepared here
+            raise CrossTxError(
+                f"{decision.name} for part {packet.index} of {packet.tx_id.hex()}, which is "
+                f"{record.status.name} here"
+            )
+        return CrossAck.ok()
