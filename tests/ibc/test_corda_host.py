@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -359,18 +360,24 @@ class TwoHosts:
         return height
 
 
-def open_channel(net: EmbeddedNetwork) -> TwoHosts:
-    """Clients, connection and channel between Bank A and Bank B with real handler calls."""
+def open_channel(
+    net: EmbeddedNetwork,
+    port: str = "transfer",
+    apps: tuple[Any, Any] | None = None,
+    version: str = "app-1",
+) -> TwoHosts:
+    """Clients, connection and channel between Bank A and Bank B with real handler calls
+    (``apps``: the modules bound on ``port`` on each host; default RecordingApps)."""
     import time
 
     from kakehashi.ibc import host as paths
     from kakehashi.ibc.router import Router
     from kakehashi.ibc.types import ChannelCounterparty, ChannelState, Order
 
-    app_a, app_b = RecordingApp(), RecordingApp()
+    app_a, app_b = apps or (RecordingApp(), RecordingApp())
     router_a, router_b = Router(), Router()
-    router_a.bind("transfer", app_a)
-    router_b.bind("transfer", app_b)
+    router_a.bind(port, app_a)
+    router_b.bind(port, app_b)
     a = CordaIbcHost(net.node(OPERATOR), router=router_a)
     b = CordaIbcHost(net.node(BANK_B), router=router_b)
     ca = a.ibc.create_client(CordaClient.from_attestation(b.client_state(), b.attestation()))
@@ -400,28 +407,26 @@ def open_channel(net: EmbeddedNetwork) -> TwoHosts:
     b.ibc.conn_open_confirm(conn_b, a.prove(paths.connection_path(conn_a), h), h)
 
     chan_a = a.ibc.chan_open_init(
-        "transfer", Order.UNORDERED, [conn_a], ChannelCounterparty("transfer", ""), "app-1"
+        port, Order.UNORDERED, [conn_a], ChannelCounterparty(port, ""), version
     )
     h = update(b, a)
     chan_b = b.ibc.chan_open_try(
-        "transfer",
+        port,
         Order.UNORDERED,
         [conn_b],
-        ChannelCounterparty("transfer", chan_a),
-        "app-1",
-        a.prove(paths.channel_path("transfer", chan_a), h),
+        ChannelCounterparty(port, chan_a),
+        version,
+        a.prove(paths.channel_path(port, chan_a), h),
         h,
     )
     h = update(a, b)
     a.ibc.chan_open_ack(
-        "transfer", chan_a, chan_b, "app-1", b.prove(paths.channel_path("transfer", chan_b), h), h
+        port, chan_a, chan_b, version, b.prove(paths.channel_path(port, chan_b), h), h
     )
     h = update(b, a)
-    b.ibc.chan_open_confirm(
-        "transfer", chan_b, a.prove(paths.channel_path("transfer", chan_a), h), h
-    )
-    assert a.handler.channel("transfer", chan_a).state is ChannelState.OPEN
-    assert b.handler.channel("transfer", chan_b).state is ChannelState.OPEN
+    b.ibc.chan_open_confirm(port, chan_b, a.prove(paths.channel_path(port, chan_a), h), h)
+    assert a.handler.channel(port, chan_a).state is ChannelState.OPEN
+    assert b.handler.channel(port, chan_b).state is ChannelState.OPEN
     hosts.chan_a, hosts.chan_b = chan_a, chan_b
     return hosts
 

@@ -24,7 +24,7 @@ from kakehashi.cross.tx import CrossTxError, InitiateTx
 from kakehashi.errors import KakehashiError
 from kakehashi.ibc.types import Height
 
-__all__ = ["CrossApp", "Participant"]
+__all__ = ["CrossApp", "PartRecord", "Participant"]
 
 
 class CrossApp(Protocol):
@@ -46,7 +46,9 @@ class CrossApp(Protocol):
 
 
 @dataclass
-class _Record:
+class PartRecord:
+    """What a participant remembers of one part: its status and the answer it gave."""
+
     status: PartStatus = PartStatus.NONE
     ack: CrossAck | None = None
 
@@ -54,7 +56,7 @@ class _Record:
 @dataclass
 class Participant:
     app: CrossApp
-    records: dict[tuple[bytes, int], _Record] = field(default_factory=dict)
+    records: dict[tuple[bytes, int], PartRecord] = field(default_factory=dict)
 
     def status(self, tx_id: bytes, index: int) -> PartStatus:
         record = self.records.get((tx_id, index))
@@ -63,7 +65,7 @@ class Participant:
     def on_packet(self, packet: CrossPacket, height: Height, timestamp_ns: int) -> CrossAck:
         """Handle one packet (module docstring); the acknowledgement to write."""
         key = (packet.tx_id, packet.index)
-        record = self.records.setdefault(key, _Record())
+        record = self.records.setdefault(key, PartRecord())
         if packet.kind is PacketKind.DECIDE:
             return self._decide(record, packet)
         if record.ack is not None:
@@ -79,7 +81,7 @@ class Participant:
         self,
         tx: InitiateTx,
         packet: CrossPacket,
-        record: _Record,
+        record: PartRecord,
         height: Height,
         timestamp_ns: int,
     ) -> CrossAck:
@@ -106,7 +108,7 @@ class Participant:
             record.status = advance_part(record.status, PartStatus.COMMIT)
         return CrossAck.ok(value)
 
-    def _decide(self, record: _Record, packet: CrossPacket) -> CrossAck:
+    def _decide(self, record: PartRecord, packet: CrossPacket) -> CrossAck:
         decision = packet.decision
         final = PartStatus.COMMIT if decision is Decision.COMMIT else PartStatus.ABORT
         if record.status is PartStatus.PREPARE:

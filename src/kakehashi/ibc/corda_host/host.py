@@ -222,6 +222,14 @@ _PENDING_ID = 1
 _CLIENT, _CONNECTION, _CHANNEL, _COUNTER = "client", "connection", "channel", "counter"
 
 
+def _app_kind(kind: str) -> str:
+    if not kind.startswith("app:") or len(kind) > 16:  # the kind column holds 16 characters
+        raise IbcError(
+            f"an application's object kind is 'app:' and at most 12 more characters (got {kind!r})"
+        )
+    return kind
+
+
 class _DbNodeStore:
     """The tree's :class:`~kakehashi.ledgers.corda.smt.NodeStore` over ``ibc_smt_nodes``.
 
@@ -350,6 +358,18 @@ class HostStore:
 
     def _set_private(self, kind: str, name: str, data: bytes) -> None:
         self._writable().private[(kind, name)] = data
+
+    # -- applications' objects ------------------------------------------------------------------
+
+    def get_object(self, kind: str, name: str) -> bytes | None:
+        """An application's private object (``kind`` starts with ``app:``; not provable), as the
+        running call sees it."""
+        return self._get_private(_app_kind(kind), name)
+
+    def set_object(self, kind: str, name: str, data: bytes) -> None:
+        """Write an application's private object inside a host call: recorded atomically with
+        the call's IBC changes (a module's state moves with the packets it handles)."""
+        self._set_private(_app_kind(kind), name, bytes(data))
 
     def get_client(self, client_id: str) -> LightClient | None:
         call = self._host._call

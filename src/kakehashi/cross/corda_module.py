@@ -1,0 +1,318 @@
+"""The Cross Framework on a Corda-model IBC host: an ICS-26 module on port ``cross``.
+
+:class:`CrossModule` is both roles at once: the **coordinator** of the transactions this ledger
+initiates (:meth:`CrossModule.initiate`; it reacts to acknowledgements and timeouts of its
+packets) and a **participant** in others' (it answers PREPARE / CALL / DECIDE packets). Every
+step runs inside one host call, so the module's state (coordinator and participant records,
+the application's locks and values) is written in the same notarised host version as the IBC
+change that caused it: a packet is received together with its effect, or not at all, and a
+crash loses nothing.
+
+:class:`HostKeyValueApp` is the application shipped here: key-value state on the host with
+exclusive write locks; a part's call is ``b"set KEY=VALUE"``, returning ``b"ok"``; a locked key
+makes the prepare fail (the transaction aborts, nothing blocks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+
+from kakehashi.cross.coordinator import Coordinator, Finish, PrepareLocal, Send
+from kakehashi.cross.packets import CrossAck, CrossPacket, PacketKind
+from kakehashi.cross.participant import Participant, PartRecord
+from kakehashi.cross.status import Decision, PartStatus
+from kakehashi.cross.tx import CrossTxError, InitiateTx, check_initiation
+from kakehashi.errors import ConflictError, KakehashiError
+from kakehashi.ibc.corda_host.host import CordaIbcHost, HostStore
+from kakehashi.ibc.types import ChannelCounterparty, Height, Order, Packet
+
+__all__ = ["CROSS_PORT", "CROSS_VERSION", "CrossModule", "HostKeyValueApp"]
+
+CROSS_PORT = "cross"
+CROSS_VERSION = "cross-1"
+_KV, _LOCK, _STAGED = "app:kv", "app:kv-lock", "app:kv-staged"
+_COORDINATOR, _PARTICIPANT = "app:cross-c", "app:cross-p"
+
+
+# ---------------------------------------------------------------------------- the application
+
+
+@dataclass
+class HostKeyValueApp:
+    """Key-value state with exclusive write locks, in the host's store (module docstring)."""
+
+    host: CordaIbcHost
+
+    @property
+    def store(self) -> HostStore:
+        return self.host.store
+
+    def value(self, key: bytes) -> bytes | None:
+        return self.store.get_object(_KV, key.hex())
+
+    def locked_by(self, key: bytes) -> bytes | None:
+        return self.store.get_object(_LOCK, key.hex())
+
+    def prepare(self, tx_id: bytes, call_info: bytes) -> bytes:
+        if not call_info.startswith(b"set ") or b"=" not in call_info:
+            raise CrossTxError(f"unknown call {call_info[:40]!r} (expected b'set KEY=VALUE')")
+        key, _, value = call_info.removeprefix(b"set ").partition(b"=")
+        holder = self.locked_by(key)
+        if holder is not None and holder != tx_id:
+            raise ConflictError(f"key {key!r} is locked by cross transaction {holder.hex()}")
+        self.store.set_object(_LOCK, key.hex(), tx_id)
+        self.store.set_object(_STAGED, tx_id.hex(), bytes(cbor2.dumps([key, value])))
+        return b"ok"
+
+    def _release(self, tx_id: bytes) -> tuple[bytes, bytes] | None:
+        staged = self.store.get_object(_STAGED, tx_id.hex())
+        if not staged:
+            return None
+        key, value = cbor2.loads(staged)
+        self.store.set_object(_STAGED, tx_id.hex(), b"")
+        if self.locked_by(key) == tx_id:
+            self.store.set_object(_LOCK, bytes(key).hex(), b"")
+        return bytes(key), bytes(value)
+
+    def commit(self, tx_id: bytes) -> None:
+        staged = self._release(tx_id)
+        if staged is not None:
+            self.store.set_object(_KV, staged[0].hex(), staged[1])
+
+    def abort(self, tx_id: bytes) -> None:
+        self._release(tx_id)
+
+    def locks(self) -> bool:
+        """Whether any key is locked (tests: no lock outlives its transaction)."""
+        with self.host.engine.connect() as conn:
+            from sqlalchemy import text
+
+            rows = conn.execute(
+                text("SELECT data FROM ibc_store_private WHERE kind = :kind"), {"kind": _LOCK}
+            )
+            return any(bytes(row[0]) for row in rows)
+
+
+# ---------------------------------------------------------------------------- persistence
+
+
+def _save_coordinator(store: HostStore, c: Coordinator) -> None:
+    record = [
+        c.tx.encode(),
+        -1 if c.local is None else c.local,
+        {i: int(s) for i, s in c.parts.items()},
+        c.returns,
+        c.failures,
+        c.rejected,
+        int(c.decision),
+        sorted(c.sent),
+        sorted(c.decided),
+        c.started,
+    ]
+    store.set_object(_COORDINATOR, c.tx.tx_id.hex(), bytes(cbor2.dumps(record, canonical=True)))
+
+
+def _load_coordinator(store: HostStore, tx_id: bytes) -> Coordinator | None:
+    data = store.get_object(_COORDINATOR, tx_id.hex())
+    if data is None:
+        return None
+    tx, local, parts, returns, failures, rejected, decision, sent, decided, started = cbor2.loads(
+        data
+    )
+    return Coordinator(
+        InitiateTx.decode(tx),
+        None if local < 0 else local,
+        {int(i): PartStatus(s) for i, s in parts.items()},
+        {int(i): bytes(v) for i, v in returns.items()},
+        {int(i): str(v) for i, v in failures.items()},
+        {int(i): str(v) for i, v in rejected.items()},
+        Decision(decision),
+        set(sent),
+        set(decided),
+        bool(started),
+    )
+
+
+class _StoredRecords(dict[tuple[bytes, int], PartRecord]):
+    """A participant's records, read from and written to the host store by key."""
+
+    def __init__(self, store: HostStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def setdefault(self, key: tuple[bytes, int], default: Any = None) -> PartRecord:
+        record = self.get(key)
+        if record is None:
+            data = self.store.get_object(_PARTICIPANT, f"{key[0].hex()}:{key[1]}")
+            if data:
+                status, ack = cbor2.loads(data)
+                record = PartRecord(
+                    PartStatus(status), None if ack is None else CrossAck.decode(ack)
+                )
+            else:
+                record = default if default is not None else PartRecord()
+            self[key] = record
+        return record
+
+    def save(self) -> None:
+        for (tx_id, index), record in self.items():
+            ack = None if record.ack is None else record.ack.encode()
+            data = bytes(cbor2.dumps([int(record.status), ack]))
+            self.store.set_object(_PARTICIPANT, f"{tx_id.hex()}:{index}", data)
+
+
+# ---------------------------------------------------------------------------- the module
+
+
+class CrossModule:
+    """The ``cross`` port's module on ``host`` (module docstring). Bind it on the host's router
+    before opening the host: ``router.bind(CROSS_PORT, module)``, then :meth:`attach`."""
+
+    def __init__(self, app_factory: Any = HostKeyValueApp, timeout_span: int = 1_000) -> None:
+        self._host: CordaIbcHost | None = None
+        self._app_factory = app_factory
+        self.timeout_span = timeout_span  # packet timeout: this many counterparty heights
+
+    def attach(self, host: CordaIbcHost) -> None:
+        self._host = host
+        self.app = self._app_factory(host)
+
+    @property
+    def host(self) -> CordaIbcHost:
+        if self._host is None:
+            raise CrossTxError("the cross module is not attached to a host yet")
+        return self._host
+
+    # -- coordinator ---------------------------------------------------------------------------
+
+    def initiate(self, tx: InitiateTx, local: int | None = 0) -> bytes:
+        """Start ``tx`` with this ledger as coordinator (running part ``local``): one host
+        version holds the initiation, the local prepare and the first packets."""
+
+        def action(store: HostStore) -> bytes:
+            known = {tx.tx_id} if store.get_object(_COORDINATOR, tx.tx_id.hex()) else set()
+            tx_id = check_initiation(
+                tx,
+                known_ids=known,
+                height=self.host.pending_height(),
+                timestamp_ns=self.host.pending_timestamp_ns(),
+            )
+            coordinator = Coordinator(tx, local)
+            self._act(store, coordinator, coordinator.start())
+            return tx_id
+
+        return self.host.execute(action)
+
+    def coordinator(self, tx_id: bytes) -> Coordinator | None:
+        return _load_coordinator(self.host.store, tx_id)
+
+    def _act(self, store: HostStore, c: Coordinator, actions: list[Any]) -> None:
+        queue = list(actions)
+        while queue:
+            action = queue.pop(0)
+            if isinstance(action, PrepareLocal):
+                part = c.tx.contract_transactions[action.index]
+                try:
+                    value = self.app.prepare(c.tx.tx_id, part.call_info)
+                except KakehashiError as exc:
+                    queue += c.on_local_prepared(False, reason=str(exc))
+                else:
+                    queue += c.on_local_prepared(True, value)
+            elif isinstance(action, Finish):
+                if action.decision is Decision.COMMIT:
+                    self.app.commit(c.tx.tx_id)
+                else:
+                    self.app.abort(c.tx.tx_id)
+            elif isinstance(action, Send):
+                channel = c.tx.contract_transactions[action.index].cross_chain_channel
+                counterparty = self.host.handler.channel(channel.port, channel.channel)
+                client = self.host.handler.connection(counterparty.connection_hops[0]).client_id
+                peer = self.host.handler.client(client).latest_height()
+                timeout = Height(peer.revision_number, peer.revision_height + self.timeout_span)
+                self.host.handler.send_packet(
+                    channel.port, channel.channel, timeout, 0, action.packet.encode()
+                )
+        _save_coordinator(store, c)
+
+    def _coordinator_event(self, packet: Packet, event: Any) -> None:
+        cross = CrossPacket.decode(packet.data)
+        c = _load_coordinator(self.host.store, cross.tx_id)
+        if c is None:
+            raise CrossTxError(f"no cross transaction {cross.tx_id.hex()} coordinated here")
+        self._act(self.host.store, c, event(c, cross))
+
+    # -- ICS-26 callbacks ------------------------------------------------------------------------
+
+    def on_chan_open_init(
+        self,
+        order: Order,
+        connection_hops: Any,
+        port_id: str,
+        channel_id: str,
+        counterparty: ChannelCounterparty,
+        version: str,
+    ) -> str:
+        if order is not Order.UNORDERED:
+            raise CrossTxError("cross channels are UNORDERED")
+        return version or CROSS_VERSION
+
+    def on_chan_open_try(
+        self,
+        order: Order,
+        connection_hops: Any,
+        port_id: str,
+        channel_id: str,
+        counterparty: ChannelCounterparty,
+        counterparty_version: str,
+    ) -> str:
+        if counterparty_version != CROSS_VERSION:
+            raise CrossTxError(f"cross channels speak {CROSS_VERSION!r}")
+        return CROSS_VERSION
+
+    def on_chan_open_ack(
+        self, port_id: str, channel_id: str, counterparty_channel_id: str, version: str
+    ) -> None:
+        if version != CROSS_VERSION:
+            raise CrossTxError(f"cross channels speak {CROSS_VERSION!r}")
+
+    def on_chan_open_confirm(self, port_id: str, channel_id: str) -> None:
+        pass
+
+    def on_chan_close_init(self, port_id: str, channel_id: str) -> None:
+        raise CrossTxError("a cross channel is not closed while transactions may use it")
+
+    def on_chan_close_confirm(self, port_id: str, channel_id: str) -> None:
+        pass
+
+    def on_recv_packet(self, packet: Packet) -> bytes | None:
+        """Participant: answer the coordinator's packet (its effect in this host version)."""
+        cross = CrossPacket.decode(packet.data)
+        records = _StoredRecords(self.host.store)
+        participant = Participant(self.app, records)
+        try:
+            ack = participant.on_packet(
+                cross, self.host.pending_height(), self.host.pending_timestamp_ns()
+            )
+        except CrossTxError as exc:  # a decision that cannot apply here: an error ack
+            ack = CrossAck.failed(str(exc))
+        records.save()
+        return ack.encode()
+
+    def on_acknowledgement_packet(self, packet: Packet, acknowledgement: bytes) -> None:
+        """Coordinator: a participant answered."""
+        ack = CrossAck.decode(acknowledgement)
+
+        def event(c: Coordinator, cross: CrossPacket) -> list[Any]:
+            if cross.kind is PacketKind.DECIDE:
+                return c.on_decision_ack(cross.index)
+            return c.on_ack(cross.index, ack)
+
+        self._coordinator_event(packet, event)
+
+    def on_timeout_packet(self, packet: Packet) -> None:
+        """Coordinator: a packet provably never arrived (a PREPARE / CALL aborts the
+        transaction; a DECIDE is sent again)."""
+        self._coordinator_event(packet, lambda c, cross: c.on_timeout(cross.index, cross.kind))
