@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION, CrossModule
+from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION, CrossModule, kv_call
 from kakehashi.cross.status import Decision, PartStatus
 from kakehashi.cross.tx import (
     Account,
@@ -78,10 +78,10 @@ def transaction(
     hosts: TwoHosts, protocol: CommitProtocol, key: bytes, value: bytes, nonce: int = 1
 ) -> InitiateTx:
     local = ContractTransaction(
-        ChannelInfo(CROSS_PORT, hosts.chan_a), (SIGNER,), b"set " + key + b"=" + value, b"ok"
+        ChannelInfo(CROSS_PORT, hosts.chan_a), (SIGNER,), kv_call(key, value), b"ok"
     )
     remote = ContractTransaction(
-        ChannelInfo(CROSS_PORT, hosts.chan_a), (SIGNER,), b"set " + key + b"=" + value, b"ok"
+        ChannelInfo(CROSS_PORT, hosts.chan_a), (SIGNER,), kv_call(key, value), b"ok"
     )
     return InitiateTx("bank-a", nonce, protocol, (local, remote), Height(0, 10**6))
 
@@ -108,7 +108,9 @@ def test_a_lock_conflict_on_the_participant_aborts_everywhere(
 ) -> None:
     hosts, a, b = linked
     blocker = transaction(hosts, CommitProtocol.TPC, b"k", b"first", nonce=1)
-    b.host.execute(lambda _s: b.app.prepare(blocker.tx_id, b"set k=first"))  # k locked on B
+    b.host.execute(
+        lambda _s: b.app.prepare(blocker.tx_id, kv_call(b"k", b"first"))
+    )  # k locked on B
     tx = transaction(hosts, CommitProtocol.TPC, b"k", b"second", nonce=2)
     a.initiate(tx)
     relay(hosts)

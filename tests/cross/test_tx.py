@@ -97,7 +97,7 @@ def test_anything_but_canonical_bytes_is_refused() -> None:
         ({"timeout_height": Height()}, "needs a timeout"),
         ({"chain_id": ""}, "chain id"),
         ({"nonce": 2**64}, "64-bit"),
-        ({"contract_transactions": ()}, "2 to 8"),
+        ({"contract_transactions": ()}, "2 to 4"),
     ],
 )
 def test_malformed_transactions_are_refused(changes: dict[str, Any], match: str) -> None:
@@ -110,7 +110,7 @@ def test_contract_transaction_rules() -> None:
     cases = [
         (replace(second, links=(Link(1),)), "not another part"),
         (replace(second, links=(Link(5),)), "not another part"),
-        (replace(second, signers=()), "1 to 8 signers"),
+        (replace(second, signers=()), "1 to 3 signers"),
         (replace(second, signers=(CORDA_SELLER, CORDA_SELLER)), "twice"),
         (replace(second, call_info=b"x" * (MAX_CALL_INFO + 1)), "call info"),
         (replace(second, cross_chain_channel=ChannelInfo("cross", "bad id!")), "identifier"),
@@ -159,9 +159,7 @@ def test_status_moves_are_one_way_and_idempotent() -> None:
 
 _port = st.from_regex(r"[a-z][a-z0-9.\-]{1,20}", fullmatch=True)
 _channel = st.integers(0, 10_000).map(lambda n: f"channel-{n}")
-_account = st.builds(
-    Account, st.sampled_from(list(SignerKind)), st.binary(min_size=1, max_size=128)
-)
+_account = st.builds(Account, st.sampled_from(list(SignerKind)), st.binary(min_size=1, max_size=64))
 
 
 @st.composite

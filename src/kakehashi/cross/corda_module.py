@@ -9,7 +9,8 @@ change that caused it: a packet is received together with its effect, or not at 
 crash loses nothing.
 
 :class:`HostKeyValueApp` is the application shipped here: key-value state on the host with
-exclusive write locks; a part's call is ``b"set KEY=VALUE"``, returning ``b"ok"``; a locked key
+exclusive write locks; a part's call is :func:`kv_call` ``(key, value)`` (the same encoding the
+EVM participant ``contracts/cross/kv_participant.vy`` reads), returning ``b"ok"``; a locked key
 makes the prepare fail (the transaction aborts, nothing blocks).
 """
 
@@ -19,6 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import cbor2
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
 
 from kakehashi.cross.coordinator import Coordinator, Finish, PrepareLocal, Send
 from kakehashi.cross.packets import CrossAck, CrossPacket, PacketKind
@@ -29,7 +33,14 @@ from kakehashi.errors import ConflictError, KakehashiError
 from kakehashi.ibc.corda_host.host import CordaIbcHost, HostStore
 from kakehashi.ibc.types import ChannelCounterparty, Height, Order, Packet
 
-__all__ = ["CROSS_PORT", "CROSS_VERSION", "CrossModule", "HostKeyValueApp"]
+__all__ = [
+    "CROSS_PORT",
+    "CROSS_VERSION",
+    "CrossModule",
+    "HostKeyValueApp",
+    "decode_kv_call",
+    "kv_call",
+]
 
 CROSS_PORT = "cross"
 CROSS_VERSION = "cross-1"
@@ -38,6 +49,28 @@ _COORDINATOR, _PARTICIPANT = "app:cross-c", "app:cross-p"
 
 
 # ---------------------------------------------------------------------------- the application
+
+MAX_KEY, MAX_VALUE = 64, 192  # as contracts/cross/kv_participant.vy
+
+
+def kv_call(key: bytes, value: bytes) -> bytes:
+    """The call info of "set ``key`` to ``value``": ``abi.encode(bytes key, bytes value)``, what
+    both ledgers' key-value applications read."""
+    if not 0 < len(key) <= MAX_KEY or len(value) > MAX_VALUE:
+        raise CrossTxError(f"a key is 1 to {MAX_KEY} bytes and a value at most {MAX_VALUE}")
+    return bytes(abi_encode(["bytes", "bytes"], [key, value]))
+
+
+def decode_kv_call(call_info: bytes) -> tuple[bytes, bytes]:
+    try:
+        key, value = abi_decode(["bytes", "bytes"], call_info, strict=True)
+    except (DecodingError, ValueError, TypeError, OverflowError) as exc:
+        raise CrossTxError(
+            f"not a key-value call (abi.encode(bytes key, bytes value)): {exc}"
+        ) from None
+    if kv_call(bytes(key), bytes(value)) != call_info:
+        raise CrossTxError("the key-value call is not canonically encoded")
+    return bytes(key), bytes(value)
 
 
 @dataclass
@@ -57,9 +90,7 @@ class HostKeyValueApp:
         return self.store.get_object(_LOCK, key.hex())
 
     def prepare(self, tx_id: bytes, call_info: bytes) -> bytes:
-        if not call_info.startswith(b"set ") or b"=" not in call_info:
-            raise CrossTxError(f"unknown call {call_info[:40]!r} (expected b'set KEY=VALUE')")
-        key, _, value = call_info.removeprefix(b"set ").partition(b"=")
+        key, value = decode_kv_call(call_info)
         holder = self.locked_by(key)
         if holder is not None and holder != tx_id:
             raise ConflictError(f"key {key!r} is locked by cross transaction {holder.hex()}")

@@ -49,14 +49,15 @@ __all__ = [
     "check_initiation",
 ]
 
-# Bounds shared with contracts/cross/transaction.vy (its DynArray / Bytes / String sizes).
+# Bounds shared with contracts/cross/transaction.vy (its DynArray / Bytes / String sizes): a
+# whole transaction must fit in one IBC packet (8 KiB) and decode in Vyper.
 MAX_CHAIN_ID = 64
-MAX_CONTRACT_TRANSACTIONS = 8
-MAX_SIGNERS = 8
-MAX_ACCOUNT_ID = 128
-MAX_CALL_INFO = 4096
-MAX_RETURN_VALUE = 1024
-MAX_LINKS = 8
+MAX_CONTRACT_TRANSACTIONS = 4
+MAX_SIGNERS = 3
+MAX_ACCOUNT_ID = 64
+MAX_CALL_INFO = 384
+MAX_RETURN_VALUE = 96
+MAX_LINKS = 3
 
 _ACCOUNT = "(uint8,bytes)"
 _CHANNEL = "(string,string)"
