@@ -26,6 +26,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION, CrossModule
 from kakehashi.ibc.clients.lcp import TAG_UPDATE_CLIENT
 from kakehashi.ibc.corda_host import CordaIbcHost
 from kakehashi.ibc.echo import EchoModule
@@ -37,6 +38,7 @@ from kakehashi.lcp.client import LcpServiceClient
 from kakehashi.lcp.enclave import Enclave
 from kakehashi.lcp.service import create_app
 from kakehashi.ledgers.corda.node.setup import EmbeddedNetwork
+from kakehashi.ledgers.evm import toolchain
 from kakehashi.ledgers.evm.chain import EmbeddedChain, dev_accounts
 from kakehashi.ledgers.evm.provider import embedded_web3
 from kakehashi.ops.serving import serve
@@ -63,6 +65,10 @@ class World:
     lcp_url: str
     deployment: EvmDeployment
     record: LinkRecord | None = None
+    port: str = PORT
+    version: str = VERSION
+    cross: Any = None  # the Corda host's CrossModule (cross worlds)
+    kv: Any = None  # the EVM chain's kv_participant contract (cross worlds)
     _closers: ExitStack = field(default_factory=ExitStack)
 
     __test__ = False
@@ -83,8 +89,8 @@ class World:
             self.evm_host(dev_accounts()[account_index]),
             from_block=self.deployment.from_block,
         )
-        a = Side(evm, port_id=PORT)
-        b = Side(CordaEndpoint(self.host), port_id=PORT, update_tag=bytes([TAG_UPDATE_CLIENT]))
+        a = Side(evm, port_id=self.port)
+        b = Side(CordaEndpoint(self.host), port_id=self.port, update_tag=bytes([TAG_UPDATE_CLIENT]))
         if self.record is not None:
             self.record.apply(a, b)
         return PathRelayer(a, b, lcp, batch_size=batch_size)
@@ -92,7 +98,7 @@ class World:
     def link(self, ordering: Order = Order.UNORDERED) -> PathRelayer:
         relayer = self.relayer()
         with LcpServiceClient(self.lcp_url) as lcp:
-            self.record = link(relayer, lcp, ordering=ordering, version=VERSION)
+            self.record = link(relayer, lcp, ordering=ordering, version=self.version)
         return relayer
 
     # -- applications --------------------------------------------------------------------------
@@ -148,8 +154,10 @@ class World:
 
 
 @contextmanager
-def world(tmp_path: Path) -> Iterator[World]:
-    """Every part of the path, unlinked (see the module docstring)."""
+def world(tmp_path: Path, *, cross: bool = False) -> Iterator[World]:
+    """Every part of the path, unlinked (see the module docstring). ``cross``: the path is on
+    port ``cross`` between the Corda host's :class:`~kakehashi.cross.corda_module.CrossModule`
+    and the EVM chain's ``contracts/cross/kv_participant.vy``."""
     with ExitStack() as stack:
         network = EmbeddedNetwork.create(tmp_path / "corda")
         stack.callback(network.close)
@@ -163,7 +171,24 @@ def world(tmp_path: Path) -> Iterator[World]:
         echo = EchoModule()
         router = Router()
         router.bind(PORT, echo)
+        module = kv = None
+        if cross:
+            module = CrossModule()
+            router.bind(CROSS_PORT, module)
+            kv = toolchain.deploy(
+                w3,
+                toolchain.compile_contract("cross/kv_participant"),
+                deployment.handler,
+                sender=dev_accounts()[0],
+            )
+            EvmIbcHost(w3, deployment.handler, sender=dev_accounts()[0], gas=GAS).bind_port(
+                CROSS_PORT, kv.address
+            )
         host = CordaIbcHost(network.node(OPERATOR), router=router)
         w = World(chain, network, host, echo, enclave, url, deployment)
+        if cross:
+            assert module is not None
+            module.attach(host)
+            w.port, w.version, w.cross, w.kv = CROSS_PORT, CROSS_VERSION, module, kv
         stack.callback(w._closers.close)
         yield w
