@@ -1,6 +1,6 @@
 """A cross transaction across the two ledgers, relayed through the real LCP path: the Corda
 host coordinates (its CrossModule on port ``cross``, running part 0), the EVM chain participates
-(``contracts/cross/kv_participant.vy``, part 1). Every packet crosses with an enclave-signed
+(``contracts/cross/cross_kv.vy``, part 1). Every packet crosses with an enclave-signed
 proof that the receiving ledger's LCP client checks (:mod:`tests.relayer.support`)."""
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from kakehashi.cross.tx import (
     InitiateTx,
     SignerKind,
 )
+from kakehashi.errors import TransactionRevertedError
 from kakehashi.ibc.types import Height
+from kakehashi.ledgers.evm.chain import dev_accounts
+from kakehashi.ledgers.evm.client import transact
 from kakehashi.relayer.path import PathRelayer
 from tests.relayer.support import World, world
 
@@ -99,3 +102,64 @@ def test_a_key_locked_on_the_evm_chain_aborts_the_transaction_on_both(w: World) 
     assert w.cross.app.value(b"a") == b"one" and w.cross.app.value(b"b") is None
     assert not w.cross.app.locks()
     assert bytes(w.kv.functions.locked_by(b"k").call()) == bytes(32)
+
+
+def evm_initiate(w: World, tx: InitiateTx, local: int = 0) -> None:
+    transact(w.w3, w.kv.functions.initiate(tx.encode(), local), sender=dev_accounts()[0])
+
+
+@pytest.mark.parametrize("protocol", [CommitProtocol.SIMPLE, CommitProtocol.TPC])
+def test_the_evm_chain_coordinates_and_the_corda_host_commits_with_it(
+    w: World, protocol: CommitProtocol
+) -> None:
+    relayer = w.link()
+    assert w.record is not None
+    channel = ChannelInfo(CROSS_PORT, w.record.a_channel_id)  # the EVM chain's end
+    tx = InitiateTx(
+        "kakehashi-evm",
+        5,
+        protocol,
+        (
+            ContractTransaction(channel, (SIGNER,), kv_call(b"order-3", b"shipped"), b"ok"),
+            ContractTransaction(channel, (SIGNER,), kv_call(b"order-3", b"shipped"), b"ok"),
+        ),
+        Height(0, 10**6),
+    )
+    evm_initiate(w, tx)
+    assert bytes(w.kv.functions.locked_by(b"order-3").call()) == tx.tx_id  # prepared
+    run(relayer)
+    coordinated = w.kv.functions.coordination(tx.tx_id).call()  # (protocol, local, count, decision)
+    assert tuple(coordinated) == (protocol, 0, 2, Decision.COMMIT)
+    assert bytes(w.kv.functions.value(b"order-3").call()) == b"shipped"
+    assert w.cross.app.value(b"order-3") == b"shipped"
+    assert not w.cross.app.locks()
+    assert bytes(w.kv.functions.locked_by(b"order-3").call()) == bytes(32)
+    if protocol is CommitProtocol.TPC:  # the decision was acknowledged
+        assert w.kv.functions.coordination_part(tx.tx_id, 1).call()[3] is True
+    with pytest.raises(TransactionRevertedError, match="already initiated"):
+        evm_initiate(w, tx)
+
+
+def test_the_evm_coordinator_aborts_when_the_corda_part_fails(w: World) -> None:
+    relayer = w.link()
+    assert w.record is not None
+    channel = ChannelInfo(CROSS_PORT, w.record.a_channel_id)
+    blocker = transaction(w, CommitProtocol.TPC, b"x", b"held", nonce=1)
+    w.cross.host.execute(lambda _s: w.cross.app.prepare(blocker.tx_id, kv_call(b"x", b"held")))
+    tx = InitiateTx(
+        "kakehashi-evm",
+        6,
+        CommitProtocol.TPC,
+        (
+            ContractTransaction(channel, (SIGNER,), kv_call(b"y", b"1"), b"ok"),
+            ContractTransaction(channel, (SIGNER,), kv_call(b"x", b"1"), b"ok"),
+        ),
+        Height(0, 10**6),
+    )
+    evm_initiate(w, tx)
+    run(relayer)
+    _, _, _, decision = w.kv.functions.coordination(tx.tx_id).call()
+    assert decision == Decision.ABORT
+    assert bytes(w.kv.functions.value(b"y").call()) == b""  # never applied
+    assert bytes(w.kv.functions.locked_by(b"y").call()) == bytes(32)  # released
+    assert w.cross.app.locked_by(b"x") == blocker.tx_id  # the other transaction's lock stays

@@ -68,7 +68,7 @@ class World:
     port: str = PORT
     version: str = VERSION
     cross: Any = None  # the Corda host's CrossModule (cross worlds)
-    kv: Any = None  # the EVM chain's kv_participant contract (cross worlds)
+    kv: Any = None  # the EVM chain's cross_kv contract (cross worlds)
     _closers: ExitStack = field(default_factory=ExitStack)
 
     __test__ = False
@@ -157,7 +157,7 @@ class World:
 def world(tmp_path: Path, *, cross: bool = False) -> Iterator[World]:
     """Every part of the path, unlinked (see the module docstring). ``cross``: the path is on
     port ``cross`` between the Corda host's :class:`~kakehashi.cross.corda_module.CrossModule`
-    and the EVM chain's ``contracts/cross/kv_participant.vy``."""
+    and the EVM chain's ``contracts/cross/cross_kv.vy``."""
     with ExitStack() as stack:
         network = EmbeddedNetwork.create(tmp_path / "corda")
         stack.callback(network.close)
@@ -177,8 +177,9 @@ def world(tmp_path: Path, *, cross: bool = False) -> Iterator[World]:
             router.bind(CROSS_PORT, module)
             kv = toolchain.deploy(
                 w3,
-                toolchain.compile_contract("cross/kv_participant"),
+                toolchain.compile_contract("cross/cross_kv"),
                 deployment.handler,
+                600,  # packet timeout (s)
                 sender=dev_accounts()[0],
             )
             EvmIbcHost(w3, deployment.handler, sender=dev_accounts()[0], gas=GAS).bind_port(

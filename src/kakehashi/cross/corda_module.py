@@ -10,7 +10,7 @@ crash loses nothing.
 
 :class:`HostKeyValueApp` is the application shipped here: key-value state on the host with
 exclusive write locks; a part's call is :func:`kv_call` ``(key, value)`` (the same encoding the
-EVM participant ``contracts/cross/kv_participant.vy`` reads), returning ``b"ok"``; a locked key
+EVM participant ``contracts/cross/cross_kv.vy`` reads), returning ``b"ok"``; a locked key
 makes the prepare fail (the transaction aborts, nothing blocks).
 """
 
@@ -50,7 +50,7 @@ _COORDINATOR, _PARTICIPANT = "app:cross-c", "app:cross-p"
 
 # ---------------------------------------------------------------------------- the application
 
-MAX_KEY, MAX_VALUE = 64, 192  # as contracts/cross/kv_participant.vy
+MAX_KEY, MAX_VALUE = 64, 192  # as contracts/cross/cross_kv.vy
 
 
 def kv_call(key: bytes, value: bytes) -> bytes:
