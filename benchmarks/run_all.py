@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corda_bench
+import cross_bench
 import evm_bench
 import ibc_bench
 import relayer_bench
@@ -21,6 +22,8 @@ def main() -> None:
     ibc_bench.main()
     print()
     relayer_bench.main()
+    print()
+    cross_bench.main()
 
 
 if __name__ == "__main__":
