@@ -19,7 +19,6 @@ import ctypes.util
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from kakehashi.cli.ping import child_env
+from kakehashi.cli.ping import child_env, port_free
 from kakehashi.ledgers.corda.model.identity import X500Name
 from kakehashi.ledgers.corda.node.network import NetworkMap
 from kakehashi.ledgers.corda.node.setup import NETWORK_MAP, slug
@@ -63,17 +62,6 @@ def _die_with_parent() -> None:
         _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # uvicorn sets SO_REUSEADDR too: a port with only TIME_WAIT connections is usable.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port_block(count: int, attempts: int = 200) -> int:
     """The first of ``count`` consecutive ports that are free on 127.0.0.1.
 
@@ -89,7 +77,7 @@ def free_port_block(count: int, attempts: int = 200) -> int:
     rng = random.Random()
     for _ in range(attempts):
         base = rng.randrange(start, start + width - count)
-        if all(_port_free(base + i) for i in range(count)):
+        if all(port_free(base + i) for i in range(count)):
             return base
     raise RuntimeError(f"no block of {count} free ports found on {HOST}")
 

@@ -32,7 +32,7 @@ from kakehashi.errors import ConfigurationError, KakehashiError, TransportError
 from kakehashi.ibc import host as paths
 from kakehashi.ibc.types import Height, Packet
 
-__all__ = ["PingNetwork", "Process", "child_env", "run_ping"]
+__all__ = ["PingNetwork", "Process", "child_env", "port_free", "run_ping"]
 
 HOST = "127.0.0.1"
 START_DEADLINE_S = 60.0
@@ -58,8 +58,10 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether ``port`` can be bound on 127.0.0.1 now."""
     with socket.socket() as sock:
+        # uvicorn sets SO_REUSEADDR too: a port with only TIME_WAIT connections is usable.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
@@ -73,7 +75,7 @@ def free_ports(count: int) -> int:
     rng = random.Random()
     for _ in range(500):
         base = rng.randrange(20_000, 32_000 - count)
-        if all(_port_free(base + i) for i in range(count)):
+        if all(port_free(base + i) for i in range(count)):
             return base
     raise ConfigurationError(f"no {count} consecutive free ports on {HOST}")
 
