@@ -77,7 +77,7 @@ workloads = st.lists(
 )
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(workloads, st.sampled_from([0.0, 0.3]), st.integers(0, 2**32))
 def test_random_workloads_end_atomic_with_no_lock(
     workload: list[tuple[CommitProtocol, bytes, bytes]], loss: float, seed: int
