@@ -292,7 +292,11 @@ def linked_world(block_mode: BlockMode = "auto", interval_ms: int = 1000) -> Ite
         url = stack.enter_context(serve(create_app(enclave)))
         w3 = embedded_web3(chain)
         deployment = deploy_lcp_stack(
-            w3, sender=dev_accounts()[0], port=PORT, root_der=enclave.root_certificate
+            w3,
+            sender=dev_accounts()[0],
+            port=PORT,
+            root_der=enclave.root_certificate,
+            cross_module=False,
         )
         router = Router()
         router.bind(PORT, EchoModule())

@@ -166,7 +166,11 @@ def world(tmp_path: Path, *, cross: bool = False) -> Iterator[World]:
         url = stack.enter_context(serve(create_app(enclave)))
         w3 = embedded_web3(chain)
         deployment = deploy_lcp_stack(
-            w3, sender=dev_accounts()[0], port=PORT, root_der=enclave.root_certificate
+            w3,
+            sender=dev_accounts()[0],
+            port=PORT,
+            root_der=enclave.root_certificate,
+            cross_module=cross,
         )
         echo = EchoModule()
         router = Router()
@@ -175,15 +179,9 @@ def world(tmp_path: Path, *, cross: bool = False) -> Iterator[World]:
         if cross:
             module = CrossModule()
             router.bind(CROSS_PORT, module)
-            kv = toolchain.deploy(
-                w3,
-                toolchain.compile_contract("cross/cross_kv"),
-                deployment.handler,
-                600,  # packet timeout (s)
-                sender=dev_accounts()[0],
-            )
-            EvmIbcHost(w3, deployment.handler, sender=dev_accounts()[0], gas=GAS).bind_port(
-                CROSS_PORT, kv.address
+            kv = w3.eth.contract(
+                address=deployment.cross,
+                abi=toolchain.compile_contract("cross/cross_kv").abi,
             )
         host = CordaIbcHost(network.node(OPERATOR), router=router)
         w = World(chain, network, host, echo, enclave, url, deployment)

@@ -277,13 +277,16 @@ IBC_NOTARY_WAIT_S = 30.0
 
 
 def _mount_ibc_host(web: FastAPI, node: Node, port_id: str, rpc_token: str) -> None:
-    """Open ``node``'s IBC host with the echo module on ``port_id`` and serve it under /ibc.
+    """Open ``node``'s IBC host with the echo module on ``port_id`` and the Cross Framework
+    module on port ``cross``; serve the host under /ibc and the cross module under /cross.
 
     Creating (or finishing a pending change of) the host needs the notary, which may be starting
     at the same time: wait for it a while, then fail with its error.
     """
     import time
 
+    from kakehashi.cross.corda_module import CROSS_PORT, CrossModule
+    from kakehashi.cross.http import create_cross_router
     from kakehashi.errors import NotaryError, TransportError
     from kakehashi.ibc.corda_host.host import CordaIbcHost
     from kakehashi.ibc.corda_host.http import create_ibc_router
@@ -292,6 +295,8 @@ def _mount_ibc_host(web: FastAPI, node: Node, port_id: str, rpc_token: str) -> N
 
     router = Router()
     router.bind(port_id, EchoModule())
+    cross = CrossModule()
+    router.bind(CROSS_PORT, cross)
     deadline = time.monotonic() + IBC_NOTARY_WAIT_S
     while True:
         try:
@@ -304,10 +309,12 @@ def _mount_ibc_host(web: FastAPI, node: Node, port_id: str, rpc_token: str) -> N
                     f"{IBC_NOTARY_WAIT_S:.0f} s ({exc}); start the notary, then this node"
                 ) from exc
             time.sleep(0.5)
+    cross.attach(ibc_host)
     web.include_router(create_ibc_router(ibc_host, app_token=rpc_token))
+    web.include_router(create_cross_router(cross, app_token=rpc_token))
     console.print(
         f"IBC host prefix 0x{ibc_host.prefix.hex()} at version {ibc_host.version}; "
-        f"echo module on port {port_id!r}",
+        f"echo module on port {port_id!r}, Cross Framework (key-value) on port {CROSS_PORT!r}",
         markup=False,
         soft_wrap=True,
     )

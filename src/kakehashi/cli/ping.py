@@ -296,7 +296,15 @@ class PingNetwork:
             connect(self.evm_url), sender=funded_accounts(n=1)[0], port=PORT_ID, root_der=root
         )
 
-    def write_config(self, *, relayer_account: int = 1, name: str = "relayer") -> Path:
+    def write_config(
+        self,
+        *,
+        relayer_account: int = 1,
+        name: str = "relayer",
+        port: str = PORT_ID,
+        version: str = "echo-1",
+        link_file: str = "link.json",
+    ) -> Path:
         from kakehashi.ledgers.evm.client import funded_accounts
 
         key_file = self.directory / f"{name}.key"
@@ -313,38 +321,43 @@ development = true
 type = "evm"
 rpc = "{self.evm_url}"
 handler = "{self.deployment.handler}"
-port = "{PORT_ID}"
+port = "{port}"
 private_key_file = "{key_file.name}"
 from_block = {self.deployment.from_block}
 
 [b]
 type = "corda"
 url = "{self.corda_url}"
-port = "{PORT_ID}"
+port = "{port}"
 
 [channel]
 ordering = "unordered"
-version = "echo-1"
+version = "{version}"
 
 [relayer]
 interval_s = 0.2
 batch_size = 100
 metrics_port = {self.metrics_port if name == "relayer" else 0}
-link_file = "link.json"
+link_file = "{link_file}"
 """
         )
         return path
 
-    def link(self) -> None:
-        """``kakehashi relayer link`` (a separate process, like any relayer operator's)."""
+    def link(self, config: Path | None = None, link_file: str = "link.json") -> Any:
+        """``kakehashi relayer link`` (a separate process, like any relayer operator's); the
+        link record (also kept as :attr:`record` for the default path)."""
         from kakehashi.relayer.link import LinkRecord
 
-        proc = self._process("link", ["relayer", "link", "--config", str(self.config_path)])
+        name = "link" if config is None else f"link-{config.stem}"
+        proc = self._process(name, ["relayer", "link", "--config", str(config or self.config_path)])
         proc.start()
         assert proc.popen is not None
         if proc.popen.wait(180) != 0:
             raise TransportError(f"relayer link failed; its log ends:\n{proc.tail()}")
-        self.record = LinkRecord.load(self.directory / "link.json")
+        record = LinkRecord.load(self.directory / link_file)
+        if config is None:
+            self.record = record
+        return record
 
     def start_relayer(self, name: str = "relayer", config: Path | None = None) -> Process:
         proc = self.processes.get(name) or self._process(

@@ -3,7 +3,8 @@
 :func:`deploy_lcp_stack` deploys, in order: the IBC handler and its logic contracts, the AVR
 verifier trusting one root (Intel's attestation root in production; the LCP service's
 simulation root in development), the LCP client contract (registered on the handler as
-:data:`~kakehashi.lcp.evm_client.LCP_CLIENT_TYPE`), and the echo application bound on a port.
+:data:`~kakehashi.lcp.evm_client.LCP_CLIENT_TYPE`), the echo application bound on a port, and
+the Cross Framework module (``contracts/cross/cross_kv.vy``) on port ``cross``.
 The sender becomes the handler's admin. :class:`EvmDeployment` is what
 ``kakehashi ibc deploy-evm`` writes (JSON) and a relayer configuration names.
 """
@@ -19,10 +20,14 @@ from web3 import Web3
 from kakehashi.errors import ConfigurationError
 from kakehashi.ibc.evm_host import EvmIbcHost, deploy_echo_app
 from kakehashi.lcp.evm_client import LCP_CLIENT_TYPE, deploy_avr_verifier, deploy_lcp_client
+from kakehashi.ledgers.evm import toolchain
 from kakehashi.ledgers.evm.client import Sender
 from kakehashi.lightclients.lcp_attestation import INTEL_SGX_ATTESTATION_ROOT_CA_DER
 
-__all__ = ["EvmDeployment", "deploy_lcp_stack"]
+__all__ = ["CROSS_CONTRACT", "CROSS_PORT", "EvmDeployment", "deploy_lcp_stack"]
+
+CROSS_CONTRACT = "cross/cross_kv"
+CROSS_PORT = "cross"
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class EvmDeployment:
     echo_app: str
     port: str
     from_block: int
+    cross: str = ""  # contracts/cross/cross_kv.vy on port "cross" ("": not deployed)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -53,6 +59,8 @@ def deploy_lcp_stack(
     port: str = "echo",
     root_der: bytes = INTEL_SGX_ATTESTATION_ROOT_CA_DER,
     gas: int | None = 5_000_000,
+    cross_module: bool = True,
+    packet_timeout_s: int = 600,
 ) -> EvmDeployment:
     """Deploy and wire the contracts (module docstring)."""
     from_block = int(w3.eth.block_number)
@@ -62,4 +70,12 @@ def deploy_lcp_stack(
     ibc.register_client(LCP_CLIENT_TYPE, lcp.address)
     app = deploy_echo_app(w3, ibc.address, sender=sender)
     ibc.bind_port(port, app.address)
-    return EvmDeployment(ibc.address, verifier.address, lcp.address, app.address, port, from_block)
+    cross = ""
+    if cross_module:
+        compiled = toolchain.compile_contract(CROSS_CONTRACT)
+        contract = toolchain.deploy(w3, compiled, ibc.address, packet_timeout_s, sender=sender)
+        ibc.bind_port(CROSS_PORT, contract.address)
+        cross = contract.address
+    return EvmDeployment(
+        ibc.address, verifier.address, lcp.address, app.address, port, from_block, cross
+    )

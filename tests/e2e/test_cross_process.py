@@ -1,0 +1,91 @@
+"""A cross transaction across the two ledgers with every part its own process (EVM node, Corda
+notary and node serving its IBC host and Cross Framework module, LCP service, relayer): the EVM
+chain coordinates a two-phase commit with the Corda node, and the relayer is killed with SIGKILL
+several times while it relays; started again, it completes the transaction on both ledgers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kakehashi.cli.ping import PingNetwork
+from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION, kv_call
+from kakehashi.cross.status import Decision
+from kakehashi.cross.tx import (
+    Account,
+    ChannelInfo,
+    CommitProtocol,
+    ContractTransaction,
+    InitiateTx,
+    SignerKind,
+)
+from kakehashi.ibc.evm_deploy import CROSS_CONTRACT
+from kakehashi.ibc.types import Height
+from kakehashi.ledgers.evm import toolchain
+from kakehashi.ledgers.evm.client import connect, funded_accounts, transact
+
+DEADLINE_S = 120.0
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[PingNetwork]:
+    net = PingNetwork(tmp_path)
+    try:
+        net.start_ledgers()
+        net.deploy()
+        yield net
+    finally:
+        net.close()
+
+
+def test_a_killed_relayer_restarts_and_the_cross_transaction_completes(
+    network: PingNetwork,
+) -> None:
+    config = network.write_config(
+        name="cross-relayer", port=CROSS_PORT, version=CROSS_VERSION, link_file="cross-link.json"
+    )
+    record = network.link(config, "cross-link.json")
+    w3 = connect(network.evm_url)
+    cross = w3.eth.contract(
+        address=network.deployment.cross, abi=toolchain.compile_contract(CROSS_CONTRACT).abi
+    )
+    channel = ChannelInfo(CROSS_PORT, record.a_channel_id)  # the EVM chain's end
+    signer = Account(SignerKind.LOCAL, b"\x01" * 20)
+    tx = InitiateTx(
+        "kakehashi-evm",
+        1,
+        CommitProtocol.TPC,
+        (
+            ContractTransaction(channel, (signer,), kv_call(b"order-1", b"shipped"), b"ok"),
+            ContractTransaction(channel, (signer,), kv_call(b"order-1", b"shipped"), b"ok"),
+        ),
+        Height(0, 10**9),
+    )
+    transact(w3, cross.functions.initiate(tx.encode(), 0), sender=funded_accounts(n=1)[0])
+
+    relayer = network.start_relayer("cross-relayer", config)
+    for delay in (0.5, 2.5, 3.0):  # while starting, mid-round, between rounds
+        time.sleep(delay)
+        relayer.kill()
+        relayer.start()
+
+    deadline = time.monotonic() + DEADLINE_S
+    with httpx.Client(base_url=network.corda_url, trust_env=False, timeout=5) as http:
+        while True:
+            decision = cross.functions.coordination(tx.tx_id).call()[3]
+            acked = cross.functions.coordination_part(tx.tx_id, 1).call()[3]
+            corda = http.get(f"/cross/kv/{b'order-1'.hex()}").json()
+            if decision == Decision.COMMIT and acked and corda["value"] == b"shipped".hex():
+                break
+            assert relayer.running, relayer.tail()
+            assert time.monotonic() < deadline, f"not done: {decision=} {acked=} {corda=}"
+            time.sleep(0.3)
+        assert corda["locked_by"] is None
+        status = http.get(f"/cross/tx/{tx.tx_id.hex()}").json()
+        assert status["participant"] == {"1": "COMMIT"}
+    assert bytes(cross.functions.value(b"order-1").call()) == b"shipped"
+    assert bytes(cross.functions.locked_by(b"order-1").call()) == bytes(32)
