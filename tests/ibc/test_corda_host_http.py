@@ -414,7 +414,8 @@ def test_corda_serve_ibc_serves_the_host_and_its_echo_module(tmp_path: Path) -> 
         net.start_all()
         with RemoteCordaHost(party.url, app_token=net.token(BANK_A)) as remote:
             info = remote.info()
-            assert info["ports"] == [PORT] and remote.height == Height(0, 1)
+            # the echo module and the Cross Framework module
+            assert info["ports"] == ["cross", PORT] and remote.height == Height(0, 1)
             prefix = remote.prefix
             log = party.log_tail()
             assert f"IBC host prefix 0x{prefix.hex()} at version 1" in log
