@@ -5,6 +5,9 @@ several times while it relays; started again, it completes the transaction on bo
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +30,7 @@ from kakehashi.ibc.evm_deploy import CROSS_CONTRACT
 from kakehashi.ibc.types import Height
 from kakehashi.ledgers.evm import toolchain
 from kakehashi.ledgers.evm.client import connect, funded_accounts, transact
+from tests.e2e.procs import child_env
 
 DEADLINE_S = 120.0
 
@@ -89,3 +93,28 @@ def test_a_killed_relayer_restarts_and_the_cross_transaction_completes(
         assert status["participant"] == {"1": "COMMIT"}
     assert bytes(cross.functions.value(b"order-1").call()) == b"shipped"
     assert bytes(cross.functions.locked_by(b"order-1").call()) == bytes(32)
+
+    # kakehashi tx status / list read both ledgers
+    cli = [sys.executable, "-m", "kakehashi.cli.main", "tx"]
+    shown = subprocess.run(
+        [*cli, "status", tx.tx_id.hex(), "--config", str(config), "--json"],
+        capture_output=True,
+        env=child_env(),
+        timeout=120,
+        check=True,
+    )
+    status = json.loads(shown.stdout)
+    assert status["evm"]["coordinator"]["decision"] == "COMMIT"
+    assert status["evm"]["coordinator"]["parts"] == {"0": "COMMIT", "1": "COMMIT"}
+    assert status["corda"]["participant"] == {"1": "COMMIT"}
+    events = [e["event"] for e in status["corda"]["timeline"]]
+    assert any("PREPARE for part 1 received: OK" in e for e in events)
+    assert [e["event"] for e in status["evm"]["timeline"]] == ["initiated", "decided COMMIT"]
+    listed = subprocess.run(
+        [*cli, "list", "--config", str(config), "--json"],
+        capture_output=True,
+        env=child_env(),
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(listed.stdout) == {"open": []}

@@ -25,7 +25,7 @@ from eth_abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 
 from kakehashi.cross.coordinator import Coordinator, Finish, PrepareLocal, Send
-from kakehashi.cross.packets import CrossAck, CrossPacket, PacketKind
+from kakehashi.cross.packets import AckStatus, CrossAck, CrossPacket, PacketKind
 from kakehashi.cross.participant import Participant, PartRecord
 from kakehashi.cross.status import Decision, PartStatus
 from kakehashi.cross.tx import CrossTxError, InitiateTx, check_initiation
@@ -46,6 +46,8 @@ CROSS_PORT = "cross"
 CROSS_VERSION = "cross-1"
 _KV, _LOCK, _STAGED = "app:kv", "app:kv-lock", "app:kv-staged"
 _COORDINATOR, _PARTICIPANT = "app:cross-c", "app:cross-p"
+_TIMELINE, _INDEX = "app:cross-t", "app:cross-i"
+_COORDINATED = "coordinated"
 
 
 # ---------------------------------------------------------------------------- the application
@@ -232,6 +234,15 @@ class CrossModule:
                 timestamp_ns=self.host.pending_timestamp_ns(),
             )
             coordinator = Coordinator(tx, local)
+            index = self.coordinated()
+            store.set_object(_INDEX, _COORDINATED, bytes(cbor2.dumps([*index, tx_id])))
+            self._note(
+                tx_id,
+                f"initiated {tx.commit_protocol.name} with {len(tx.contract_transactions)} parts "
+                f"(this host coordinates"
+                + ("" if local is None else f" and runs part {local}")
+                + ")",
+            )
             self._act(store, coordinator, coordinator.start())
             return tx_id
 
@@ -240,24 +251,47 @@ class CrossModule:
     def coordinator(self, tx_id: bytes) -> Coordinator | None:
         return _load_coordinator(self.host.store, tx_id)
 
+    def coordinated(self) -> list[bytes]:
+        """Every transaction this host coordinated, oldest first."""
+        data = self.host.store.get_object(_INDEX, _COORDINATED)
+        return [bytes(t) for t in cbor2.loads(data)] if data else []
+
+    def timeline(self, tx_id: bytes) -> list[tuple[int, str]]:
+        """What this host did for ``tx_id``, with the host time (ns) of each step."""
+        data = self.host.store.get_object(_TIMELINE, tx_id.hex())
+        return [(int(t), str(e)) for t, e in cbor2.loads(data)] if data else []
+
+    def _note(self, tx_id: bytes, event: str) -> None:
+        entries = self.timeline(tx_id)
+        entries.append((self.host.pending_timestamp_ns(), event))
+        self.host.store.set_object(
+            _TIMELINE, tx_id.hex(), bytes(cbor2.dumps([list(e) for e in entries]))
+        )
+
     def _act(self, store: HostStore, c: Coordinator, actions: list[Any]) -> None:
+        tx_id = c.tx.tx_id
+        decided = c.decision
         queue = list(actions)
         while queue:
             action = queue.pop(0)
             if isinstance(action, PrepareLocal):
                 part = c.tx.contract_transactions[action.index]
                 try:
-                    value = self.app.prepare(c.tx.tx_id, part.call_info)
+                    value = self.app.prepare(tx_id, part.call_info)
                 except KakehashiError as exc:
+                    self._note(tx_id, f"part {action.index} (here) failed to prepare: {exc}")
                     queue += c.on_local_prepared(False, reason=str(exc))
                 else:
+                    self._note(tx_id, f"part {action.index} (here) prepared")
                     queue += c.on_local_prepared(True, value)
             elif isinstance(action, Finish):
                 if action.decision is Decision.COMMIT:
-                    self.app.commit(c.tx.tx_id)
+                    self.app.commit(tx_id)
                 else:
-                    self.app.abort(c.tx.tx_id)
+                    self.app.abort(tx_id)
+                self._note(tx_id, f"part {action.index} (here) {action.decision.name.lower()}ed")
             elif isinstance(action, Send):
+                self._note(tx_id, f"sent {action.packet.kind.name} to part {action.index}")
                 channel = c.tx.contract_transactions[action.index].cross_chain_channel
                 counterparty = self.host.handler.channel(channel.port, channel.channel)
                 client = self.host.handler.connection(counterparty.connection_hops[0]).client_id
@@ -266,6 +300,9 @@ class CrossModule:
                 self.host.handler.send_packet(
                     channel.port, channel.channel, timeout, 0, action.packet.encode()
                 )
+            if c.decision is not decided:
+                decided = c.decision
+                self._note(tx_id, f"decided {decided.name}")
         _save_coordinator(store, c)
 
     def _coordinator_event(self, packet: Packet, event: Any) -> None:
@@ -330,6 +367,12 @@ class CrossModule:
         except CrossTxError as exc:  # a decision that cannot apply here: an error ack
             ack = CrossAck.failed(str(exc))
         records.save()
+        status = participant.status(cross.tx_id, cross.index).name
+        answer = "OK" if ack.status is AckStatus.OK else f"FAILED ({ack.reason})"
+        self._note(
+            cross.tx_id,
+            f"{cross.kind.name} for part {cross.index} received: {answer}, part {status}",
+        )
         return ack.encode()
 
     def on_acknowledgement_packet(self, packet: Packet, acknowledgement: bytes) -> None:
@@ -337,6 +380,8 @@ class CrossModule:
         ack = CrossAck.decode(acknowledgement)
 
         def event(c: Coordinator, cross: CrossPacket) -> list[Any]:
+            answer = "OK" if ack.status is AckStatus.OK else f"FAILED ({ack.reason})"
+            self._note(c.tx.tx_id, f"part {cross.index} answered {cross.kind.name}: {answer}")
             if cross.kind is PacketKind.DECIDE:
                 return c.on_decision_ack(cross.index)
             return c.on_ack(cross.index, ack)
@@ -346,4 +391,9 @@ class CrossModule:
     def on_timeout_packet(self, packet: Packet) -> None:
         """Coordinator: a packet provably never arrived (a PREPARE / CALL aborts the
         transaction; a DECIDE is sent again)."""
-        self._coordinator_event(packet, lambda c, cross: c.on_timeout(cross.index, cross.kind))
+
+        def event(c: Coordinator, cross: CrossPacket) -> list[Any]:
+            self._note(c.tx.tx_id, f"{cross.kind.name} to part {cross.index} timed out")
+            return c.on_timeout(cross.index, cross.kind)
+
+        self._coordinator_event(packet, event)

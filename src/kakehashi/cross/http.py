@@ -4,6 +4,8 @@
 * ``GET /cross/tx/{tx_id}`` — this host's view: as coordinator (protocol, decision, each part's
   status, failures, decisions acknowledged, done) and as participant (each part it ran here);
   404 when it knows nothing of it.
+* ``GET /cross/tx[?open_only=true]`` — the transactions this node coordinated (protocol,
+  decision, done, time initiated); ``/cross/tx/{tx_id}`` also carries the ``timeline``.
 * ``GET /cross/kv/{key}`` — the key-value application's committed value and lock (hex).
 * ``POST /cross/initiate`` ``{"tx": HEX of InitiateTx.encode(), "local": 0}`` — start a
   transaction with this node as coordinator; needs the node's RPC token (as ``/ibc/send``).
@@ -64,9 +66,33 @@ def create_cross_router(module: CrossModule, *, app_token: str) -> APIRouter:
                 participant[str(index)] = PartStatus(cbor2.loads(data)[0]).name
         if participant:
             answer["participant"] = participant
+        timeline = module.timeline(key)
+        if timeline:
+            answer["timeline"] = [{"time_ns": t, "event": e} for t, e in timeline]
         if len(answer) == 1:
             raise HTTPException(404, f"this node knows no cross transaction {key.hex()}")
         return answer
+
+    @router.get("/tx")
+    def transactions(open_only: bool = False) -> dict[str, Any]:
+        """The transactions this node coordinated (``open_only``: not done yet), with the time
+        each was initiated."""
+        listed = []
+        for tx_id in module.coordinated():
+            c = module.coordinator(tx_id)
+            if c is None or (open_only and c.done):
+                continue
+            timeline = module.timeline(tx_id)
+            listed.append(
+                {
+                    "tx_id": tx_id.hex(),
+                    "protocol": c.tx.commit_protocol.name,
+                    "decision": c.decision.name,
+                    "done": c.done,
+                    "initiated_ns": timeline[0][0] if timeline else None,
+                }
+            )
+        return {"transactions": listed}
 
     @router.get("/kv/{key}")
     def kv(key: str) -> dict[str, Any]:

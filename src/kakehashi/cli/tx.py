@@ -1,0 +1,253 @@
+"""``kakehashi tx status`` and ``kakehashi tx list``: cross transactions as both ledgers see them.
+
+The ledgers are the ones a relayer configuration names (``--config``, see docs/relayer.md): the
+EVM chain's Cross Framework module is the contract bound on port ``cross`` of its IBC handler;
+the Corda node serves ``/cross`` (``kakehashi corda serve --ibc``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from kakehashi.errors import ConfigurationError, KakehashiError, TransportError
+
+tx_app = typer.Typer(help="Cross-ledger transactions: status and open ones.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", help="A relayer configuration naming both ledgers.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+_PARTS = {0: "NONE", 1: "PREPARE", 2: "COMMIT", 3: "ABORT"}
+_DECISIONS = {0: "UNKNOWN", 1: "COMMIT", 2: "ABORT"}
+_PROTOCOLS = {1: "SIMPLE", 2: "TPC"}
+
+
+def _fail(exc: KakehashiError) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+    raise typer.Exit(2)
+
+
+class _Ledgers:
+    """The EVM chain's cross contract and the Corda node's /cross API of a configuration."""
+
+    def __init__(self, config_path: Path) -> None:
+        from kakehashi.ibc.evm_deploy import CROSS_CONTRACT, CROSS_PORT
+        from kakehashi.ibc.evm_host import EvmIbcHost
+        from kakehashi.ledgers.evm import toolchain
+        from kakehashi.ledgers.evm.client import connect
+        from kakehashi.relayer.config import load_config
+
+        config = load_config(config_path)
+        evm = config.a if config.a.type == "evm" else config.b
+        corda = config.b if config.b.type == "corda" else config.a
+        if evm.type != "evm" or corda.type != "corda":
+            raise ConfigurationError("the configuration must name an EVM chain and a Corda node")
+        self.w3 = connect(evm.rpc)
+        handler = EvmIbcHost(self.w3, evm.handler, sender=evm.handler).handler
+        address = handler.functions.ports(CROSS_PORT).call()
+        if int(address, 16) == 0:
+            raise ConfigurationError(
+                f"no module on port {CROSS_PORT!r} of the EVM handler {evm.handler}: deploy it "
+                "with `kakehashi ibc deploy-evm`"
+            )
+        self.cross = self.w3.eth.contract(
+            address=address, abi=toolchain.compile_contract(CROSS_CONTRACT).abi
+        )
+        self.from_block = evm.from_block
+        self.http = httpx.Client(base_url=corda.url, trust_env=False, timeout=10)
+
+    def corda(self, path: str) -> Any:
+        try:
+            answer = self.http.get(path)
+        except httpx.HTTPError as exc:
+            raise TransportError(
+                f"the Corda node at {self.http.base_url} is unreachable: {exc}"
+            ) from None
+        if answer.status_code == 404:
+            return None
+        if answer.status_code != 200:
+            raise TransportError(f"the Corda node answered {answer.status_code}: {answer.text}")
+        return answer.json()
+
+    def _logs(self, event: str, tx_id: bytes | None = None) -> list[Any]:
+        topics = {"tx_id": tx_id} if tx_id is not None else None
+        found = self.cross.events[event]().get_logs(
+            from_block=self.from_block, argument_filters=topics
+        )
+        return list(found)
+
+    def _time(self, block: int) -> int:
+        return int(self.w3.eth.get_block(block)["timestamp"]) * 1_000_000_000
+
+    def evm(self, tx_id: bytes) -> dict[str, Any] | None:
+        protocol, local, count, decision = self.cross.functions.coordination(tx_id).call()
+        answer: dict[str, Any] = {}
+        if count:
+            parts = {}
+            acked = []
+            for i in range(count):
+                status, failed, _sent, decided = self.cross.functions.coordination_part(
+                    tx_id, i
+                ).call()
+                parts[str(i)] = _PARTS[status] + (" (failed)" if failed else "")
+                if decided:
+                    acked.append(i)
+            answer["coordinator"] = {
+                "protocol": _PROTOCOLS.get(protocol, str(protocol)),
+                "decision": _DECISIONS[decision],
+                "parts": parts,
+                "decided": acked,
+                "local": None if local == 255 else local,
+            }
+            timeline = [
+                {"time_ns": self._time(e["blockNumber"]), "event": "initiated"}
+                for e in self._logs("CrossInitiated", tx_id)
+            ] + [
+                {
+                    "time_ns": self._time(e["blockNumber"]),
+                    "event": f"decided {_DECISIONS[e['args']['decision']]}",
+                }
+                for e in self._logs("CrossDecided", tx_id)
+            ]
+            answer["timeline"] = timeline
+        participant = {
+            str(i): _PARTS[status]
+            for i in range(4)
+            if (status := self.cross.functions.part_status(tx_id, i).call())
+        }
+        if participant:
+            answer["participant"] = participant
+        return answer or None
+
+    def open_on_evm(self) -> list[dict[str, Any]]:
+        listed = []
+        for entry in self._logs("CrossInitiated"):
+            tx_id = bytes(entry["args"]["tx_id"])
+            view = self.evm(tx_id)
+            if view is None:
+                continue
+            c = view["coordinator"]
+            done = c["decision"] != "UNKNOWN" and (
+                c["protocol"] == "SIMPLE"
+                or all(
+                    int(i) in c["decided"]
+                    for i in c["parts"]
+                    if int(i) != c["local"] and "failed" not in c["parts"][i]
+                )
+            )
+            if not done:
+                listed.append(
+                    {
+                        "tx_id": tx_id.hex(),
+                        "protocol": c["protocol"],
+                        "decision": c["decision"],
+                        "initiated_ns": self._time(entry["blockNumber"]),
+                    }
+                )
+        return listed
+
+
+def _hex_id(tx_id: str) -> bytes:
+    try:
+        raw = bytes.fromhex(tx_id.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigurationError(f"a transaction id is 32 bytes of hex, got {tx_id!r}")
+    return raw
+
+
+@tx_app.command("status")
+def tx_status(tx_id: str, config_path: ConfigOption, as_json: JsonOption = False) -> None:
+    """The transaction as each ledger sees it (coordinator, participant) and its timeline."""
+    try:
+        raw = _hex_id(tx_id)
+        ledgers = _Ledgers(config_path)
+        views = {"evm": ledgers.evm(raw), "corda": ledgers.corda(f"/cross/tx/{raw.hex()}")}
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    if all(v is None for v in views.values()):
+        _fail(ConfigurationError(f"neither ledger knows a cross transaction {raw.hex()}"))
+    if as_json:
+        print(json.dumps({"tx_id": raw.hex(), **views}))
+        return
+    console.rule(f"cross transaction {raw.hex()}")
+    for ledger, view in views.items():
+        if view is None:
+            console.print(f"{ledger}: not involved")
+            continue
+        if "coordinator" in view:
+            c = view["coordinator"]
+            parts = ", ".join(f"part {i} {s}" for i, s in c["parts"].items())
+            console.print(
+                f"{ledger}: coordinator of a {c['protocol']} transaction, decision "
+                f"{c['decision']}; {parts}",
+                markup=False,
+            )
+        if "participant" in view:
+            parts = ", ".join(f"part {i} {s}" for i, s in view["participant"].items())
+            console.print(f"{ledger}: participant, {parts}", markup=False)
+    table = Table(title="timeline", title_justify="left")
+    table.add_column("time (UTC)")
+    table.add_column("ledger")
+    table.add_column("event")
+    events = sorted(
+        (e["time_ns"], ledger, e["event"])
+        for ledger, view in views.items()
+        if view
+        for e in view.get("timeline", [])
+    )
+    for time_ns, ledger, event in events:
+        stamp = (
+            time.strftime("%H:%M:%S", time.gmtime(time_ns / 1e9))
+            + f".{time_ns // 1_000_000 % 1000:03d}"
+        )
+        table.add_row(stamp, ledger, escape(event))
+    console.print(table)
+
+
+@tx_app.command("list")
+def tx_list(config_path: ConfigOption, as_json: JsonOption = False) -> None:
+    """Open transactions (not yet decided, or decided but not acknowledged everywhere), oldest
+    first, with their age."""
+    try:
+        ledgers = _Ledgers(config_path)
+        corda = ledgers.corda("/cross/tx?open_only=true") or {"transactions": []}
+        rows = [dict(t, coordinator="corda") for t in corda["transactions"]] + [
+            dict(t, coordinator="evm") for t in ledgers.open_on_evm()
+        ]
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    now = time.time_ns()
+    for row in rows:
+        started = row.get("initiated_ns")
+        row["age_s"] = None if started is None else round((now - started) / 1e9, 1)
+    rows.sort(key=lambda r: r.get("initiated_ns") or 0)
+    if as_json:
+        print(json.dumps({"open": rows}))
+        return
+    table = Table(title=f"{len(rows)} open cross transaction(s)", title_justify="left")
+    for column in ("tx id", "coordinator", "protocol", "decision", "age (s)"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["tx_id"][:16] + "…",
+            row["coordinator"],
+            row["protocol"],
+            row["decision"],
+            "" if row["age_s"] is None else f"{row['age_s']:.1f}",
+        )
+    console.print(table)
