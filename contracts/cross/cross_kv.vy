@@ -63,6 +63,24 @@ event CrossDecided:
     tx_id: indexed(bytes32)
     decision: uint8
 
+# One step of a transaction's timeline (kakehashi tx status): STEP_* codes.
+event CrossStep:
+    tx_id: indexed(bytes32)
+    index: uint8
+    step: uint8
+
+STEP_SENT_PREPARE: constant(uint8) = 1
+STEP_SENT_CALL: constant(uint8) = 2
+STEP_SENT_DECIDE: constant(uint8) = 3
+STEP_ANSWERED_OK: constant(uint8) = 4
+STEP_ANSWERED_FAILED: constant(uint8) = 5
+STEP_TIMED_OUT: constant(uint8) = 6
+STEP_DECISION_ACKNOWLEDGED: constant(uint8) = 7
+STEP_PREPARED_HERE: constant(uint8) = 8
+STEP_FAILED_HERE: constant(uint8) = 9
+STEP_COMMITTED_HERE: constant(uint8) = 10
+STEP_ABORTED_HERE: constant(uint8) = 11
+
 values: HashMap[bytes32, Bytes[MAX_VALUE]]  # keccak256(key) -> committed value
 locks: public(HashMap[bytes32, bytes32])  # keccak256(key) -> the tx id holding it
 staged_key: HashMap[bytes32, bytes32]  # tx id -> keccak256(key)
@@ -162,11 +180,14 @@ def _run(packet: transaction.CrossPacket, record: bytes32) -> Bytes[types.MAX_AC
     reason: String[transaction.MAX_REASON] = self._prepare(packet.tx_id, part)
     if len(reason) > 0:
         self.parts[record] = transaction.PART_ABORT
+        log CrossStep(tx_id=packet.tx_id, index=packet.index, step=STEP_FAILED_HERE)
         return transaction.failed(reason)
     self.parts[record] = transaction.PART_PREPARE
+    log CrossStep(tx_id=packet.tx_id, index=packet.index, step=STEP_PREPARED_HERE)
     if packet.kind == transaction.PACKET_CALL:  # Simple Commit: commit at once
         self._commit(packet.tx_id)
         self.parts[record] = transaction.PART_COMMIT
+        log CrossStep(tx_id=packet.tx_id, index=packet.index, step=STEP_COMMITTED_HERE)
     return transaction.ok(b"ok")
 
 
@@ -179,9 +200,11 @@ def _apply_decision(packet: transaction.CrossPacket, record: bytes32) -> Bytes[t
         if decision == transaction.DECISION_COMMIT:
             self._commit(packet.tx_id)
             self.parts[record] = transaction.PART_COMMIT
+            log CrossStep(tx_id=packet.tx_id, index=packet.index, step=STEP_COMMITTED_HERE)
         else:
             self._abort(packet.tx_id)
             self.parts[record] = transaction.PART_ABORT
+            log CrossStep(tx_id=packet.tx_id, index=packet.index, step=STEP_ABORTED_HERE)
     elif status == transaction.PART_NONE and decision == transaction.DECISION_ABORT:
         self.parts[record] = transaction.PART_ABORT  # its PREPARE, should it come, is refused
     elif not (
@@ -237,6 +260,7 @@ def _send(tx_id: bytes32, index: uint8, kind: uint8, payload: Bytes[transaction.
     data: Bytes[types.MAX_DATA] = abi_encode(
         transaction.CrossPacket(kind=kind, tx_id=tx_id, index=index, payload=payload)
     )
+    log CrossStep(tx_id=tx_id, index=index, step=kind)  # STEP_SENT_PREPARE / CALL / DECIDE
     timeout: uint64 = (convert(block.timestamp, uint64) + packet_timeout_s) * 1_000_000_000
     extcall IHandler(handler).send_packet(
         self.c_port[tx_id][index],
@@ -260,8 +284,10 @@ def _decide(tx_id: bytes32, decision: uint8):
     if c.local != NO_PART and self.c_status[tx_id][c.local] == transaction.PART_PREPARE:
         if decision == transaction.DECISION_COMMIT:
             self._commit(tx_id)
+            log CrossStep(tx_id=tx_id, index=c.local, step=STEP_COMMITTED_HERE)
         else:
             self._abort(tx_id)
+            log CrossStep(tx_id=tx_id, index=c.local, step=STEP_ABORTED_HERE)
         self.c_status[tx_id][c.local] = final
     if c.protocol == transaction.COMMIT_TPC:
         for i: uint8 in range(4):  # transaction.MAX_CONTRACT_TRANSACTIONS
@@ -312,9 +338,11 @@ def initiate(payload: Bytes[transaction.MAX_PAYLOAD], local: uint8) -> bytes32:
         reason: String[transaction.MAX_REASON] = self._prepare(tx_id, t.contract_transactions[local])
         if len(reason) > 0:
             self.c_failed[tx_id][local] = True
+            log CrossStep(tx_id=tx_id, index=local, step=STEP_FAILED_HERE)
             self._decide(tx_id, transaction.DECISION_ABORT)
             return tx_id
         self.c_status[tx_id][local] = transaction.PART_PREPARE
+        log CrossStep(tx_id=tx_id, index=local, step=STEP_PREPARED_HERE)
     for i: uint8 in range(4):  # transaction.MAX_CONTRACT_TRANSACTIONS
         if i >= count:
             break
@@ -341,6 +369,7 @@ def on_acknowledgement_packet(
     if cross.kind == transaction.PACKET_DECIDE:
         if not self.c_decided[tx_id][i]:
             self.c_decided[tx_id][i] = True
+            log CrossStep(tx_id=tx_id, index=i, step=STEP_DECISION_ACKNOWLEDGED)
             if self.c_status[tx_id][i] == transaction.PART_PREPARE:
                 if c.decision == transaction.DECISION_COMMIT:
                     self.c_status[tx_id][i] = transaction.PART_COMMIT
@@ -351,9 +380,11 @@ def on_acknowledgement_packet(
         return  # a repeated acknowledgement
     ack: transaction.CrossAck = abi_decode(acknowledgement, transaction.CrossAck)
     if ack.status != transaction.ACK_OK:
+        log CrossStep(tx_id=tx_id, index=i, step=STEP_ANSWERED_FAILED)
         self.c_failed[tx_id][i] = True
         self._decide(tx_id, transaction.DECISION_ABORT)
         return
+    log CrossStep(tx_id=tx_id, index=i, step=STEP_ANSWERED_OK)
     if c.protocol == transaction.COMMIT_SIMPLE:  # the callee committed at once
         self.c_status[tx_id][i] = transaction.PART_COMMIT
         self._decide(tx_id, transaction.DECISION_COMMIT)
@@ -375,6 +406,7 @@ def on_timeout_packet(packet: types.Packet, relayer: address):
     i: uint8 = cross.index
     c: Coordination = self.coordinations[tx_id]
     assert c.count != 0, "CROSS: no cross transaction coordinated here"
+    log CrossStep(tx_id=tx_id, index=i, step=STEP_TIMED_OUT)
     if cross.kind == transaction.PACKET_DECIDE:
         if c.decision != 0 and not self.c_decided[tx_id][i]:
             # decisions are delivered until acknowledged: send it again

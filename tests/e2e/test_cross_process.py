@@ -109,7 +109,16 @@ def test_a_killed_relayer_restarts_and_the_cross_transaction_completes(
     assert status["corda"]["participant"] == {"1": "COMMIT"}
     events = [e["event"] for e in status["corda"]["timeline"]]
     assert any("PREPARE for part 1 received: OK" in e for e in events)
-    assert [e["event"] for e in status["evm"]["timeline"]] == ["initiated", "decided COMMIT"]
+    assert [e["event"] for e in status["evm"]["timeline"]] == [
+        "initiated",
+        "part 0 prepared here",
+        "part 1 sent PREPARE",
+        "part 1 answered OK",
+        "decided COMMIT",
+        "part 0 committed here",
+        "part 1 sent DECIDE",
+        "part 1 acknowledged the decision",
+    ]
     listed = subprocess.run(
         [*cli, "list", "--config", str(config), "--json"],
         capture_output=True,

@@ -31,6 +31,19 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.
 _PARTS = {0: "NONE", 1: "PREPARE", 2: "COMMIT", 3: "ABORT"}
 _DECISIONS = {0: "UNKNOWN", 1: "COMMIT", 2: "ABORT"}
 _PROTOCOLS = {1: "SIMPLE", 2: "TPC"}
+_STEPS = {  # contracts/cross/cross_kv.vy STEP_* codes
+    1: "sent PREPARE",
+    2: "sent CALL",
+    3: "sent DECIDE",
+    4: "answered OK",
+    5: "answered FAILED",
+    6: "packet timed out",
+    7: "acknowledged the decision",
+    8: "prepared here",
+    9: "failed to prepare here",
+    10: "committed here",
+    11: "aborted here",
+}
 
 
 def _fail(exc: KakehashiError) -> None:
@@ -110,17 +123,21 @@ class _Ledgers:
                 "decided": acked,
                 "local": None if local == 255 else local,
             }
-            timeline = [
-                {"time_ns": self._time(e["blockNumber"]), "event": "initiated"}
-                for e in self._logs("CrossInitiated", tx_id)
-            ] + [
-                {
-                    "time_ns": self._time(e["blockNumber"]),
-                    "event": f"decided {_DECISIONS[e['args']['decision']]}",
-                }
-                for e in self._logs("CrossDecided", tx_id)
+        entries = []
+        for event in ("CrossInitiated", "CrossDecided", "CrossStep"):
+            for e in self._logs(event, tx_id):
+                args = e["args"]
+                if event == "CrossInitiated":
+                    text = "initiated"
+                elif event == "CrossDecided":
+                    text = f"decided {_DECISIONS[args['decision']]}"
+                else:
+                    text = f"part {args['index']} {_STEPS.get(args['step'], '?')}"
+                entries.append(((e["blockNumber"], e["logIndex"]), text))
+        if entries:  # in chain order (several steps share a block and its time)
+            answer["timeline"] = [
+                {"time_ns": self._time(order[0]), "event": text} for order, text in sorted(entries)
             ]
-            answer["timeline"] = timeline
         participant = {
             str(i): _PARTS[status]
             for i in range(4)
@@ -203,11 +220,14 @@ def tx_status(tx_id: str, config_path: ConfigOption, as_json: JsonOption = False
     table.add_column("time (UTC)")
     table.add_column("ledger")
     table.add_column("event")
-    events = sorted(
-        (e["time_ns"], ledger, e["event"])
-        for ledger, view in views.items()
-        if view
-        for e in view.get("timeline", [])
+    events = sorted(  # by time; a stable sort keeps each ledger's own order within a tick
+        (
+            (e["time_ns"], ledger, e["event"])
+            for ledger, view in views.items()
+            if view
+            for e in view.get("timeline", [])
+        ),
+        key=lambda entry: entry[0],
     )
     for time_ns, ledger, event in events:
         stamp = (
