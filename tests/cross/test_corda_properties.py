@@ -10,7 +10,6 @@ import random
 import tempfile
 from pathlib import Path
 
-import cbor2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -111,8 +110,7 @@ def test_random_workloads_end_atomic_with_no_lock(
             for tx in txs:
                 c = a.coordinator(tx.tx_id)
                 assert c is not None and c.decision is not Decision.UNKNOWN and c.done
-                remote = b.host.store.get_object("app:cross-p", f"{tx.tx_id.hex()}:1")
-                remote_status = PartStatus(cbor2.loads(remote)[0]) if remote else PartStatus.NONE
+                remote_status = b.participant(tx.tx_id).get(1, PartStatus.NONE)
                 if c.decision is Decision.COMMIT:
                     committed.add(tx.nonce)
                     assert c.parts == {0: PartStatus.COMMIT, 1: PartStatus.COMMIT}

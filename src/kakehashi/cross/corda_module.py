@@ -28,7 +28,12 @@ from kakehashi.cross.coordinator import Coordinator, Finish, PrepareLocal, Send
 from kakehashi.cross.packets import AckStatus, CrossAck, CrossPacket, PacketKind
 from kakehashi.cross.participant import Participant, PartRecord
 from kakehashi.cross.status import Decision, PartStatus
-from kakehashi.cross.tx import CrossTxError, InitiateTx, check_initiation
+from kakehashi.cross.tx import (
+    MAX_CONTRACT_TRANSACTIONS,
+    CrossTxError,
+    InitiateTx,
+    check_initiation,
+)
 from kakehashi.errors import ConflictError, KakehashiError
 from kakehashi.ibc.corda_host.host import CordaIbcHost, HostStore
 from kakehashi.ibc.types import ChannelCounterparty, Height, Order, Packet
@@ -255,6 +260,15 @@ class CrossModule:
         """Every transaction this host coordinated, oldest first."""
         data = self.host.store.get_object(_INDEX, _COORDINATED)
         return [bytes(t) for t in cbor2.loads(data)] if data else []
+
+    def participant(self, tx_id: bytes) -> dict[int, PartStatus]:
+        """The parts of ``tx_id`` this host ran as a participant, with their status."""
+        found = {}
+        for index in range(MAX_CONTRACT_TRANSACTIONS):
+            data = self.host.store.get_object(_PARTICIPANT, f"{tx_id.hex()}:{index}")
+            if data:
+                found[index] = PartStatus(cbor2.loads(data)[0])
+        return found
 
     def timeline(self, tx_id: bytes) -> list[tuple[int, str]]:
         """What this host did for ``tx_id``, with the host time (ns) of each step."""

@@ -16,12 +16,10 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-import cbor2
 from fastapi import APIRouter, Header, HTTPException
 from pydantic import BaseModel
 
 from kakehashi.cross.corda_module import CrossModule
-from kakehashi.cross.status import PartStatus
 from kakehashi.cross.tx import InitiateTx
 from kakehashi.errors import KakehashiError, SerializationError
 
@@ -59,11 +57,7 @@ def create_cross_router(module: CrossModule, *, app_token: str) -> APIRouter:
                 "decided": sorted(c.decided),
                 "done": c.done,
             }
-        participant: dict[str, str] = {}
-        for index in range(4):
-            data = module.host.store.get_object("app:cross-p", f"{key.hex()}:{index}")
-            if data:
-                participant[str(index)] = PartStatus(cbor2.loads(data)[0]).name
+        participant = {str(i): s.name for i, s in module.participant(key).items()}
         if participant:
             answer["participant"] = participant
         timeline = module.timeline(key)

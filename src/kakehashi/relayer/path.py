@@ -194,7 +194,7 @@ class PathRelayer:
     # client on); read from the ledger when unknown, forgotten when an update is refused.
     _held: dict[str, Height] = field(default_factory=dict, init=False, repr=False)
     _rounds: int = field(default=0, init=False, repr=False)
-    _timed_out_ordered: bool = field(default=False, init=False, repr=False)
+    _timed_out: bool = field(default=False, init=False, repr=False)
 
     def directions(self) -> tuple[Direction, Direction]:
         return Direction(self.a, self.b), Direction(self.b, self.a)
@@ -210,9 +210,7 @@ class PathRelayer:
         report = report or RoundReport()
         with _Timer(report, "query"):
             height = src.endpoint.latest_height()
-            trusted = self._held.get(dst.name)
-            if trusted is None:
-                trusted = dst.endpoint.client_latest_height(dst.client_id)
+            trusted = self._held_height(dst)
         if trusted >= height:
             return trusted, None
         with _Timer(report, "query"):
@@ -267,8 +265,8 @@ class PathRelayer:
                 self.b.endpoint, self.a.endpoint, self.b.port_id, self.b.channel_id
             )
         self._rounds += 1
-        check_close = self._rounds % self.close_check_every == 1 or self._timed_out_ordered
-        self._timed_out_ordered = False
+        check_close = self._rounds % self.close_check_every == 1 or self._timed_out
+        self._timed_out = False
         # a -> b delivers a's live packets and times out b's expired ones (proven by a)
         self._relay(a_to_b, from_a[0], from_b[1], report, check_close)
         self._relay(b_to_a, from_b[0], from_a[1], report, check_close)
@@ -348,9 +346,7 @@ class PathRelayer:
         src, dst = direction.src, direction.dst
         with _Timer(report, "query"):
             latest = src.endpoint.latest_height()
-            trusted = self._held.get(dst.name)
-            if trusted is None:
-                trusted = dst.endpoint.client_latest_height(dst.client_id)
+            trusted = self._held_height(dst)
         height = trusted if trusted >= latest else latest
         planned: list[tuple[str, Any, bytes]] = []  # (kind, item, path)
         for kind, item in work:
@@ -450,7 +446,13 @@ class PathRelayer:
         report.client_heights[direction.dst.name] = height
         self._remember_update(direction, update, outcomes[0], height)
         if "timeout" in kinds:
-            self._timed_out_ordered = True  # an ORDERED timeout closes a channel: look next round
+            self._timed_out = True  # an ORDERED timeout closes a channel: look next round
+
+    def _held_height(self, dst: Side) -> Height:
+        """A height ``dst``'s client holds: the one this relayer last brought it to, else read
+        from the ledger."""
+        held = self._held.get(dst.name)
+        return held if held is not None else dst.endpoint.client_latest_height(dst.client_id)
 
     def _remember_update(
         self,
@@ -608,12 +610,3 @@ class PathRelayer:
         proof, height = self._proven(a_to_b, paths.channel_path(a.port_id, a.channel_id))
         self._step(b, msgs.MsgChannelOpenConfirm(b.port_id, b.channel_id, proof, height))
         return a.channel_id, b.channel_id
-
-
-def outcomes_summary(outcomes: Sequence[Outcome]) -> dict[str, int]:
-    """Counts of each outcome kind (for logs)."""
-    summary: dict[str, int] = {}
-    for outcome in outcomes:
-        name = type(outcome).__name__
-        summary[name] = summary.get(name, 0) + 1
-    return summary
