@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION, CrossModule, kv_call
+from kakehashi.cross.participant import PartCall
 from kakehashi.cross.status import Decision, PartStatus
 from kakehashi.cross.tx import (
     Account,
@@ -109,7 +110,7 @@ def test_a_lock_conflict_on_the_participant_aborts_everywhere(
     hosts, a, b = linked
     blocker = transaction(hosts, CommitProtocol.TPC, b"k", b"first", nonce=1)
     b.host.execute(
-        lambda _s: b.app.prepare(blocker.tx_id, kv_call(b"k", b"first"))
+        lambda _s: b.app.prepare(PartCall(blocker.tx_id, 0, kv_call(b"k", b"first")))
     )  # k locked on B
     tx = transaction(hosts, CommitProtocol.TPC, b"k", b"second", nonce=2)
     a.initiate(tx)

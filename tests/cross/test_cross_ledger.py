@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kakehashi.cross.corda_module import CROSS_PORT, kv_call
+from kakehashi.cross.participant import PartCall
 from kakehashi.cross.status import Decision
 from kakehashi.cross.tx import (
     Account,
@@ -145,7 +146,8 @@ def test_the_evm_coordinator_aborts_when_the_corda_part_fails(w: World) -> None:
     assert w.record is not None
     channel = ChannelInfo(CROSS_PORT, w.record.a_channel_id)
     blocker = transaction(w, CommitProtocol.TPC, b"x", b"held", nonce=1)
-    w.cross.host.execute(lambda _s: w.cross.app.prepare(blocker.tx_id, kv_call(b"x", b"held")))
+    held = PartCall(blocker.tx_id, 0, kv_call(b"x", b"held"))
+    w.cross.host.execute(lambda _s: w.cross.app.prepare(held))
     tx = InitiateTx(
         "kakehashi-evm",
         6,

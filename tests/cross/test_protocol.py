@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from kakehashi.cross.coordinator import Coordinator, Finish, PrepareLocal, Send
 from kakehashi.cross.packets import CrossAck, CrossPacket, PacketKind
-from kakehashi.cross.participant import Participant
+from kakehashi.cross.participant import PartCall, Participant
 from kakehashi.cross.status import Decision, PartStatus
 from kakehashi.cross.tx import (
     Account,
@@ -42,8 +42,9 @@ class LockingStore:
     locks: dict[bytes, bytes] = field(default_factory=dict)  # key -> tx id
     staged: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)  # tx id -> (k, v)
 
-    def prepare(self, tx_id: bytes, call_info: bytes) -> bytes:
-        key, _, value = call_info.removeprefix(b"set ").partition(b"=")
+    def prepare(self, call: PartCall) -> bytes:
+        tx_id = call.tx_id
+        key, _, value = call.call_info.removeprefix(b"set ").partition(b"=")
         if self.locks.get(key, tx_id) != tx_id:
             raise ConflictError(f"{key!r} is locked by another transaction")
         self.locks[key] = tx_id
@@ -56,12 +57,12 @@ class LockingStore:
             self.locks.pop(staged[0], None)
         return staged
 
-    def commit(self, tx_id: bytes) -> None:
+    def commit(self, tx_id: bytes, index: int) -> None:
         staged = self._release(tx_id)
         if staged is not None:
             self.values[staged[0]] = staged[1]
 
-    def abort(self, tx_id: bytes) -> None:
+    def abort(self, tx_id: bytes, index: int) -> None:
         self._release(tx_id)
 
 
@@ -106,9 +107,7 @@ class Network:
                 if isinstance(action, PrepareLocal):
                     tx = txs[t]
                     try:
-                        value = self.ledgers[0].prepare(
-                            tx.tx_id, tx.contract_transactions[0].call_info
-                        )
+                        value = self.ledgers[0].prepare(PartCall.of(tx, 0))
                     except ConflictError as exc:
                         act(t, coordinators[t].on_local_prepared(False, reason=str(exc)))
                     else:
@@ -116,7 +115,7 @@ class Network:
                 elif isinstance(action, Finish):
                     store = self.ledgers[0]
                     (store.commit if action.decision is Decision.COMMIT else store.abort)(
-                        txs[t].tx_id
+                        txs[t].tx_id, 0
                     )
                 elif isinstance(action, Send):
                     self.in_flight.append((t, action.index, action.packet))

@@ -26,7 +26,7 @@ from eth_abi.exceptions import DecodingError
 
 from kakehashi.cross.coordinator import Coordinator, Finish, PrepareLocal, Send
 from kakehashi.cross.packets import AckStatus, CrossAck, CrossPacket, PacketKind
-from kakehashi.cross.participant import Participant, PartRecord
+from kakehashi.cross.participant import PartCall, Participant, PartRecord
 from kakehashi.cross.status import Decision, PartStatus
 from kakehashi.cross.tx import (
     MAX_CONTRACT_TRANSACTIONS,
@@ -96,8 +96,9 @@ class HostKeyValueApp:
     def locked_by(self, key: bytes) -> bytes | None:
         return self.store.get_object(_LOCK, key.hex())
 
-    def prepare(self, tx_id: bytes, call_info: bytes) -> bytes:
-        key, value = decode_kv_call(call_info)
+    def prepare(self, call: PartCall) -> bytes:
+        tx_id = call.tx_id
+        key, value = decode_kv_call(call.call_info)
         holder = self.locked_by(key)
         if holder is not None and holder != tx_id:
             raise ConflictError(f"key {key!r} is locked by cross transaction {holder.hex()}")
@@ -115,12 +116,12 @@ class HostKeyValueApp:
             self.store.set_object(_LOCK, bytes(key).hex(), b"")
         return bytes(key), bytes(value)
 
-    def commit(self, tx_id: bytes) -> None:
+    def commit(self, tx_id: bytes, index: int) -> None:
         staged = self._release(tx_id)
         if staged is not None:
             self.store.set_object(_KV, staged[0].hex(), staged[1])
 
-    def abort(self, tx_id: bytes) -> None:
+    def abort(self, tx_id: bytes, index: int) -> None:
         self._release(tx_id)
 
     def locks(self) -> bool:
@@ -289,9 +290,8 @@ class CrossModule:
         while queue:
             action = queue.pop(0)
             if isinstance(action, PrepareLocal):
-                part = c.tx.contract_transactions[action.index]
                 try:
-                    value = self.app.prepare(tx_id, part.call_info)
+                    value = self.app.prepare(PartCall.of(c.tx, action.index))
                 except KakehashiError as exc:
                     self._note(tx_id, f"part {action.index} (here) failed to prepare: {exc}")
                     queue += c.on_local_prepared(False, reason=str(exc))
@@ -300,9 +300,9 @@ class CrossModule:
                     queue += c.on_local_prepared(True, value)
             elif isinstance(action, Finish):
                 if action.decision is Decision.COMMIT:
-                    self.app.commit(tx_id)
+                    self.app.commit(tx_id, action.index)
                 else:
-                    self.app.abort(tx_id)
+                    self.app.abort(tx_id, action.index)
                 self._note(tx_id, f"part {action.index} (here) {action.decision.name.lower()}ed")
             elif isinstance(action, Send):
                 self._note(tx_id, f"sent {action.packet.kind.name} to part {action.index}")

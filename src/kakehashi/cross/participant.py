@@ -20,28 +20,50 @@ from typing import Protocol
 
 from kakehashi.cross.packets import CrossAck, CrossPacket, PacketKind
 from kakehashi.cross.status import Decision, PartStatus, advance_part
-from kakehashi.cross.tx import CrossTxError, InitiateTx
+from kakehashi.cross.tx import Account, CrossTxError, InitiateTx
 from kakehashi.errors import KakehashiError
 from kakehashi.ibc.types import Height
 
-__all__ = ["CrossApp", "PartRecord", "Participant"]
+__all__ = ["CrossApp", "PartCall", "PartRecord", "Participant"]
+
+
+@dataclass(frozen=True, slots=True)
+class PartCall:
+    """What an application needs to run one part: the call, the accounts that signed the
+    transaction for it (authenticated before anything runs), and the declared return values of
+    the parts it links to, in link order (a cross-chain call: the part acts on the other
+    ledger's answer, which that ledger checks it really gives)."""
+
+    tx_id: bytes
+    index: int
+    call_info: bytes
+    signers: tuple[Account, ...] = ()
+    linked: tuple[bytes, ...] = ()
+
+    @classmethod
+    def of(cls, tx: InitiateTx, index: int) -> PartCall:
+        part = tx.contract_transactions[index]
+        parts = tx.contract_transactions
+        linked = tuple(parts[link.source].return_value or b"" for link in part.links)
+        return cls(tx.tx_id, index, part.call_info, part.signers, linked)
 
 
 class CrossApp(Protocol):
-    """The application a participant runs parts with."""
+    """The application a participant runs parts with. A transaction may run several parts on
+    one ledger: each is staged and decided on its own, by ``(tx_id, index)``."""
 
-    def prepare(self, tx_id: bytes, call_info: bytes) -> bytes:
+    def prepare(self, call: PartCall) -> bytes:
         """Run the call, locking what it reads and writes; return its result. Raise a
         :class:`~kakehashi.errors.KakehashiError` (a lock conflict, a balance too low...) to
         refuse, having locked nothing."""
         ...
 
-    def commit(self, tx_id: bytes) -> None:
-        """Apply what ``prepare`` staged and release its locks."""
+    def commit(self, tx_id: bytes, index: int) -> None:
+        """Apply what ``prepare`` staged for part ``index`` and release its locks."""
         ...
 
-    def abort(self, tx_id: bytes) -> None:
-        """Drop what ``prepare`` staged and release its locks."""
+    def abort(self, tx_id: bytes, index: int) -> None:
+        """Drop what ``prepare`` staged for part ``index`` and release its locks."""
         ...
 
 
@@ -92,19 +114,19 @@ class Participant:
             return CrossAck.failed("the transaction timed out before this part ran")
         part = tx.contract_transactions[packet.index]
         try:
-            value = self.app.prepare(packet.tx_id, part.call_info)
+            value = self.app.prepare(PartCall.of(tx, packet.index))
         except KakehashiError as exc:  # refused: nothing locked
             record.status = PartStatus.ABORT
             return CrossAck.failed(str(exc))
         if part.return_value is not None and value != part.return_value:
-            self.app.abort(packet.tx_id)
+            self.app.abort(packet.tx_id, packet.index)
             record.status = PartStatus.ABORT
             return CrossAck.failed(
                 f"the part returned 0x{value.hex()}, not the declared 0x{part.return_value.hex()}"
             )
         record.status = advance_part(record.status, PartStatus.PREPARE)
         if packet.kind is PacketKind.CALL:  # Simple Commit: the callee commits at once
-            self.app.commit(packet.tx_id)
+            self.app.commit(packet.tx_id, packet.index)
             record.status = advance_part(record.status, PartStatus.COMMIT)
         return CrossAck.ok(value)
 
@@ -113,9 +135,9 @@ class Participant:
         final = PartStatus.COMMIT if decision is Decision.COMMIT else PartStatus.ABORT
         if record.status is PartStatus.PREPARE:
             if decision is Decision.COMMIT:
-                self.app.commit(packet.tx_id)
+                self.app.commit(packet.tx_id, packet.index)
             else:
-                self.app.abort(packet.tx_id)
+                self.app.abort(packet.tx_id, packet.index)
             record.status = final
         elif record.status is PartStatus.NONE and decision is Decision.ABORT:
             record.status = PartStatus.ABORT  # its PREPARE, should it ever come, is refused
