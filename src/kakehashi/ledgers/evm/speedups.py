@@ -31,6 +31,8 @@ from trie.utils.nibbles import bytes_to_nibbles as _original_bytes_to_nibbles
 from trie.utils.nibbles import decode_nibbles as _original_decode_nibbles
 from trie.utils.nodes import decode_node as _original_decode_node
 
+from kakehashi.ledgers.evm import interpreter
+
 DECODED_NODES_MAX = 100_000
 DECODED_PATHS_MAX = 100_000
 ANALYSED_CODES_MAX = 1_000
@@ -165,4 +167,5 @@ def install() -> None:
     trie.hexary.decode_nibbles = decode_nibbles
     trie.utils.nodes.decode_nibbles = decode_nibbles
     eth.vm.computation.CodeStream = SharedAnalysisCodeStream  # type: ignore[misc]
+    interpreter.install()
     _installed = True
