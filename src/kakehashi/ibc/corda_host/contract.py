@@ -11,7 +11,10 @@ states (:class:`~kakehashi.lightclients.corda.IbcHostState`):
   operator, ``version = previous version + 1`` (the command names it) and a later timestamp;
 * every produced host state is unencumbered, names this contract, and its timestamp lies inside
   the transaction's time window (so the notary, which checks its clock against the window,
-  vouches for the host's time).
+  vouches for the host's time);
+* the produced host state is output 0 and the consumed one input 0: a host transaction may also
+  move the host's applications' states (after the host's), and a light client that sees only
+  the inputs' references finds the previous version first.
 
 The notary makes the chain a single history: version ``v`` can be consumed only once.
 """
@@ -68,6 +71,7 @@ class CordaHostContract:
                 require(output.encumbrance is None, "a host state must not be encumbered")
         require(len(outs) == 1, "a host transaction produces exactly one host state")
         out = outs[0]
+        require(tx.outputs[0].data is out, "the host state must be the transaction's output 0")
         require(
             out.operator.owning_key in command.signers,
             "the host operator must sign every host transaction",
@@ -91,6 +95,10 @@ class CordaHostContract:
         elif isinstance(command.value, HostAdvance):
             require(len(ins) == 1, "a host transaction consumes exactly one host state")
             previous = ins[0]
+            require(
+                tx.inputs[0].state.data is previous,
+                "the consumed host state must be the transaction's input 0",
+            )
             require(out.linear_id == previous.linear_id, "the host's linear id cannot change")
             require(out.operator == previous.operator, "the host's operator cannot change")
             require(

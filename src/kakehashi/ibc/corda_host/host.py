@@ -27,7 +27,21 @@ the host has one history. The version is this ledger's IBC height ``(revision_nu
   recorded with the version's writes, so a failed call records none; rows stay after their
   commitment is deleted, and :meth:`CordaIbcHost.sent_packets` / :meth:`~CordaIbcHost.
   written_acks` return only those whose commitment the store still holds;
+* ``ibc_host_states``: where each *named* application state lives (kind, name → state
+  reference and the serialised ``TransactionState``), see below;
 * ``ibc_host_pending``: the one change being notarised (see below).
+
+**Applications' Corda states.** A call may also consume and produce Corda states in its host
+transaction (:meth:`HostStore.add_states`, or by name: :meth:`HostStore.put_state`,
+:meth:`~HostStore.take_state`, :meth:`~HostStore.get_state`): the host state stays input 0 and
+output 0 (a host contract rule), the call's inputs, outputs and commands follow in the order
+added. They are verified by their contracts with the host transaction, notarised with it (so an
+application state moves in the same version as the IBC change that caused it) and recorded in
+the vault with it; a call that only adds states still makes a version. Output references exist
+only once the transaction is built, so an application names the states it looks up again and
+the host keeps the index, updated with the version. A named state produced and consumed in the
+same call never reaches the ledger (a transaction cannot consume its own output): only the
+commands of both steps remain, and the contracts must accept the net effect.
 
 **Atomicity.** A call runs against an overlay of the store; if it raises, the overlay is dropped
 and nothing is recorded. Otherwise the host builds and verifies the next host transaction and,
@@ -120,7 +134,7 @@ from kakehashi.lightclients.corda import (
     IbcHostState,
 )
 
-__all__ = ["CordaIbcHost", "HostStore", "TransactionalHandler"]
+__all__ = ["CordaIbcHost", "HostStore", "StagedStates", "TransactionalHandler"]
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +205,16 @@ written_acks = Table(
     Column("acknowledgement", LargeBinary, nullable=False),
 )
 
+host_states = Table(
+    "ibc_host_states",
+    host_metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("name", String(512), primary_key=True),
+    Column("tx_id", LargeBinary(32), nullable=False),
+    Column("output_index", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),  # the serialised TransactionState
+)
+
 pending = Table(
     "ibc_host_pending",
     host_metadata,
@@ -213,6 +237,16 @@ _SET_PRIVATE = SQL(
     "INSERT INTO ibc_store_private (kind, name, data) VALUES (:kind, :name, :data) "
     "ON CONFLICT (kind, name) DO UPDATE SET data = excluded.data"
 )
+_GET_STATE = SQL(
+    "SELECT tx_id, output_index, data FROM ibc_host_states WHERE kind = :kind AND name = :name"
+)
+_SET_STATE = SQL(
+    "INSERT INTO ibc_host_states (kind, name, tx_id, output_index, data) "
+    "VALUES (:kind, :name, :tx_id, :output_index, :data) "
+    "ON CONFLICT (kind, name) DO UPDATE SET tx_id = excluded.tx_id, "
+    "output_index = excluded.output_index, data = excluded.data"
+)
+_DELETE_STATE = SQL("DELETE FROM ibc_host_states WHERE kind = :kind AND name = :name")
 _INSERT_VERSION = SQL(
     "INSERT INTO ibc_host_versions (version, tx_id, output_index, smt_root, timestamp_ns) "
     "VALUES (:version, :tx_id, :output_index, :smt_root, :timestamp_ns)"
@@ -272,6 +306,9 @@ class _DbNodeStore:
             self._cache.popitem(last=False)
 
 
+_Name = tuple[str, str]  # an application's named state: (kind, name)
+
+
 @dataclass
 class _Call:
     """The overlay of one host call: its writes, and the version it will produce."""
@@ -283,9 +320,31 @@ class _Call:
     clients: dict[str, LightClient] = field(default_factory=dict)
     sent: list[Packet] = field(default_factory=list)
     acks: list[tuple[Packet, bytes]] = field(default_factory=list)
+    # Corda states the call adds to its host transaction (after the host state's input and
+    # output, which stay first): inputs, outputs (with their name, if named) and commands.
+    inputs: list[StateRef] = field(default_factory=list)
+    outputs: list[tuple[_Name | None, TransactionState]] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+    taken: dict[_Name, StateRef] = field(default_factory=dict)  # named states it consumes
 
     def has_writes(self) -> bool:
-        return bool(self.values or self.private)
+        return bool(self.values or self.private or self.inputs or self.outputs or self.commands)
+
+    def produced(self, name: _Name) -> int | None:
+        """Position in :attr:`outputs` of the state named ``name`` produced in this call."""
+        for position, (named, _state) in enumerate(self.outputs):
+            if named == name:
+                return position
+        return None
+
+
+@dataclass(frozen=True)
+class StagedStates:
+    """The Corda states a running host call has added so far (besides the host state)."""
+
+    inputs: tuple[StateRef, ...]
+    outputs: tuple[TransactionState, ...]
+    commands: tuple[Command, ...]
 
 
 @dataclass(frozen=True)
@@ -370,6 +429,92 @@ class HostStore:
         """Write an application's private object inside a host call: recorded atomically with
         the call's IBC changes (a module's state moves with the packets it handles)."""
         self._set_private(_app_kind(kind), name, bytes(data))
+
+    # -- applications' Corda states ---------------------------------------------------------
+    #
+    # A call may add Corda states to the host transaction it makes: they are consumed and
+    # produced in the same notarised transaction as the host version (the host state stays
+    # input 0 and output 0), verified by their contracts first, and recorded in the vault with
+    # it. An output's reference is only known once the transaction is built, so applications
+    # *name* the states they keep: the host remembers where each named state lives.
+
+    def add_states(
+        self,
+        inputs: Sequence[StateRef] = (),
+        outputs: Sequence[TransactionState] = (),
+        commands: Sequence[Command] = (),
+    ) -> None:
+        """Consume ``inputs`` (states the node holds), produce ``outputs`` and add ``commands``
+        in this call's host transaction. Unnamed outputs are found in the vault afterwards;
+        use :meth:`put_state` for a state the application looks up again."""
+        call = self._writable()
+        for ref in inputs:
+            if ref in call.inputs or ref == self._host.state.ref:
+                raise IbcError(f"state {ref} is consumed twice in one host transaction")
+            if self._host.node.db.resolve_state(ref) is None:
+                raise IbcError(f"the host's node does not know state {ref}")
+        call.inputs.extend(inputs)
+        call.outputs.extend((None, output) for output in outputs)
+        call.commands.extend(commands)
+
+    def add_command(self, command: Command) -> None:
+        """Add ``command`` to this call's host transaction."""
+        self._writable().commands.append(command)
+
+    def get_state(self, kind: str, name: str) -> TransactionState | None:
+        """The application's state named ``(kind, name)`` as the running call sees it: produced
+        earlier in this call, else the committed one (None: none, or consumed in this call)."""
+        key = (_app_kind(kind), name)
+        call = self._host._call
+        if call is not None:
+            position = call.produced(key)
+            if position is not None:
+                return call.outputs[position][1]
+            if key in call.taken:
+                return None
+        row = self._state_row(key)
+        return None if row is None else deserialize(row[1], TransactionState)
+
+    def state_ref(self, kind: str, name: str) -> StateRef | None:
+        """Where the committed state named ``(kind, name)`` lives (None: none committed)."""
+        row = self._state_row((_app_kind(kind), name))
+        return None if row is None else row[0]
+
+    def take_state(self, kind: str, name: str) -> TransactionState:
+        """Consume the state named ``(kind, name)`` in this call's host transaction and return
+        it. A state produced earlier in the same call is dropped instead (it never reaches the
+        ledger: a transaction cannot consume its own output)."""
+        key = (_app_kind(kind), name)
+        call = self._writable()
+        position = call.produced(key)
+        if position is not None:
+            return call.outputs.pop(position)[1]
+        row = None if key in call.taken else self._state_row(key)
+        if row is None:
+            raise IbcError(f"the host holds no state named {kind}/{name}")
+        call.taken[key] = row[0]
+        call.inputs.append(row[0])
+        return deserialize(row[1], TransactionState)
+
+    def put_state(self, kind: str, name: str, state: TransactionState) -> None:
+        """Produce ``state`` under the name ``(kind, name)`` in this call's host transaction
+        (a name holds one state at a time: :meth:`take_state` the current one first)."""
+        if self.get_state(kind, name) is not None:
+            raise IbcError(f"the host already holds a state named {kind}/{name}; take it first")
+        self._writable().outputs.append(((kind, name), state))
+
+    def staged_states(self) -> StagedStates:
+        """What the running call has added to its host transaction so far."""
+        call = self._writable()
+        return StagedStates(
+            tuple(call.inputs), tuple(s for _n, s in call.outputs), tuple(call.commands)
+        )
+
+    def _state_row(self, key: _Name) -> tuple[StateRef, bytes] | None:
+        """The committed state named ``key``: its reference and serialised TransactionState."""
+        with self._host.engine.connect() as conn:
+            row = _GET_STATE.run(conn, {"kind": key[0], "name": key[1]}).fetchone()
+        return None if row is None else (StateRef(bytes(row[0]), int(row[1])), bytes(row[2]))
 
     def get_client(self, client_id: str) -> LightClient | None:
         call = self._host._call
@@ -620,7 +765,7 @@ class CordaIbcHost:
         state = IbcHostState(
             current.operator, current.linear_id, call.version, root, call.timestamp_ns
         )
-        stx = self._build(state, HostAdvance(call.version), self.notary, self.state.ref)
+        stx = self._build(state, HostAdvance(call.version), self.notary, self.state.ref, call)
         self._notarise_and_record(stx, call, state)
 
     def _genesis(self, notary: Party) -> None:
@@ -638,13 +783,18 @@ class CordaIbcHost:
         command: HostGenesis | HostAdvance,
         notary: Party,
         previous: StateRef | None,
+        call: _Call | None = None,
     ) -> SignedTransaction:
+        """The host transaction: the host state first (input 0, output 0: the host contract's
+        rule, which light clients rely on), then the states and commands ``call`` added."""
         micros = state.timestamp_ns // 1000
         wtx = WireTransaction.create(
             privacy_salt=random_bytes(32),
-            inputs=[previous] if previous else [],
-            outputs=[TransactionState(state, HOST_CONTRACT, notary)],
-            commands=[Command(command, (self.node.party.owning_key,))],
+            inputs=([previous] if previous else []) + (call.inputs if call else []),
+            outputs=[TransactionState(state, HOST_CONTRACT, notary)]
+            + ([output for _name, output in call.outputs] if call else []),
+            commands=[Command(command, (self.node.party.owning_key,))]
+            + (call.commands if call else []),
             notary=notary,
             time_window=TimeWindow(micros - self._tolerance_us, micros + self._tolerance_us),
             network_parameters_hash=self.node.network.parameters.hash(),
@@ -700,6 +850,20 @@ class CordaIbcHost:
                 conn.execute(
                     written_acks.insert(), [_ack_row(p, a, version) for p, a in change.acks]
                 )
+            _DELETE_STATE.run_many(conn, [{"kind": k, "name": n} for k, n in change.taken])
+            _SET_STATE.run_many(
+                conn,
+                [
+                    {
+                        "kind": k,
+                        "name": n,
+                        "tx_id": stx.id,
+                        "output_index": index,
+                        "data": serialize(stx.tx.outputs[index]),
+                    }
+                    for k, n, index in change.named
+                ],
+            )
             conn.execute(pending.delete())
         self.state = stx.tx.out_ref(0)
         self.latest = _Version(version, stx.id, 0, root, timestamp)
@@ -942,6 +1106,8 @@ class _Pending:
     timestamp_ns: int
     sent: list[Packet]
     acks: list[tuple[Packet, bytes]]
+    taken: list[tuple[str, str]]  # named states consumed
+    named: list[tuple[str, str, int]]  # named states produced, with their output index
 
 
 def _encode_pending(stx: SignedTransaction, call: _Call, state: IbcHostState) -> bytes:
@@ -956,6 +1122,13 @@ def _encode_pending(stx: SignedTransaction, call: _Call, state: IbcHostState) ->
                 "timestamp_ns": state.timestamp_ns,
                 "sent": [packet.encode() for packet in call.sent],
                 "acks": [[packet.encode(), ack] for packet, ack in call.acks],
+                "taken": sorted([k, n] for k, n in call.taken),
+                # output 0 is the host state; the call's outputs follow in order
+                "named": [
+                    [name[0], name[1], 1 + position]
+                    for position, (name, _state) in enumerate(call.outputs)
+                    if name is not None
+                ],
             },
             canonical=True,
         )
@@ -973,4 +1146,7 @@ def _decode_pending(payload: bytes) -> _Pending:
         # a record written before the host kept packets has neither key
         sent=[Packet.decode(bytes(p)) for p in raw.get("sent", [])],
         acks=[(Packet.decode(bytes(p)), bytes(a)) for p, a in raw.get("acks", [])],
+        # nor one written before calls could add Corda states
+        taken=[(str(k), str(n)) for k, n in raw.get("taken", [])],
+        named=[(str(k), str(n), int(i)) for k, n, i in raw.get("named", [])],
     )
