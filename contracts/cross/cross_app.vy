@@ -42,6 +42,14 @@ SECP256K1: constant(Bytes[1]) = b"\x01"  # the scheme byte of an EXTENSION signe
 module: public(immutable(address))
 
 
+interface IERC20:
+    def balanceOf(owner: address) -> uint256: view
+
+
+interface IERC721:
+    def ownerOf(token_id: uint256) -> address: view
+
+
 struct Escrow:
     token: address
     sender: address
@@ -325,28 +333,49 @@ def _prepare_asset(
         return False, b"", concat("no token contract at ", self._hex(token))
     if not self._signs(sender, signers):
         return False, b"", concat("the sender must sign the part: ", self._hex(sender))
-    success: bool = False
-    response: Bytes[32] = b""
-    success, response = raw_call(
-        token,
-        abi_encode(sender, self, amount, method_id=method_id("transferFrom(address,address,uint256)")),
-        max_outsize=32,
+    # Escrowed in a call to this contract that reverts unless the asset arrived whole, so a
+    # failure leaves nothing changed, in the token either.
+    escrowed: bool = raw_call(
+        self,
+        abi_encode(token, op == OP_ERC20, sender, amount, method_id=method_id("escrow(address,bool,address,uint256)")),
         revert_on_failure=False,
     )
-    if op == OP_ERC20:
-        # a token that returns nothing (USDT-style) succeeded if it did not revert
-        if not (success and (len(response) == 0 or convert(response, bool))):
+    if not escrowed:
+        if op == OP_ERC20:
             return False, b"", concat(
                 "transferFrom of ", uint2str(amount), " units from ", self._hex(sender),
                 " failed: allowance or balance too low",
             )
-    elif not success:
         return False, b"", concat(
             "transferFrom of token ", uint2str(amount), " from ", self._hex(sender),
             " failed: not the owner, or this application not approved",
         )
     self.escrows[record] = Escrow(token=token, sender=sender, recipient=recipient, amount=amount)
     return True, OK, ""
+
+
+@external
+def escrow(token: address, erc20: bool, sender: address, amount: uint256):
+    """Take ``amount`` (ERC-20) or token ``amount`` (ERC-721) of ``token`` from ``sender``;
+    reverts unless it arrived whole. Called by this contract only, from `prepare`.
+
+    The arrival is checked because a token that takes a fee on transfers, or reports success
+    without moving anything, would otherwise let one escrow's payout spend another's."""
+    assert msg.sender == self, "CROSS_APP: only this application escrows"
+    held_before: uint256 = 0
+    if erc20:
+        held_before = staticcall IERC20(token).balanceOf(self)
+    response: Bytes[32] = raw_call(
+        token,
+        abi_encode(sender, self, amount, method_id=method_id("transferFrom(address,address,uint256)")),
+        max_outsize=32,
+    )
+    if erc20:
+        # a token returning nothing (USDT-style) succeeded if it did not revert
+        assert len(response) == 0 or convert(response, bool), "CROSS_APP: transferFrom returned false"
+        assert staticcall IERC20(token).balanceOf(self) == held_before + amount, "CROSS_APP: the amount did not arrive whole"
+    else:
+        assert staticcall IERC721(token).ownerOf(amount) == self, "CROSS_APP: the token did not arrive"
 
 
 @internal

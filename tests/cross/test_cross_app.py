@@ -13,6 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -160,13 +161,13 @@ class World:
     def owner(self, token_id: int) -> str:
         return to_checksum_address(self.call(self.erc721.functions.ownerOf(token_id)))
 
+    def storage_root(self, contract: Contract) -> str:
+        return str(self.chain.proof(bytes.fromhex(contract.address[2:]), [])["storageHash"])
+
     def snapshot(self) -> tuple[str, ...]:
         """The storage roots of the application and both tokens: what a refused prepare must
         leave as it was (transient storage, as the reentrancy lock's, is not in them)."""
-        return tuple(
-            self.chain.proof(bytes.fromhex(c.address[2:]), [])["storageHash"]
-            for c in (self.app, self.erc20, self.erc721)
-        )
+        return tuple(self.storage_root(c) for c in (self.app, self.erc20, self.erc721))
 
 
 @dataclass
@@ -560,6 +561,103 @@ def test_an_asset_call_needs_a_token_contract_addresses_and_a_recipient(world: W
     ok, _, reason = world.prepare(tx(1), 0, bytes(dirty_key), signers=signers)
     assert not ok and "abi.encode(address token" in reason
     assert world.snapshot() == before
+
+
+# Tokens that are not quite standard, for the escrow's checks (test-only, so kept here).
+ODD_TOKEN = """# pragma version 0.4.3
+balanceOf: public(HashMap[address, uint256])
+allowance: public(HashMap[address, HashMap[address, uint256]])
+mode: uint8  # 1: transferFrom returns false and moves nothing; 2: a fee of 1 unit is burnt
+
+
+@deploy
+def __init__(mode: uint8):
+    self.mode = mode
+    self.balanceOf[msg.sender] = 1000
+
+
+@external
+def approve(spender: address, amount: uint256) -> bool:
+    self.allowance[msg.sender][spender] = amount
+    return True
+
+
+@external
+def transfer(to: address, amount: uint256) -> bool:
+    self.balanceOf[msg.sender] -= amount
+    self.balanceOf[to] += amount
+    return True
+
+
+@external
+def transferFrom(owner: address, to: address, amount: uint256) -> bool:
+    if self.mode == 1:
+        return False
+    self.allowance[owner][msg.sender] -= amount
+    self.balanceOf[owner] -= amount
+    self.balanceOf[to] += amount - convert(self.mode == 2, uint256)
+    return True
+"""
+
+NO_RETURN_TOKEN = """# pragma version 0.4.3
+# transfer and transferFrom return nothing, as USDT's
+balanceOf: public(HashMap[address, uint256])
+allowance: public(HashMap[address, HashMap[address, uint256]])
+
+
+@deploy
+def __init__():
+    self.balanceOf[msg.sender] = 1000
+
+
+@external
+def approve(spender: address, amount: uint256):
+    self.allowance[msg.sender][spender] = amount
+
+
+@external
+def transfer(to: address, amount: uint256):
+    self.balanceOf[msg.sender] -= amount
+    self.balanceOf[to] += amount
+
+
+@external
+def transferFrom(owner: address, to: address, amount: uint256):
+    self.allowance[owner][msg.sender] -= amount
+    self.balanceOf[owner] -= amount
+    self.balanceOf[to] += amount
+"""
+
+
+def _odd_token(world: World, tmp_path: Path, source: str, *args: Any) -> Contract:
+    path = tmp_path / "odd_token.vy"
+    path.write_text(source)
+    compiled = toolchain.compile_contract(path, use_cache=False)
+    token = toolchain.deploy(world.w3, compiled, *args, sender=ALICE, gas=GAS)
+    world.send(token.functions.approve(world.app.address, 500), ALICE)
+    return token
+
+
+@pytest.mark.parametrize("mode", [1, 2], ids=["returns false", "takes a fee"])
+def test_an_erc20_escrow_that_does_not_arrive_whole_is_refused(
+    world: World, tmp_path: Path, mode: int
+) -> None:
+    token = _odd_token(world, tmp_path, ODD_TOKEN, mode)
+    address = bytes.fromhex(token.address[2:])
+    roots = (world.snapshot(), world.storage_root(token))
+    call = asset_call(OP_ERC20, address, raw(ALICE), raw(CAROL), 10)
+    ok, _, reason = world.prepare(tx(1), 0, call, signers=(local(ALICE),))
+    assert not ok and reason.startswith("transferFrom of 10 units from")
+    assert (world.snapshot(), world.storage_root(token)) == roots  # the fee not taken either
+
+
+def test_an_erc20_returning_nothing_is_escrowed(world: World, tmp_path: Path) -> None:
+    token = _odd_token(world, tmp_path, NO_RETURN_TOKEN)
+    call = asset_call(OP_ERC20, bytes.fromhex(token.address[2:]), raw(ALICE), raw(CAROL), 10)
+    assert world.prepare(tx(1), 0, call, signers=(local(ALICE),)) == (True, OK, "")
+    world.commit(tx(1), 0)
+    assert world.call(token.functions.balanceOf(CAROL.address)) == 10
+    assert world.call(token.functions.balanceOf(ALICE.address)) == 990
 
 
 # --------------------------------------------------------------------- against a model
