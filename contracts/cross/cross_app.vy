@@ -15,6 +15,9 @@
           `abi.encode(amount or token id)`: prepare escrows the asset here with
           `transferFrom(sender, self, ...)` (the sender signs the part and approved this
           contract), commit pays the recipient, abort refunds the sender; they return b"ok".
+          The escrow must arrive whole (a fee-taking token is refused), so that no payout
+          spends another escrow; a token that then refuses a payout makes commit / abort
+          revert (the decision is not recorded as applied, and is delivered again).
 
         An expected failure (malformed or non-canonical call, unknown op, lock conflict, failed
         transferFrom, sender not a signer, ...) answers (False, b"", reason) having changed
