@@ -291,7 +291,7 @@ def three_ledgers(
         chain = stack.enter_context(EmbeddedChain())
         enclave = Enclave(tmp_path / "lcp", SECRET)
         url = stack.enter_context(serve(create_app(enclave)))
-        w3 = embedded_web3(chain)
+        w3: Any = embedded_web3(chain)
         deployment = deploy_lcp_stack(
             w3,
             sender=dev_accounts()[0],
