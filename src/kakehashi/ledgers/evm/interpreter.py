@@ -79,7 +79,7 @@ from eth.vm.opcode import _FastOpcode
 from eth.vm.stack import Stack
 from eth_hash.auto import keccak
 
-ANALYSED_CODES_MAX = 1_000
+ANALYSED_CODES_MAX = 256  # codes as lists of ints: ~16 bytes per code byte
 
 _ORIGINAL = BaseComputation.__dict__["apply_computation"]
 _original_apply = _ORIGINAL.__func__
