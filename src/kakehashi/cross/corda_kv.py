@@ -261,22 +261,27 @@ class KvContract:
             assert isinstance(command.value, KvCommand)
             commands.setdefault(command.value.key, []).append(command.value)
         for key in inputs.keys() | outputs.keys() | commands.keys():
-            state = inputs.get(key)
-            if isinstance(state, KvLockState):
-                owner = (state.tx_id, state.index)
+            spent, produced = inputs.get(key), outputs.get(key)
+            if isinstance(spent, KvLockState) and not (
+                isinstance(produced, KvLockState)
+                and (produced.tx_id, produced.index) == (spent.tx_id, spent.index)
+            ):
+                # step() lets only the part's KvRelease end its lock; say so plainly
                 require(
                     any(
-                        isinstance(c, KvRelease) and (c.tx_id, c.index) == owner
+                        isinstance(c, KvRelease)
+                        and (c.tx_id, c.index) == (spent.tx_id, spent.index)
                         for c in commands.get(key, [])
                     ),
-                    f"the lock of part {state.index} of {state.tx_id.hex()} on key {key!r} is "
+                    f"the lock of part {spent.index} of {spent.tx_id.hex()} on key {key!r} is "
                     "spent only by that part's KvRelease",
                 )
+            state = spent
             for kv_command in commands.get(key, []):
                 state = step(state, kv_command, operator)
             require(
-                state == outputs.get(key),
-                f"key {key!r}: the transaction must produce {state}, not {outputs.get(key)}",
+                state == produced,
+                f"key {key!r}: the transaction must produce {state}, not {produced}",
             )
 
 
