@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kakehashi.cross import kv
+from kakehashi.cross.auth import corda_key_id
 from kakehashi.cross.corda_kv import (
     KV_CONTRACT,
     KvLockState,
@@ -27,12 +28,14 @@ from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION, CrossModule
 from kakehashi.cross.participant import PartCall
 from kakehashi.cross.status import Decision
 from kakehashi.cross.tx import (
+    Account,
     ChannelInfo,
     CommitProtocol,
     ContractTransaction,
     CrossTxError,
     InitiateTx,
     Link,
+    SignerKind,
 )
 from kakehashi.errors import ConflictError, ContractRejection, TransportError
 from kakehashi.ibc.corda_host import CordaIbcHost
@@ -40,7 +43,7 @@ from kakehashi.ibc.types import Height
 from kakehashi.ledgers.corda.model.states import Command, StateAndRef, TransactionState
 from kakehashi.ledgers.corda.node.setup import EmbeddedNetwork
 from kakehashi.ledgers.corda.node.vault import StateStatus
-from tests.cross.test_corda_module import operator, relay
+from tests.cross.test_corda_module import relay
 from tests.ibc.test_corda_host import BANK_B, OPERATOR, TwoHosts, open_channel
 from tests.ibc.test_host_states import needs_multi_input_client
 
@@ -426,8 +429,9 @@ def transaction(
     links: tuple[tuple[Link, ...], tuple[Link, ...]] = ((), ()),
 ) -> InitiateTx:
     channel = ChannelInfo(CROSS_PORT, hosts.chan_a)
+    initiator = Account(SignerKind.LOCAL, corda_key_id(hosts.a.node.party.owning_key))
     parts = tuple(
-        ContractTransaction(channel, (operator(hosts.a),), call, value, link)
+        ContractTransaction(channel, (initiator,), call, value, link)
         for call, value, link in zip(calls, returns, links, strict=True)
     )
     return InitiateTx("bank-a", nonce, protocol, parts, Height(0, 10**6))
