@@ -254,8 +254,6 @@ def _run(computation: Any, plan: _Plan) -> None:
     raw = stream._raw_code_bytes
     code, values, destinations = _analyse(raw)
     stack = computation._stack.values
-    push = stack.append
-    pop = stack.pop
     memory = computation._memory
     mem = memory._bytes
     msize = len(mem)
@@ -281,7 +279,7 @@ def _run(computation: Any, plan: _Plan) -> None:
                     if n > 1023:
                         pc += op - 0x5F
                         raise FullStack("Stack limit reached")
-                    push(values[pc])
+                    stack.append(values[pc])
                     n += 1
                     pc += op - 0x5F
                     continue
@@ -291,7 +289,7 @@ def _run(computation: Any, plan: _Plan) -> None:
                     k = op - 0x7F
                     if n < k:
                         raise InsufficientStack(f"Insufficient stack items for DUP{k}")
-                    push(stack[-k])
+                    stack.append(stack[-k])
                     n += 1
                     continue
                 if op < 0xA0:  # SWAP1 .. SWAP16
@@ -304,13 +302,13 @@ def _run(computation: Any, plan: _Plan) -> None:
             elif op == 0x50:  # POP
                 if not n:
                     raise InsufficientStack("Wanted 1 stack item, had none")
-                pop()
+                stack.pop()
                 n -= 1
                 continue
             elif op == 0x01:  # ADD
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 stack[-1] = (a + stack[-1]) & m256
                 continue
@@ -321,7 +319,7 @@ def _run(computation: Any, plan: _Plan) -> None:
                 if a + 32 > msize:
                     del stack[-1]  # popped when py-evm charges for memory
                     gas = _expand(memory, gas, a, 32)
-                    push(0)
+                    stack.append(0)
                     mem = memory._bytes
                     msize = len(mem)
                 stack[-1] = int.from_bytes(mem[a : a + 32], "big")
@@ -330,8 +328,8 @@ def _run(computation: Any, plan: _Plan) -> None:
                 if n < 2:
                     del stack[:]  # py-evm pops the offset, then finds no value
                     raise InsufficientStack("Wanted 1 stack item, had none")
-                a = pop()
-                b = pop()
+                a = stack.pop()
+                b = stack.pop()
                 n -= 2
                 if a + 32 > msize:
                     gas = _expand(memory, gas, a, 32)
@@ -342,8 +340,8 @@ def _run(computation: Any, plan: _Plan) -> None:
             elif op == 0x57:  # JUMPI
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
-                b = pop()
+                a = stack.pop()
+                b = stack.pop()
                 n -= 2
                 if b:
                     if a not in destinations:
@@ -356,15 +354,15 @@ def _run(computation: Any, plan: _Plan) -> None:
             elif op == 0x5E:  # MCOPY
                 if n < 3:
                     raise InsufficientStack(f"Wanted 3 stack items, only had {n}")
-                a = pop()
-                b = pop()
-                size = pop()
+                a = stack.pop()
+                b = stack.pop()
+                size = stack.pop()
                 n -= 3
                 if size and (a if a > b else b) + size > msize:
                     gas = _expand(memory, gas, a if a > b else b, size)
                     mem = memory._bytes
                     msize = len(mem)
-                cost = GAS_COPY * (ceil32(size) // 32)
+                cost = GAS_COPY * ((size + 31) // 32)
                 if cost > gas:
                     raise _out_of_gas(cost, gas, "MCOPY fee")
                 gas -= cost
@@ -374,7 +372,7 @@ def _run(computation: Any, plan: _Plan) -> None:
             elif op == 0x56:  # JUMP
                 if not n:
                     raise InsufficientStack("Wanted 1 stack item, had none")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 if a not in destinations:
                     pc = a
@@ -395,48 +393,48 @@ def _run(computation: Any, plan: _Plan) -> None:
             elif op == 0x16:  # AND
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 stack[-1] = a & stack[-1]
                 continue
             elif op == 0x18:  # XOR
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 stack[-1] = a ^ stack[-1]
                 continue
             elif op == 0x11:  # GT
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 stack[-1] = 1 if a > stack[-1] else 0
                 continue
             elif op == 0x03:  # SUB
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 stack[-1] = (a - stack[-1]) & m256
                 continue
             elif op == 0x20:  # KECCAK256
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 size = stack[-1]
                 n -= 1
                 if size:
                     if a + size > msize:
                         del stack[-1]  # popped when py-evm charges for memory
                         gas = _expand(memory, gas, a, size)
-                        push(0)
+                        stack.append(0)
                         mem = memory._bytes
                         msize = len(mem)
                     data = bytes(mem[a : a + size])
                 else:
                     data = b""
-                cost = GAS_SHA3WORD * (ceil32(len(data)) // 32)
+                cost = GAS_SHA3WORD * ((len(data) + 31) // 32)
                 if cost > gas:
                     del stack[-1]
                     raise _out_of_gas(cost, gas, "SHA3: word gas cost")
@@ -446,15 +444,15 @@ def _run(computation: Any, plan: _Plan) -> None:
             elif op == 0x37:  # CALLDATACOPY
                 if n < 3:
                     raise InsufficientStack(f"Wanted 3 stack items, only had {n}")
-                a = pop()
-                b = pop()
-                size = pop()
+                a = stack.pop()
+                b = stack.pop()
+                size = stack.pop()
                 n -= 3
                 if size and a + size > msize:
                     gas = _expand(memory, gas, a, size)
                     mem = memory._bytes
                     msize = len(mem)
-                cost = GAS_COPY * (ceil32(size) // 32)
+                cost = GAS_COPY * ((size + 31) // 32)
                 if cost > gas:
                     raise _out_of_gas(cost, gas, "CALLDATACOPY fee")
                 gas -= cost
@@ -464,34 +462,34 @@ def _run(computation: Any, plan: _Plan) -> None:
             elif op == 0x1C:  # SHR
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 stack[-1] = stack[-1] >> a if a < 256 else 0
                 continue
             elif op == 0x1B:  # SHL
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 stack[-1] = (stack[-1] << a) & m256 if a < 256 else 0
                 continue
             elif op == 0x10:  # LT
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 stack[-1] = 1 if a < stack[-1] else 0
                 continue
             elif op == 0x36:  # CALLDATASIZE
                 if n > 1023:
                     raise FullStack("Stack limit reached")
-                push(len(msg.data))
+                stack.append(len(msg.data))
                 n += 1
                 continue
             elif op == 0x13:  # SGT
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 stack[-1] = 1 if (a ^ sign) > (stack[-1] ^ sign) else 0
                 continue
@@ -503,27 +501,27 @@ def _run(computation: Any, plan: _Plan) -> None:
             elif op == 0x02:  # MUL
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 stack[-1] = (a * stack[-1]) & m256
                 continue
             elif op == 0x5A:  # GAS
                 if n > 1023:
                     raise FullStack("Stack limit reached")
-                push(gas)
+                stack.append(gas)
                 n += 1
                 continue
             elif op == 0x17:  # OR
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 stack[-1] = a | stack[-1]
                 continue
             elif op == 0x06:  # MOD
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 b = stack[-1]
                 stack[-1] = a % b if b else 0
@@ -531,7 +529,7 @@ def _run(computation: Any, plan: _Plan) -> None:
             elif op == 0x04:  # DIV
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 b = stack[-1]
                 stack[-1] = a // b if b else 0
@@ -539,27 +537,27 @@ def _run(computation: Any, plan: _Plan) -> None:
             elif op == 0x34:  # CALLVALUE
                 if n > 1023:
                     raise FullStack("Stack limit reached")
-                push(msg.value)
+                stack.append(msg.value)
                 n += 1
                 continue
             elif op == 0x14:  # EQ
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 stack[-1] = 1 if a == stack[-1] else 0
                 continue
             elif op == 0x12:  # SLT
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 stack[-1] = 1 if (a ^ sign) < (stack[-1] ^ sign) else 0
                 continue
             elif op == 0x33:  # CALLER
                 if n > 1023:
                     raise FullStack("Stack limit reached")
-                push(int.from_bytes(msg.sender, "big"))
+                stack.append(int.from_bytes(msg.sender, "big"))
                 n += 1
                 continue
             elif op == 0x00:  # STOP
@@ -569,20 +567,20 @@ def _run(computation: Any, plan: _Plan) -> None:
             elif op == 0x30:  # ADDRESS
                 if n > 1023:
                     raise FullStack("Stack limit reached")
-                push(int.from_bytes(msg.storage_address, "big"))
+                stack.append(int.from_bytes(msg.storage_address, "big"))
                 n += 1
                 continue
             elif op == 0x1A:  # BYTE
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 stack[-1] = (stack[-1] >> (248 - 8 * a)) & 0xFF if a < 32 else 0
                 continue
             elif op == 0x1D:  # SAR
                 if n < 2:
                     raise InsufficientStack(f"Wanted 2 stack items, only had {n}")
-                a = pop()
+                a = stack.pop()
                 n -= 1
                 b = stack[-1]
                 if b & sign:
@@ -596,8 +594,8 @@ def _run(computation: Any, plan: _Plan) -> None:
                 if n < 2:
                     del stack[:]  # py-evm pops the offset, then finds no value
                     raise InsufficientStack("Wanted 1 stack item, had none")
-                a = pop()
-                b = pop()
+                a = stack.pop()
+                b = stack.pop()
                 n -= 2
                 if a + 1 > msize:
                     gas = _expand(memory, gas, a, 1)
@@ -608,13 +606,13 @@ def _run(computation: Any, plan: _Plan) -> None:
             elif op == 0x59:  # MSIZE
                 if n > 1023:
                     raise FullStack("Stack limit reached")
-                push(msize)
+                stack.append(msize)
                 n += 1
                 continue
             elif op == 0x58:  # PC
                 if n > 1023:
                     raise FullStack("Stack limit reached")
-                push(pc - 1)
+                stack.append(pc - 1)
                 n += 1
                 continue
             # Anything else: py-evm's own opcode, as its loop calls it.
