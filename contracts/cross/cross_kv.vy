@@ -1,15 +1,19 @@
 # pragma version 0.4.3
 """
-@title Cross Framework on the EVM chain (coordinator and participant), with a key-value lock store
-@notice The ICS-26 module on port `cross`. As a participant it answers a coordinator's packets
-        (`kakehashi.cross.participant` rules); as a coordinator (`initiate`) it runs the
-        `kakehashi.cross.coordinator` rules for Simple Commit and Two-Phase Commit, reacting to
-        acknowledgements and proven timeouts (a DECIDE that times out is sent again). A part's call is `abi.encode(bytes key, bytes
-        value)`: set key to value. PREPARE locks the key (exclusive) and stages the value, CALL
-        does the same and commits at once, DECIDE commits (the value becomes visible) or aborts
-        (dropped); the lock is released either way. A key locked by another transaction, a
-        declared return value other than b"ok", a malformed call or a passed timeout answer
-        FAILED and lock nothing. Every packet's first answer is kept: a repeated packet gets it
+@title Cross Framework on the EVM chain: coordinator and participant (IBC port `cross`)
+@notice As a coordinator (`initiate`) it runs the `kakehashi.cross.coordinator` rules for Simple
+        Commit and Two-Phase Commit, after authentication: every signer the transaction names
+        signs first — LOCAL signers here (`initiate` / `sign` from their address), EXTENSION
+        signers with a secp256k1 signature over the tx id (`sign_extension`), CHANNEL signers on
+        the ledger at the other end of their part's channel, which proves it with a SIGN packet
+        (`sign_remote` there). Nothing is prepared before the last signature; none is taken
+        after the transaction's timeout. It reacts to acknowledgements and proven timeouts (a
+        DECIDE that times out is sent again). As a participant it answers PREPARE / CALL /
+        DECIDE packets (`kakehashi.cross.participant` rules) and sends SIGN packets. Parts run
+        in the bound application (`contracts/cross/cross_app.vy`: key-value state with locks,
+        ERC-20 / ERC-721 escrow), which gets the part's call, its signers and the declared
+        return values of the parts it links to; a part that returns anything but its declared
+        value fails its prepare. Every packet's first answer is kept: a repeated packet gets it
         again and changes nothing.
 """
 
@@ -18,13 +22,15 @@ from cross import transaction
 
 implements: types.IIBCModule
 
-MAX_KEY: constant(uint256) = 64
-MAX_VALUE: constant(uint256) = 192
-
 handler: public(immutable(address))
 packet_timeout_s: public(immutable(uint64))  # a packet times out this long after it is sent
+deployer: immutable(address)
+app: public(address)  # the application parts run in (bound once: bind)
+authenticator: public(address)  # contracts/cross/cross_auth.vy (bound once: bind)
 
 NO_PART: constant(uint8) = 255
+CROSS_PORT: constant(String[5]) = "cross"
+MAX_TX: constant(uint256) = 7800  # a SIGN packet carries the signer and the transaction
 
 
 interface IHandler:
@@ -37,6 +43,28 @@ interface IHandler:
     ) -> uint64: nonpayable
 
 
+interface ICrossApp:
+    def prepare(
+        tx_id: bytes32,
+        index: uint8,
+        call_info: Bytes[transaction.MAX_CALL_INFO],
+        signers: DynArray[transaction.Account, transaction.MAX_SIGNERS],
+        linked: DynArray[Bytes[transaction.MAX_RETURN_VALUE], transaction.MAX_LINKS],
+    ) -> (bool, Bytes[transaction.MAX_RETURN_VALUE], String[transaction.MAX_REASON]): nonpayable
+    def commit(tx_id: bytes32, index: uint8): nonpayable
+    def abort(tx_id: bytes32, index: uint8): nonpayable
+
+
+interface ICrossAuth:
+    def register(payload: Bytes[MAX_TX], initiator: address) -> bool: nonpayable
+    def on_sign_packet(
+        payload: Bytes[MAX_TX],
+        signer: Bytes[transaction.MAX_ACCOUNT_ID],
+        port: String[types.MAX_PORT],
+        channel: String[types.MAX_ID],
+    ) -> String[transaction.MAX_REASON]: nonpayable
+
+
 struct Coordination:
     protocol: uint8
     local: uint8  # NO_PART: this chain runs no part
@@ -45,6 +73,7 @@ struct Coordination:
 
 
 coordinations: HashMap[bytes32, Coordination]
+c_started: HashMap[bytes32, bool]  # authenticated: the commit protocol runs
 c_status: HashMap[bytes32, HashMap[uint8, uint8]]  # tx id -> part -> PART_*
 c_failed: HashMap[bytes32, HashMap[uint8, bool]]  # prepared nothing (FAILED, timed out)
 c_rejected: HashMap[bytes32, HashMap[uint8, bool]]  # prepared with a wrong return value
@@ -58,6 +87,8 @@ c_channel: HashMap[bytes32, HashMap[uint8, String[types.MAX_ID]]]
 event CrossInitiated:
     tx_id: indexed(bytes32)
     protocol: uint8
+    timeout_height: uint64  # revision 0 height; 0: none
+    timeout_timestamp: uint64  # ns; 0: none
 
 event CrossDecided:
     tx_id: indexed(bytes32)
@@ -80,11 +111,9 @@ STEP_PREPARED_HERE: constant(uint8) = 8
 STEP_FAILED_HERE: constant(uint8) = 9
 STEP_COMMITTED_HERE: constant(uint8) = 10
 STEP_ABORTED_HERE: constant(uint8) = 11
+STEP_AUTHENTICATED: constant(uint8) = 12  # every signer signed (index NO_PART)
+STEP_SENT_SIGN: constant(uint8) = 13  # a CHANNEL signer's signature sent to the coordinator
 
-values: HashMap[bytes32, Bytes[MAX_VALUE]]  # keccak256(key) -> committed value
-locks: public(HashMap[bytes32, bytes32])  # keccak256(key) -> the tx id holding it
-staged_key: HashMap[bytes32, bytes32]  # tx id -> keccak256(key)
-staged_value: HashMap[bytes32, Bytes[MAX_VALUE]]  # tx id -> value
 parts: public(HashMap[bytes32, uint8])  # keccak256(tx id ‖ index) -> PART_*
 answers: HashMap[bytes32, Bytes[types.MAX_ACK]]  # keccak256(tx id ‖ index) -> first answer
 
@@ -93,18 +122,18 @@ answers: HashMap[bytes32, Bytes[types.MAX_ACK]]  # keccak256(tx id ‖ index) ->
 def __init__(ibc_handler: address, timeout_s: uint64):
     handler = ibc_handler
     packet_timeout_s = timeout_s
+    deployer = msg.sender
 
 
 @external
-@view
-def value(key: Bytes[MAX_KEY]) -> Bytes[MAX_VALUE]:
-    return self.values[keccak256(key)]
-
-
-@external
-@view
-def locked_by(key: Bytes[MAX_KEY]) -> bytes32:
-    return self.locks[keccak256(key)]
+def bind(application: address, authentication: address):
+    """Bind the application parts run in and the authentication contract (once, by the
+    deployer)."""
+    assert msg.sender == deployer, "CROSS: only the deployer binds the application"
+    assert self.app == empty(address), "CROSS: the application is already bound"
+    assert application != empty(address) and authentication != empty(address), "CROSS: no application"
+    self.app = application
+    self.authenticator = authentication
 
 
 @external
@@ -120,75 +149,77 @@ def _only_handler():
 
 
 @internal
-def _release(tx_id: bytes32) -> bytes32:
-    key_hash: bytes32 = self.staged_key[tx_id]
-    if key_hash != empty(bytes32) and self.locks[key_hash] == tx_id:
-        self.locks[key_hash] = empty(bytes32)
-    self.staged_key[tx_id] = empty(bytes32)
-    return key_hash
+@pure
+def _tx(payload: Bytes[transaction.MAX_PAYLOAD]) -> transaction.InitiateTx:
+    return abi_decode(payload, transaction.InitiateTx)
 
 
-@internal
-def _commit(tx_id: bytes32):
-    key_hash: bytes32 = self._release(tx_id)
-    if key_hash != empty(bytes32):
-        self.values[key_hash] = self.staged_value[tx_id]
-    self.staged_value[tx_id] = b""
-
-
-@internal
-def _abort(tx_id: bytes32):
-    self._release(tx_id)
-    self.staged_value[tx_id] = b""
+# ---------------------------------------------------------------------------- the application
 
 
 @internal
 def _prepare(
-    tx_id: bytes32, part: transaction.ContractTransaction
-) -> String[transaction.MAX_REASON]:
-    """Lock the part's key and stage its value; the reason it cannot ("" when prepared)."""
-    if part.has_return_value and part.return_value != b"ok":
-        return "the part returns b'ok', not the declared value"
-    key: Bytes[MAX_KEY] = b""
-    val: Bytes[MAX_VALUE] = b""
-    key, val = abi_decode(part.call_info, (Bytes[MAX_KEY], Bytes[MAX_VALUE]))
-    key_hash: bytes32 = keccak256(key)
-    holder: bytes32 = self.locks[key_hash]
-    if holder != empty(bytes32) and holder != tx_id:
-        return "the key is locked by another cross transaction"
-    self.locks[key_hash] = tx_id
-    self.staged_key[tx_id] = key_hash
-    self.staged_value[tx_id] = val
-    return ""
+    tx_id: bytes32, index: uint8, t: transaction.InitiateTx
+) -> (bool, Bytes[transaction.MAX_RETURN_VALUE], String[transaction.MAX_REASON]):
+    """Run part ``index`` in the application with locks: (prepared, return value, reason).
+    A return value other than the declared one releases what was locked and fails."""
+    if self.app == empty(address):
+        return False, b"", "no cross application is bound on this chain"
+    part: transaction.ContractTransaction = t.contract_transactions[index]
+    linked: DynArray[Bytes[transaction.MAX_RETURN_VALUE], transaction.MAX_LINKS] = []
+    for j: uint8 in part.links:
+        linked.append(t.contract_transactions[j].return_value)
+    prepared: bool = False
+    value: Bytes[transaction.MAX_RETURN_VALUE] = b""
+    reason: String[transaction.MAX_REASON] = ""
+    prepared, value, reason = extcall ICrossApp(self.app).prepare(
+        tx_id, index, part.call_info, part.signers, linked
+    )
+    if not prepared:
+        return False, b"", reason
+    if part.has_return_value and keccak256(value) != keccak256(part.return_value):
+        extcall ICrossApp(self.app).abort(tx_id, index)
+        return False, b"", "the part did not return its declared value"
+    return True, value, ""
+
+
+@internal
+def _finish(tx_id: bytes32, index: uint8, commit: bool):
+    if commit:
+        extcall ICrossApp(self.app).commit(tx_id, index)
+        log CrossStep(tx_id=tx_id, index=index, step=STEP_COMMITTED_HERE)
+    else:
+        extcall ICrossApp(self.app).abort(tx_id, index)
+        log CrossStep(tx_id=tx_id, index=index, step=STEP_ABORTED_HERE)
+
+
+# ---------------------------------------------------------------------------- participant
 
 
 @internal
 def _run(packet: transaction.CrossPacket, record: bytes32) -> Bytes[types.MAX_ACK]:
     if sha256(packet.payload) != packet.tx_id:
         return transaction.failed("the packet's transaction does not hash to its tx id")
-    t: transaction.InitiateTx = abi_decode(packet.payload, transaction.InitiateTx)
+    t: transaction.InitiateTx = self._tx(packet.payload)
     if convert(packet.index, uint256) >= len(t.contract_transactions):
         return transaction.failed("the transaction has no such part")
-    if not (t.timeout_height.revision_number == 0 and t.timeout_height.revision_height == 0):
-        if t.timeout_height.revision_number == 0 and convert(block.number, uint64) >= t.timeout_height.revision_height:
-            self.parts[record] = transaction.PART_ABORT
-            return transaction.failed("the transaction timed out before this part ran")
-    if t.timeout_timestamp != 0 and convert(block.timestamp, uint64) * 1_000_000_000 >= t.timeout_timestamp:
+    if transaction.expired(t):
         self.parts[record] = transaction.PART_ABORT
         return transaction.failed("the transaction timed out before this part ran")
-    part: transaction.ContractTransaction = t.contract_transactions[packet.index]
-    reason: String[transaction.MAX_REASON] = self._prepare(packet.tx_id, part)
-    if len(reason) > 0:
+    prepared: bool = False
+    value: Bytes[transaction.MAX_RETURN_VALUE] = b""
+    reason: String[transaction.MAX_REASON] = ""
+    prepared, value, reason = self._prepare(packet.tx_id, packet.index, t)
+    if not prepared:
         self.parts[record] = transaction.PART_ABORT
         log CrossStep(tx_id=packet.tx_id, index=packet.index, step=STEP_FAILED_HERE)
         return transaction.failed(reason)
     self.parts[record] = transaction.PART_PREPARE
     log CrossStep(tx_id=packet.tx_id, index=packet.index, step=STEP_PREPARED_HERE)
     if packet.kind == transaction.PACKET_CALL:  # Simple Commit: commit at once
-        self._commit(packet.tx_id)
+        self._finish(packet.tx_id, packet.index, True)
         self.parts[record] = transaction.PART_COMMIT
-        log CrossStep(tx_id=packet.tx_id, index=packet.index, step=STEP_COMMITTED_HERE)
-    return transaction.ok(b"ok")
+    return transaction.ok(value)
 
 
 @internal
@@ -197,14 +228,11 @@ def _apply_decision(packet: transaction.CrossPacket, record: bytes32) -> Bytes[t
     decision: uint8 = convert(convert(slice(packet.payload, 0, 1), bytes1), uint8)
     status: uint8 = self.parts[record]
     if status == transaction.PART_PREPARE:
+        self._finish(packet.tx_id, packet.index, decision == transaction.DECISION_COMMIT)
         if decision == transaction.DECISION_COMMIT:
-            self._commit(packet.tx_id)
             self.parts[record] = transaction.PART_COMMIT
-            log CrossStep(tx_id=packet.tx_id, index=packet.index, step=STEP_COMMITTED_HERE)
         else:
-            self._abort(packet.tx_id)
             self.parts[record] = transaction.PART_ABORT
-            log CrossStep(tx_id=packet.tx_id, index=packet.index, step=STEP_ABORTED_HERE)
     elif status == transaction.PART_NONE and decision == transaction.DECISION_ABORT:
         self.parts[record] = transaction.PART_ABORT  # its PREPARE, should it come, is refused
     elif not (
@@ -215,10 +243,28 @@ def _apply_decision(packet: transaction.CrossPacket, record: bytes32) -> Bytes[t
     return transaction.ok(b"")
 
 
+@internal
+def _recv_sign(packet: types.Packet, cross: transaction.CrossPacket) -> Bytes[types.MAX_ACK]:
+    """Coordinator: a CHANNEL signer's signature, proven over IBC by the ledger it signed on."""
+    signer: Bytes[transaction.MAX_ACCOUNT_ID] = b""
+    payload: Bytes[MAX_TX] = b""
+    signer, payload = abi_decode(cross.payload, (Bytes[transaction.MAX_ACCOUNT_ID], Bytes[MAX_TX]))
+    if sha256(payload) != cross.tx_id:
+        return transaction.failed("the signed transaction does not hash to its tx id")
+    reason: String[transaction.MAX_REASON] = extcall ICrossAuth(self.authenticator).on_sign_packet(
+        payload, signer, packet.destination_port, packet.destination_channel
+    )
+    if len(reason) > 0:
+        return transaction.failed(reason)
+    return transaction.ok(b"")
+
+
 @external
 def on_recv_packet(packet: types.Packet, relayer: address) -> Bytes[types.MAX_ACK]:
     self._only_handler()
     cross: transaction.CrossPacket = abi_decode(packet.data, transaction.CrossPacket)
+    if cross.kind == transaction.PACKET_SIGN:
+        return self._recv_sign(packet, cross)
     record: bytes32 = keccak256(concat(cross.tx_id, convert(cross.index, bytes1)))
     if cross.kind == transaction.PACKET_DECIDE:
         return self._apply_decision(cross, record)
@@ -256,19 +302,41 @@ def coordination_part(tx_id: bytes32, index: uint8) -> (uint8, bool, bool, bool)
 
 
 @internal
+def _send_data(port: String[types.MAX_PORT], channel: String[types.MAX_ID], data: Bytes[types.MAX_DATA]):
+    timeout: uint64 = (convert(block.timestamp, uint64) + packet_timeout_s) * 1_000_000_000
+    extcall IHandler(handler).send_packet(
+        port, channel, types.Height(revision_number=0, revision_height=0), timeout, data
+    )
+
+
+@external
+def send_sign(
+    source_channel: String[types.MAX_ID],
+    tx_id: bytes32,
+    index: uint8,
+    data: Bytes[transaction.MAX_PAYLOAD],
+):
+    """Send a SIGN packet the authentication contract made (cross_auth.sign_remote)."""
+    assert msg.sender == self.authenticator, "CROSS: only the authentication contract signs"
+    log CrossStep(tx_id=tx_id, index=index, step=STEP_SENT_SIGN)
+    self._send_data(
+        CROSS_PORT,
+        source_channel,
+        abi_encode(
+            transaction.CrossPacket(
+                kind=transaction.PACKET_SIGN, tx_id=tx_id, index=index, payload=data
+            )
+        ),
+    )
+
+
+@internal
 def _send(tx_id: bytes32, index: uint8, kind: uint8, payload: Bytes[transaction.MAX_PAYLOAD]):
     data: Bytes[types.MAX_DATA] = abi_encode(
         transaction.CrossPacket(kind=kind, tx_id=tx_id, index=index, payload=payload)
     )
     log CrossStep(tx_id=tx_id, index=index, step=kind)  # STEP_SENT_PREPARE / CALL / DECIDE
-    timeout: uint64 = (convert(block.timestamp, uint64) + packet_timeout_s) * 1_000_000_000
-    extcall IHandler(handler).send_packet(
-        self.c_port[tx_id][index],
-        self.c_channel[tx_id][index],
-        types.Height(revision_number=0, revision_height=0),
-        timeout,
-        data,
-    )
+    self._send_data(self.c_port[tx_id][index], self.c_channel[tx_id][index], data)
 
 
 @internal
@@ -282,12 +350,7 @@ def _decide(tx_id: bytes32, decision: uint8):
     if decision == transaction.DECISION_COMMIT:
         final = transaction.PART_COMMIT
     if c.local != NO_PART and self.c_status[tx_id][c.local] == transaction.PART_PREPARE:
-        if decision == transaction.DECISION_COMMIT:
-            self._commit(tx_id)
-            log CrossStep(tx_id=tx_id, index=c.local, step=STEP_COMMITTED_HERE)
-        else:
-            self._abort(tx_id)
-            log CrossStep(tx_id=tx_id, index=c.local, step=STEP_ABORTED_HERE)
+        self._finish(tx_id, c.local, decision == transaction.DECISION_COMMIT)
         self.c_status[tx_id][c.local] = final
     if c.protocol == transaction.COMMIT_TPC:
         for i: uint8 in range(4):  # transaction.MAX_CONTRACT_TRANSACTIONS
@@ -309,14 +372,53 @@ def _commit_if_all_prepared(tx_id: bytes32):
 
 
 @external
-def initiate(payload: Bytes[transaction.MAX_PAYLOAD], local: uint8) -> bytes32:
+def start(payload: Bytes[MAX_TX]):
+    """Every signer signed (the authentication contract says so): run the commit protocol."""
+    assert msg.sender == self.authenticator, "CROSS: only the authentication contract starts"
+    self._start(sha256(payload), self._tx(payload), payload)
+
+
+@internal
+def _start(tx_id: bytes32, t: transaction.InitiateTx, payload: Bytes[MAX_TX]):
+    """Every signer signed: prepare the local part, then send CALL / PREPARE packets."""
+    c: Coordination = self.coordinations[tx_id]
+    assert c.count != 0 and not self.c_started[tx_id], "CROSS: not a transaction awaiting its start"
+    self.c_started[tx_id] = True
+    log CrossStep(tx_id=tx_id, index=NO_PART, step=STEP_AUTHENTICATED)
+    if c.local != NO_PART:
+        prepared: bool = False
+        value: Bytes[transaction.MAX_RETURN_VALUE] = b""
+        reason: String[transaction.MAX_REASON] = ""
+        prepared, value, reason = self._prepare(tx_id, c.local, t)
+        if not prepared:
+            self.c_failed[tx_id][c.local] = True
+            log CrossStep(tx_id=tx_id, index=c.local, step=STEP_FAILED_HERE)
+            self._decide(tx_id, transaction.DECISION_ABORT)
+            return
+        self.c_status[tx_id][c.local] = transaction.PART_PREPARE
+        log CrossStep(tx_id=tx_id, index=c.local, step=STEP_PREPARED_HERE)
+    for i: uint8 in range(4):  # transaction.MAX_CONTRACT_TRANSACTIONS
+        if i >= c.count:
+            break
+        if i == c.local:
+            continue
+        self.c_sent[tx_id][i] = True
+        if t.commit_protocol == transaction.COMMIT_SIMPLE:
+            self._send(tx_id, i, transaction.PACKET_CALL, payload)
+        else:
+            self._send(tx_id, i, transaction.PACKET_PREPARE, payload)
+
+
+@external
+def initiate(payload: Bytes[MAX_TX], local: uint8) -> bytes32:
     """Start a cross transaction (its canonical encoding) with this chain as coordinator,
-    running part ``local`` (NO_PART: none). Refuses a known tx id or a passed timeout."""
-    t: transaction.InitiateTx = abi_decode(payload, transaction.InitiateTx)
+    running part ``local`` (NO_PART: none). Refuses a known tx id or a passed timeout. The
+    caller signs as a LOCAL signer if the transaction names it; the commit protocol starts
+    once every signer has signed."""
+    t: transaction.InitiateTx = self._tx(payload)
     tx_id: bytes32 = sha256(payload)
     assert self.coordinations[tx_id].count == 0, "CROSS: cross transaction already initiated"
-    assert t.timeout_height.revision_number != 0 or t.timeout_height.revision_height == 0 or convert(block.number, uint64) < t.timeout_height.revision_height, "CROSS: cross transaction timed out (height)"
-    assert t.timeout_timestamp == 0 or convert(block.timestamp, uint64) * 1_000_000_000 < t.timeout_timestamp, "CROSS: cross transaction timed out (timestamp)"
+    assert not transaction.expired(t), "CROSS: cross transaction timed out"
     count: uint8 = convert(len(t.contract_transactions), uint8)
     assert count >= 2, "CROSS: a cross transaction has two parts or more"
     assert t.commit_protocol == transaction.COMMIT_TPC or count == 2, "CROSS: Simple Commit joins two parts"
@@ -325,7 +427,15 @@ def initiate(payload: Bytes[transaction.MAX_PAYLOAD], local: uint8) -> bytes32:
     self.coordinations[tx_id] = Coordination(
         protocol=t.commit_protocol, local=local, count=count, decision=0
     )
-    log CrossInitiated(tx_id=tx_id, protocol=t.commit_protocol)
+    timeout_height: uint64 = 0
+    if t.timeout_height.revision_number == 0:
+        timeout_height = t.timeout_height.revision_height
+    log CrossInitiated(
+        tx_id=tx_id,
+        protocol=t.commit_protocol,
+        timeout_height=timeout_height,
+        timeout_timestamp=t.timeout_timestamp,
+    )
     for i: uint8 in range(4):  # transaction.MAX_CONTRACT_TRANSACTIONS
         if i >= count:
             break
@@ -334,25 +444,9 @@ def initiate(payload: Bytes[transaction.MAX_PAYLOAD], local: uint8) -> bytes32:
         self.c_channel[tx_id][i] = part.cross_chain_channel.channel
         self.c_has_declared[tx_id][i] = part.has_return_value
         self.c_declared[tx_id][i] = keccak256(part.return_value)
-    if local != NO_PART:
-        reason: String[transaction.MAX_REASON] = self._prepare(tx_id, t.contract_transactions[local])
-        if len(reason) > 0:
-            self.c_failed[tx_id][local] = True
-            log CrossStep(tx_id=tx_id, index=local, step=STEP_FAILED_HERE)
-            self._decide(tx_id, transaction.DECISION_ABORT)
-            return tx_id
-        self.c_status[tx_id][local] = transaction.PART_PREPARE
-        log CrossStep(tx_id=tx_id, index=local, step=STEP_PREPARED_HERE)
-    for i: uint8 in range(4):  # transaction.MAX_CONTRACT_TRANSACTIONS
-        if i >= count:
-            break
-        if i == local:
-            continue
-        self.c_sent[tx_id][i] = True
-        if t.commit_protocol == transaction.COMMIT_SIMPLE:
-            self._send(tx_id, i, transaction.PACKET_CALL, payload)
-        else:
-            self._send(tx_id, i, transaction.PACKET_PREPARE, payload)
+    assert self.authenticator != empty(address), "CROSS: no authentication contract is bound"
+    if extcall ICrossAuth(self.authenticator).register(payload, msg.sender):
+        self._start(tx_id, t, payload)  # the caller was the only signer
     return tx_id
 
 
@@ -364,6 +458,13 @@ def on_acknowledgement_packet(
     cross: transaction.CrossPacket = abi_decode(packet.data, transaction.CrossPacket)
     tx_id: bytes32 = cross.tx_id
     i: uint8 = cross.index
+    ack: transaction.CrossAck = abi_decode(acknowledgement, transaction.CrossAck)
+    if cross.kind == transaction.PACKET_SIGN:  # our signer's signature reached its coordinator
+        if ack.status == transaction.ACK_OK:
+            log CrossStep(tx_id=tx_id, index=i, step=STEP_ANSWERED_OK)
+        else:
+            log CrossStep(tx_id=tx_id, index=i, step=STEP_ANSWERED_FAILED)
+        return
     c: Coordination = self.coordinations[tx_id]
     assert c.count != 0, "CROSS: no cross transaction coordinated here"
     if cross.kind == transaction.PACKET_DECIDE:
@@ -378,7 +479,6 @@ def on_acknowledgement_packet(
         return
     if self.c_status[tx_id][i] != transaction.PART_NONE or self.c_failed[tx_id][i]:
         return  # a repeated acknowledgement
-    ack: transaction.CrossAck = abi_decode(acknowledgement, transaction.CrossAck)
     if ack.status != transaction.ACK_OK:
         log CrossStep(tx_id=tx_id, index=i, step=STEP_ANSWERED_FAILED)
         self.c_failed[tx_id][i] = True
@@ -404,9 +504,11 @@ def on_timeout_packet(packet: types.Packet, relayer: address):
     cross: transaction.CrossPacket = abi_decode(packet.data, transaction.CrossPacket)
     tx_id: bytes32 = cross.tx_id
     i: uint8 = cross.index
+    log CrossStep(tx_id=tx_id, index=i, step=STEP_TIMED_OUT)
+    if cross.kind == transaction.PACKET_SIGN:
+        return  # the signature never arrived; the transaction expires unless signed again
     c: Coordination = self.coordinations[tx_id]
     assert c.count != 0, "CROSS: no cross transaction coordinated here"
-    log CrossStep(tx_id=tx_id, index=i, step=STEP_TIMED_OUT)
     if cross.kind == transaction.PACKET_DECIDE:
         if c.decision != 0 and not self.c_decided[tx_id][i]:
             # decisions are delivered until acknowledged: send it again

@@ -71,6 +71,7 @@ MAX_REASON: constant(uint256) = 256
 PACKET_PREPARE: constant(uint8) = 1
 PACKET_CALL: constant(uint8) = 2
 PACKET_DECIDE: constant(uint8) = 3
+PACKET_SIGN: constant(uint8) = 4  # a CHANNEL signer's signature, for the coordinator
 ACK_OK: constant(uint8) = 1
 ACK_FAILED: constant(uint8) = 2
 DECISION_COMMIT: constant(uint8) = 1
@@ -104,3 +105,14 @@ def ok(return_value: Bytes[MAX_RETURN_VALUE]) -> Bytes[2048]:
 @pure
 def failed(reason: String[MAX_REASON]) -> Bytes[2048]:
     return abi_encode(CrossAck(status=ACK_FAILED, return_value=b"", reason=reason))
+
+
+@internal
+@view
+def expired(t: InitiateTx) -> bool:
+    """Whether the transaction's timeout passed on this chain (a revision-0 height: the block
+    number; a timestamp in ns: the block time)."""
+    if t.timeout_height.revision_number == 0 and t.timeout_height.revision_height != 0:
+        if convert(block.number, uint64) >= t.timeout_height.revision_height:
+            return True
+    return t.timeout_timestamp != 0 and convert(block.timestamp, uint64) * 1_000_000_000 >= t.timeout_timestamp

@@ -13,6 +13,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kakehashi.cross.auth import corda_key_id
 from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION, CrossModule, kv_call
 from kakehashi.cross.status import Decision, PartStatus
 from kakehashi.cross.tx import (
@@ -27,8 +28,6 @@ from kakehashi.ibc import host as paths
 from kakehashi.ibc.types import Height
 from kakehashi.ledgers.corda.node.setup import EmbeddedNetwork
 from tests.ibc.test_corda_host import TwoHosts, open_channel
-
-SIGNER = Account(SignerKind.LOCAL, b"\x01" * 20)
 
 
 def relay_randomly(hosts: TwoHosts, rng: random.Random, loss: float) -> None:
@@ -90,6 +89,7 @@ def test_random_workloads_end_atomic_with_no_lock(
             a.attach(hosts.a)
             b.attach(hosts.b)
             channel = ChannelInfo(CROSS_PORT, hosts.chan_a)
+            signer = Account(SignerKind.LOCAL, corda_key_id(hosts.a.node.party.owning_key))
             txs = []
             for nonce, (protocol, key_a, key_b) in enumerate(workload, start=1):
                 value = f"v{nonce}".encode()
@@ -98,8 +98,8 @@ def test_random_workloads_end_atomic_with_no_lock(
                     nonce,
                     protocol,
                     (
-                        ContractTransaction(channel, (SIGNER,), kv_call(key_a, value), b"ok"),
-                        ContractTransaction(channel, (SIGNER,), kv_call(key_b, value), b"ok"),
+                        ContractTransaction(channel, (signer,), kv_call(key_a, value), b"ok"),
+                        ContractTransaction(channel, (signer,), kv_call(key_b, value), b"ok"),
                     ),
                     Height(0, 10**6),
                 )

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from kakehashi.cross.corda_module import CROSS_PORT, kv_call
+from kakehashi.cross.auth import corda_key_id
+from kakehashi.cross.corda_module import CROSS_PORT
+from kakehashi.cross.kv import kv_call
 from kakehashi.cross.participant import PartCall
 from kakehashi.cross.status import Decision
 from kakehashi.cross.tx import (
@@ -28,7 +30,12 @@ from kakehashi.ledgers.evm.client import transact
 from kakehashi.relayer.path import PathRelayer
 from tests.relayer.support import World, world
 
-SIGNER = Account(SignerKind.LOCAL, b"\x01" * 20)
+EVM_SIGNER = Account(SignerKind.LOCAL, bytes.fromhex(dev_accounts()[0].address[2:]))
+
+
+def corda_signer(w: World) -> Account:
+    """The Corda host's operator, who initiates there (signing as it does)."""
+    return Account(SignerKind.LOCAL, corda_key_id(w.host.node.party.owning_key))
 
 
 @pytest.fixture
@@ -54,8 +61,8 @@ def transaction(
         nonce,
         protocol,
         (
-            ContractTransaction(channel, (SIGNER,), kv_call(key, value), b"ok"),
-            ContractTransaction(channel, (SIGNER,), kv_call(evm_key or key, value), b"ok"),
+            ContractTransaction(channel, (corda_signer(w),), kv_call(key, value), b"ok"),
+            ContractTransaction(channel, (corda_signer(w),), kv_call(evm_key or key, value), b"ok"),
         ),
         Height(0, 10**6),
     )
@@ -78,8 +85,8 @@ def test_corda_coordinates_and_the_evm_chain_commits_with_it(
     c = w.cross.coordinator(tx.tx_id)
     assert c is not None and c.decision is Decision.COMMIT and c.done
     assert w.cross.app.value(b"invoice-9") == b"settled"
-    assert bytes(w.kv.functions.value(b"invoice-9").call()) == b"settled"
-    assert bytes(w.kv.functions.locked_by(b"invoice-9").call()) == bytes(32)
+    assert bytes(w.app.functions.value(b"invoice-9").call()) == b"settled"
+    assert bytes(w.app.functions.writer(b"invoice-9").call()) == bytes(32)
     assert not w.cross.app.locks()
 
 
@@ -92,17 +99,17 @@ def test_a_key_locked_on_the_evm_chain_aborts_the_transaction_on_both(w: World) 
     second = transaction(w, CommitProtocol.TPC, b"b", b"two", nonce=2, evm_key=b"k")
     w.cross.initiate(first)
     relayer.relay_direction(relayer.directions()[1])  # first's PREPARE reaches the EVM chain
-    assert bytes(w.kv.functions.locked_by(b"k").call()) == first.tx_id
+    assert bytes(w.app.functions.writer(b"k").call()) == first.tx_id
     w.cross.initiate(second)
     run(relayer)
     one, two = w.cross.coordinator(first.tx_id), w.cross.coordinator(second.tx_id)
     assert one is not None and one.decision is Decision.COMMIT and one.done
     assert two is not None and two.decision is Decision.ABORT and two.done
     assert "locked by another" in two.failures[1]
-    assert bytes(w.kv.functions.value(b"k").call()) == b"one"
+    assert bytes(w.app.functions.value(b"k").call()) == b"one"
     assert w.cross.app.value(b"a") == b"one" and w.cross.app.value(b"b") is None
     assert not w.cross.app.locks()
-    assert bytes(w.kv.functions.locked_by(b"k").call()) == bytes(32)
+    assert bytes(w.app.functions.writer(b"k").call()) == bytes(32)
 
 
 def evm_initiate(w: World, tx: InitiateTx, local: int = 0) -> None:
@@ -121,20 +128,20 @@ def test_the_evm_chain_coordinates_and_the_corda_host_commits_with_it(
         5,
         protocol,
         (
-            ContractTransaction(channel, (SIGNER,), kv_call(b"order-3", b"shipped"), b"ok"),
-            ContractTransaction(channel, (SIGNER,), kv_call(b"order-3", b"shipped"), b"ok"),
+            ContractTransaction(channel, (EVM_SIGNER,), kv_call(b"order-3", b"shipped"), b"ok"),
+            ContractTransaction(channel, (EVM_SIGNER,), kv_call(b"order-3", b"shipped"), b"ok"),
         ),
         Height(0, 10**6),
     )
     evm_initiate(w, tx)
-    assert bytes(w.kv.functions.locked_by(b"order-3").call()) == tx.tx_id  # prepared
+    assert bytes(w.app.functions.writer(b"order-3").call()) == tx.tx_id  # prepared
     run(relayer)
     coordinated = w.kv.functions.coordination(tx.tx_id).call()  # (protocol, local, count, decision)
     assert tuple(coordinated) == (protocol, 0, 2, Decision.COMMIT)
-    assert bytes(w.kv.functions.value(b"order-3").call()) == b"shipped"
+    assert bytes(w.app.functions.value(b"order-3").call()) == b"shipped"
     assert w.cross.app.value(b"order-3") == b"shipped"
     assert not w.cross.app.locks()
-    assert bytes(w.kv.functions.locked_by(b"order-3").call()) == bytes(32)
+    assert bytes(w.app.functions.writer(b"order-3").call()) == bytes(32)
     if protocol is CommitProtocol.TPC:  # the decision was acknowledged
         assert w.kv.functions.coordination_part(tx.tx_id, 1).call()[3] is True
     with pytest.raises(TransactionRevertedError, match="already initiated"):
@@ -153,8 +160,8 @@ def test_the_evm_coordinator_aborts_when_the_corda_part_fails(w: World) -> None:
         6,
         CommitProtocol.TPC,
         (
-            ContractTransaction(channel, (SIGNER,), kv_call(b"y", b"1"), b"ok"),
-            ContractTransaction(channel, (SIGNER,), kv_call(b"x", b"1"), b"ok"),
+            ContractTransaction(channel, (EVM_SIGNER,), kv_call(b"y", b"1"), b"ok"),
+            ContractTransaction(channel, (EVM_SIGNER,), kv_call(b"x", b"1"), b"ok"),
         ),
         Height(0, 10**6),
     )
@@ -162,6 +169,6 @@ def test_the_evm_coordinator_aborts_when_the_corda_part_fails(w: World) -> None:
     run(relayer)
     _, _, _, decision = w.kv.functions.coordination(tx.tx_id).call()
     assert decision == Decision.ABORT
-    assert bytes(w.kv.functions.value(b"y").call()) == b""  # never applied
-    assert bytes(w.kv.functions.locked_by(b"y").call()) == bytes(32)  # released
+    assert bytes(w.app.functions.value(b"y").call()) == b""  # never applied
+    assert bytes(w.app.functions.writer(b"y").call()) == bytes(32)  # released
     assert w.cross.app.locked_by(b"x") == blocker.tx_id  # the other transaction's lock stays

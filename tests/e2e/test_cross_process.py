@@ -26,7 +26,7 @@ from kakehashi.cross.tx import (
     InitiateTx,
     SignerKind,
 )
-from kakehashi.ibc.evm_deploy import CROSS_CONTRACT
+from kakehashi.ibc.evm_deploy import CROSS_APP_CONTRACT, CROSS_CONTRACT
 from kakehashi.ibc.types import Height
 from kakehashi.ledgers.evm import toolchain
 from kakehashi.ledgers.evm.client import connect, funded_accounts, transact
@@ -58,7 +58,8 @@ def test_a_killed_relayer_restarts_and_the_cross_transaction_completes(
         address=network.deployment.cross, abi=toolchain.compile_contract(CROSS_CONTRACT).abi
     )
     channel = ChannelInfo(CROSS_PORT, record.a_channel_id)  # the EVM chain's end
-    signer = Account(SignerKind.LOCAL, b"\x01" * 20)
+    initiator = funded_accounts(n=1)[0]
+    signer = Account(SignerKind.LOCAL, bytes.fromhex(initiator.address[2:]))  # signs: initiates
     tx = InitiateTx(
         "kakehashi-evm",
         1,
@@ -69,7 +70,7 @@ def test_a_killed_relayer_restarts_and_the_cross_transaction_completes(
         ),
         Height(0, 10**9),
     )
-    transact(w3, cross.functions.initiate(tx.encode(), 0), sender=funded_accounts(n=1)[0])
+    transact(w3, cross.functions.initiate(tx.encode(), 0), sender=initiator)
 
     relayer = network.start_relayer("cross-relayer", config)
     for delay in (0.5, 2.5, 3.0):  # while starting, mid-round, between rounds
@@ -91,8 +92,11 @@ def test_a_killed_relayer_restarts_and_the_cross_transaction_completes(
         assert corda["locked_by"] is None
         status = http.get(f"/cross/tx/{tx.tx_id.hex()}").json()
         assert status["participant"] == {"1": "COMMIT"}
-    assert bytes(cross.functions.value(b"order-1").call()) == b"shipped"
-    assert bytes(cross.functions.locked_by(b"order-1").call()) == bytes(32)
+    app = w3.eth.contract(
+        address=network.deployment.cross_app, abi=toolchain.compile_contract(CROSS_APP_CONTRACT).abi
+    )
+    assert bytes(app.functions.value(b"order-1").call()) == b"shipped"
+    assert bytes(app.functions.writer(b"order-1").call()) == bytes(32)
 
     # kakehashi tx status / list read both ledgers
     cli = [sys.executable, "-m", "kakehashi.cli.main", "tx"]
@@ -105,12 +109,15 @@ def test_a_killed_relayer_restarts_and_the_cross_transaction_completes(
     )
     status = json.loads(shown.stdout)
     assert status["evm"]["coordinator"]["decision"] == "COMMIT"
+    assert status["evm"]["coordinator"]["authentication"] == "VERIFIED"
     assert status["evm"]["coordinator"]["parts"] == {"0": "COMMIT", "1": "COMMIT"}
     assert status["corda"]["participant"] == {"1": "COMMIT"}
     events = [e["event"] for e in status["corda"]["timeline"]]
     assert any("PREPARE for part 1 received: OK" in e for e in events)
     assert [e["event"] for e in status["evm"]["timeline"]] == [
         "initiated",
+        f"LOCAL 0x{signer.id.hex()} signed",
+        "authenticated: every signer signed",
         "part 0 prepared here",
         "part 1 sent PREPARE",
         "part 1 answered OK",

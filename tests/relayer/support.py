@@ -30,7 +30,13 @@ from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION, CrossModule
 from kakehashi.ibc.clients.lcp import TAG_UPDATE_CLIENT
 from kakehashi.ibc.corda_host import CordaIbcHost
 from kakehashi.ibc.echo import EchoModule
-from kakehashi.ibc.evm_deploy import EvmDeployment, deploy_lcp_stack
+from kakehashi.ibc.evm_deploy import (
+    CROSS_APP_CONTRACT,
+    CROSS_AUTH_CONTRACT,
+    CROSS_CONTRACT,
+    EvmDeployment,
+    deploy_lcp_stack,
+)
 from kakehashi.ibc.evm_host import EvmIbcHost
 from kakehashi.ibc.router import Router
 from kakehashi.ibc.types import Height, Order, Packet
@@ -68,7 +74,9 @@ class World:
     port: str = PORT
     version: str = VERSION
     cross: Any = None  # the Corda host's CrossModule (cross worlds)
-    kv: Any = None  # the EVM chain's cross_kv contract (cross worlds)
+    kv: Any = None  # the EVM chain's cross module, contracts/cross/cross_kv.vy (cross worlds)
+    app: Any = None  # its application, contracts/cross/cross_app.vy (cross worlds)
+    auth: Any = None  # its authentication contract, contracts/cross/cross_auth.vy
     _closers: ExitStack = field(default_factory=ExitStack)
 
     __test__ = False
@@ -175,13 +183,17 @@ def world(tmp_path: Path, *, cross: bool = False) -> Iterator[World]:
         echo = EchoModule()
         router = Router()
         router.bind(PORT, echo)
-        module = kv = None
+        module = kv = app = auth = None
         if cross:
             module = CrossModule()
             router.bind(CROSS_PORT, module)
-            kv = w3.eth.contract(
-                address=deployment.cross,
-                abi=toolchain.compile_contract("cross/cross_kv").abi,
+            kv, app, auth = (
+                w3.eth.contract(address=address, abi=toolchain.compile_contract(name).abi)
+                for address, name in (
+                    (deployment.cross, CROSS_CONTRACT),
+                    (deployment.cross_app, CROSS_APP_CONTRACT),
+                    (deployment.cross_auth, CROSS_AUTH_CONTRACT),
+                )
             )
         host = CordaIbcHost(network.node(OPERATOR), router=router)
         w = World(chain, network, host, echo, enclave, url, deployment)
@@ -189,5 +201,6 @@ def world(tmp_path: Path, *, cross: bool = False) -> Iterator[World]:
             assert module is not None
             module.attach(host)
             w.port, w.version, w.cross, w.kv = CROSS_PORT, CROSS_VERSION, module, kv
+            w.app, w.auth = app, auth
         stack.callback(w._closers.close)
         yield w

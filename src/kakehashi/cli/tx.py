@@ -43,7 +43,10 @@ _STEPS = {  # contracts/cross/cross_kv.vy STEP_* codes
     9: "failed to prepare here",
     10: "committed here",
     11: "aborted here",
+    12: "authenticated: every signer signed",
+    13: "sent SIGN",
 }
+_KINDS = {1: "LOCAL", 2: "CHANNEL", 3: "EXTENSION"}
 
 
 def _fail(exc: KakehashiError) -> None:
@@ -55,7 +58,7 @@ class _Ledgers:
     """The EVM chain's cross contract and the Corda node's /cross API of a configuration."""
 
     def __init__(self, config_path: Path) -> None:
-        from kakehashi.ibc.evm_deploy import CROSS_CONTRACT, CROSS_PORT
+        from kakehashi.ibc.evm_deploy import CROSS_AUTH_CONTRACT, CROSS_CONTRACT, CROSS_PORT
         from kakehashi.ibc.evm_host import EvmIbcHost
         from kakehashi.ledgers.evm import toolchain
         from kakehashi.ledgers.evm.client import connect
@@ -77,6 +80,10 @@ class _Ledgers:
         self.cross = self.w3.eth.contract(
             address=address, abi=toolchain.compile_contract(CROSS_CONTRACT).abi
         )
+        self.auth = self.w3.eth.contract(
+            address=self.cross.functions.authenticator().call(),
+            abi=toolchain.compile_contract(CROSS_AUTH_CONTRACT).abi,
+        )
         self.from_block = evm.from_block
         self.http = httpx.Client(base_url=corda.url, trust_env=False, timeout=10)
 
@@ -93,10 +100,12 @@ class _Ledgers:
             raise TransportError(f"the Corda node answered {answer.status_code}: {answer.text}")
         return answer.json()
 
-    def _logs(self, event: str, tx_id: bytes | None = None) -> list[Any]:
+    def _logs(self, event: str, tx_id: bytes | None = None, contract: Any = None) -> list[Any]:
         topics = {"tx_id": tx_id} if tx_id is not None else None
-        found = self.cross.events[event]().get_logs(
-            from_block=self.from_block, argument_filters=topics
+        found = (
+            (contract or self.cross)
+            .events[event]()
+            .get_logs(from_block=self.from_block, argument_filters=topics)
         )
         return list(found)
 
@@ -122,6 +131,7 @@ class _Ledgers:
                 "parts": parts,
                 "decided": acked,
                 "local": None if local == 255 else local,
+                "authentication": self._authentication(tx_id),
             }
         entries = []
         for event in ("CrossInitiated", "CrossDecided", "CrossStep"):
@@ -131,9 +141,17 @@ class _Ledgers:
                     text = "initiated"
                 elif event == "CrossDecided":
                     text = f"decided {_DECISIONS[args['decision']]}"
+                elif args["index"] == 255:  # the transaction as a whole
+                    text = _STEPS.get(args["step"], "?")
                 else:
                     text = f"part {args['index']} {_STEPS.get(args['step'], '?')}"
                 entries.append(((e["blockNumber"], e["logIndex"]), text))
+        for e in self._logs("CrossSigned", tx_id, self.auth):
+            args = e["args"]
+            signer = f"0x{bytes(args['signer']).hex()}"
+            entries.append(
+                ((e["blockNumber"], e["logIndex"]), f"{_KINDS[args['kind']]} {signer} signed")
+            )
         if entries:  # in chain order (several steps share a block and its time)
             answer["timeline"] = [
                 {"time_ns": self._time(order[0]), "event": text} for order, text in sorted(entries)
@@ -146,6 +164,21 @@ class _Ledgers:
         if participant:
             answer["participant"] = participant
         return answer or None
+
+    def _authentication(self, tx_id: bytes) -> str:
+        """VERIFIED, PENDING (n of m signed) or EXPIRED (its timeout passed first)."""
+        verified, signed = self.auth.functions.authentication(tx_id).call()
+        if verified:
+            return "VERIFIED"
+        (initiated,) = self._logs("CrossInitiated", tx_id)[:1] or [None]
+        if initiated is not None:
+            args, head = initiated["args"], self.w3.eth.get_block("latest")
+            height, timestamp = args["timeout_height"], args["timeout_timestamp"]
+            if (height and head["number"] >= height) or (
+                timestamp and head["timestamp"] * 1_000_000_000 >= timestamp
+            ):
+                return "EXPIRED"
+        return f"PENDING ({bin(signed).count('1')} signer positions signed)"
 
     def open_on_evm(self) -> list[dict[str, Any]]:
         listed = []
@@ -213,6 +246,9 @@ def tx_status(tx_id: str, config_path: ConfigOption, as_json: JsonOption = False
                 f"{c['decision']}; {parts}",
                 markup=False,
             )
+            auth = c.get("authentication") or view.get("authentication", {}).get("status")
+            if auth:
+                console.print(f"{ledger}: authentication {auth}", markup=False)
         if "participant" in view:
             parts = ", ".join(f"part {i} {s}" for i, s in view["participant"].items())
             console.print(f"{ledger}: participant, {parts}", markup=False)

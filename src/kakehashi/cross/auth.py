@@ -3,10 +3,12 @@ they did, before anything executes.
 
 **Accounts.** A signer is an :class:`~kakehashi.cross.tx.Account` ``(kind, id)``:
 
-* ``LOCAL`` — the submitter on the ledger running that part: ``id`` is an EVM address (20
-  bytes) or a Corda-model party's public key (:func:`corda_key_id`: scheme byte ‖ key);
-* ``CHANNEL`` — a party of the *other* ledger (same ``id`` forms), whose signature that ledger
-  recorded and proves over IBC;
+* ``LOCAL`` — a party of the ledger that coordinates the transaction, signing there: ``id`` is
+  an EVM address (20 bytes; it signs by sending the transaction) or a Corda-model party's
+  public key (:func:`corda_key_id`: scheme byte ‖ key; it signs the tx id with that key);
+* ``CHANNEL`` — a party of the ledger at the other end of its part's channel (same ``id``
+  forms), which signs there; that ledger proves the signature to the coordinator with a SIGN
+  packet, and the coordinator takes it only from that channel;
 * ``EXTENSION`` — a key checked by a registered verifier: ``id = scheme byte ‖ key``.
   Shipped: :data:`EXT_SECP256K1` (``0x01 ‖ 20-byte address``; a 65-byte ``r ‖ s ‖ v`` ECDSA
   signature over the 32-byte tx id, which Vyper checks with ``ecrecover``) and
@@ -41,7 +43,7 @@ from kakehashi.cross.status import AuthStatus
 from kakehashi.cross.tx import Account, CrossTxError, InitiateTx, SignerKind
 from kakehashi.errors import ConfigurationError, KakehashiError, SignatureError
 from kakehashi.ibc.types import Height
-from kakehashi.ledgers.corda.model.crypto import PublicKey
+from kakehashi.ledgers.corda.model.crypto import KeyPair, PublicKey, SignatureScheme
 from kakehashi.ledgers.corda.model.identity import X500Name
 
 __all__ = [
@@ -55,8 +57,10 @@ __all__ = [
     "ed25519_account",
     "secp256k1_account",
     "sign_ed25519",
+    "sign_party",
     "sign_secp256k1",
     "verify_extension",
+    "verify_party_signature",
 ]
 
 EXT_SECP256K1 = 0x01
@@ -116,6 +120,24 @@ def verify_extension(account: Account, tx_id: bytes, signature: bytes) -> None:
     verifier.verify(account.id[1:], tx_id, signature)
 
 
+def verify_party_signature(account: Account, tx_id: bytes, signature: bytes) -> None:
+    """Check a Corda-model party's signature over ``tx_id`` with the key its account id holds
+    (:func:`corda_key_id`): how a LOCAL or CHANNEL signer signs on the Corda model."""
+    try:
+        key = PublicKey(SignatureScheme(account.id[0]), account.id[1:])
+    except (IndexError, ValueError, KakehashiError):
+        raise SignatureError(
+            f"0x{account.id.hex()} is not a Corda-model key (scheme byte and key)"
+        ) from None
+    key.verify(signature, tx_id)
+
+
+def sign_party(key: KeyPair, tx_id: bytes) -> bytes:
+    """A Corda-model party's signature over ``tx_id`` (what :func:`verify_party_signature`
+    checks)."""
+    return key.sign(tx_id)
+
+
 def secp256k1_account(address: bytes) -> Account:
     return Account(SignerKind.EXTENSION, bytes([EXT_SECP256K1]) + address)
 
@@ -147,8 +169,9 @@ class PartyIdentity:
     corda_key: PublicKey | None = None
 
     def account(self, ledger: str, *, local: bool = True) -> Account:
-        """The party's account on ``ledger`` ("evm" or "corda"): LOCAL when that ledger runs
-        the part, CHANNEL when the part runs on the other ledger."""
+        """The party's account on ``ledger`` ("evm" or "corda"): LOCAL when that ledger
+        coordinates the transaction, CHANNEL when it is the ledger across the part's
+        channel."""
         kind = SignerKind.LOCAL if local else SignerKind.CHANNEL
         if ledger == "evm" and self.evm_address is not None:
             return Account(kind, self.evm_address)

@@ -16,22 +16,25 @@ makes the prepare fail (the transaction aborts, nothing blocks).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import cbor2
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_abi.exceptions import DecodingError
 
+from kakehashi.cross.auth import Authentication, corda_key_id, verify_party_signature
 from kakehashi.cross.coordinator import Coordinator, Finish, PrepareLocal, Send
+from kakehashi.cross.kv import OP_SET, decode_call, kv_call
 from kakehashi.cross.packets import AckStatus, CrossAck, CrossPacket, PacketKind
 from kakehashi.cross.participant import PartCall, Participant, PartRecord
-from kakehashi.cross.status import Decision, PartStatus
+from kakehashi.cross.status import AuthStatus, Decision, PartStatus
 from kakehashi.cross.tx import (
     MAX_CONTRACT_TRANSACTIONS,
+    Account,
+    ChannelInfo,
     CrossTxError,
     InitiateTx,
+    SignerKind,
     check_initiation,
 )
 from kakehashi.errors import ConflictError, KakehashiError
@@ -51,33 +54,19 @@ CROSS_PORT = "cross"
 CROSS_VERSION = "cross-1"
 _KV, _LOCK, _STAGED = "app:kv", "app:kv-lock", "app:kv-staged"
 _COORDINATOR, _PARTICIPANT = "app:cross-c", "app:cross-p"
-_TIMELINE, _INDEX = "app:cross-t", "app:cross-i"
+_TIMELINE, _INDEX, _AUTH = "app:cross-t", "app:cross-i", "app:cross-a"
 _COORDINATED = "coordinated"
 
 
 # ---------------------------------------------------------------------------- the application
 
-MAX_KEY, MAX_VALUE = 64, 192  # as contracts/cross/cross_kv.vy
-
-
-def kv_call(key: bytes, value: bytes) -> bytes:
-    """The call info of "set ``key`` to ``value``": ``abi.encode(bytes key, bytes value)``, what
-    both ledgers' key-value applications read."""
-    if not 0 < len(key) <= MAX_KEY or len(value) > MAX_VALUE:
-        raise CrossTxError(f"a key is 1 to {MAX_KEY} bytes and a value at most {MAX_VALUE}")
-    return bytes(abi_encode(["bytes", "bytes"], [key, value]))
-
 
 def decode_kv_call(call_info: bytes) -> tuple[bytes, bytes]:
-    try:
-        key, value = abi_decode(["bytes", "bytes"], call_info, strict=True)
-    except (DecodingError, ValueError, TypeError, OverflowError) as exc:
-        raise CrossTxError(
-            f"not a key-value call (abi.encode(bytes key, bytes value)): {exc}"
-        ) from None
-    if kv_call(bytes(key), bytes(value)) != call_info:
-        raise CrossTxError("the key-value call is not canonically encoded")
-    return bytes(key), bytes(value)
+    """A SET call's (key, value) (:mod:`kakehashi.cross.kv`); this application only sets."""
+    call = decode_call(call_info)
+    if call.op != OP_SET:
+        raise CrossTxError(f"this host's key-value application only sets keys, not op {call.op}")
+    return call.key, call.value
 
 
 @dataclass
@@ -136,6 +125,19 @@ class HostKeyValueApp:
 
 
 # ---------------------------------------------------------------------------- persistence
+
+
+def _save_auth(store: HostStore, auth: Authentication) -> None:
+    record = [[int(a.kind), a.id, t] for a, t in auth.signed.items()]
+    store.set_object(_AUTH, auth.tx.tx_id.hex(), bytes(cbor2.dumps(record)))
+
+
+def _load_auth(store: HostStore, tx: InitiateTx) -> Authentication:
+    data = store.get_object(_AUTH, tx.tx_id.hex())
+    signed = (
+        {Account(SignerKind(k), bytes(i)): int(t) for k, i, t in cbor2.loads(data)} if data else {}
+    )
+    return Authentication(tx, signed)
 
 
 def _save_coordinator(store: HostStore, c: Coordinator) -> None:
@@ -227,9 +229,17 @@ class CrossModule:
 
     # -- coordinator ---------------------------------------------------------------------------
 
-    def initiate(self, tx: InitiateTx, local: int | None = 0) -> bytes:
-        """Start ``tx`` with this ledger as coordinator (running part ``local``): one host
-        version holds the initiation, the local prepare and the first packets."""
+    def initiate(
+        self,
+        tx: InitiateTx,
+        local: int | None = 0,
+        signatures: Mapping[Account, bytes] | None = None,
+    ) -> bytes:
+        """Start ``tx`` with this ledger as coordinator (running part ``local``), in one host
+        version. This node's party signs if the transaction names it as a LOCAL signer, with
+        the ``signatures`` given (LOCAL: a party's over the tx id; EXTENSION). Once every
+        signer has signed (now, or later through :meth:`sign` and SIGN packets) the local part
+        is prepared and the first packets sent, in the same version as the last signature."""
 
         def action(store: HostStore) -> bytes:
             known = {tx.tx_id} if store.get_object(_COORDINATOR, tx.tx_id.hex()) else set()
@@ -249,10 +259,100 @@ class CrossModule:
                 + ("" if local is None else f" and runs part {local}")
                 + ")",
             )
-            self._act(store, coordinator, coordinator.start())
+            auth = Authentication(tx)
+            operator = Account(SignerKind.LOCAL, corda_key_id(self.host.node.party.owning_key))
+            if operator in auth.required:
+                self._take(auth, operator, None)
+            for account, signature in (signatures or {}).items():
+                self._take(auth, account, signature)
+            self._authenticated(store, coordinator, auth)
             return tx_id
 
         return self.host.execute(action)
+
+    def sign(self, tx_id: bytes, account: Account, signature: bytes) -> AuthStatus:
+        """A LOCAL signer's signature over the tx id with its Corda-model key, or an
+        EXTENSION signer's, for a transaction coordinated here (signing twice is a no-op).
+        The last signature starts the commit protocol in the same host version."""
+
+        def action(store: HostStore) -> AuthStatus:
+            c = self._coordinated(tx_id)
+            auth = _load_auth(store, c.tx)
+            if auth.status(self.host.pending_height(), self.host.pending_timestamp_ns()) is (
+                AuthStatus.VERIFIED
+            ):
+                return AuthStatus.VERIFIED
+            self._take(auth, account, signature)
+            return self._authenticated(store, c, auth)
+
+        return self.host.execute(action)
+
+    def sign_remote(
+        self, tx: InitiateTx, index: int, channel_id: str, account: Account, signature: bytes
+    ) -> None:
+        """A party of this ledger, a CHANNEL signer of part ``index`` of a transaction
+        coordinated across this host's ``channel_id`` (port ``cross``), signs the tx id with
+        its key; a SIGN packet proves it to the coordinator."""
+        if not 0 <= index < len(tx.contract_transactions):
+            raise CrossTxError(f"the transaction has no part {index}")
+        if account.kind is not SignerKind.CHANNEL or (
+            account not in tx.contract_transactions[index].signers
+        ):
+            raise CrossTxError(
+                f"0x{account.id.hex()} is not a CHANNEL signer of part {index} of {tx.tx_id.hex()}"
+            )
+        verify_party_signature(account, tx.tx_id, signature)
+
+        def action(store: HostStore) -> None:
+            if Authentication(tx).expired(
+                self.host.pending_height(), self.host.pending_timestamp_ns()
+            ):
+                raise CrossTxError(
+                    f"cross transaction {tx.tx_id.hex()} timed out: no more signatures"
+                )
+            self._note(tx.tx_id, f"CHANNEL signer of part {index} signed here: sent SIGN")
+            self._send(CROSS_PORT, channel_id, CrossPacket.sign(tx, index, account.id))
+
+        self.host.execute(action)
+
+    def authentication(self, tx_id: bytes) -> Authentication | None:
+        """Who signed a transaction coordinated here, and when."""
+        c = self.coordinator(tx_id)
+        return None if c is None else _load_auth(self.host.store, c.tx)
+
+    def _coordinated(self, tx_id: bytes) -> Coordinator:
+        c = _load_coordinator(self.host.store, tx_id)
+        if c is None:
+            raise CrossTxError(f"no cross transaction {tx_id.hex()} is coordinated here")
+        return c
+
+    def _take(self, auth: Authentication, account: Account, signature: bytes | None) -> None:
+        """Check and record one signature (None: this node's own party, which submits)."""
+        height, now = self.host.pending_height(), self.host.pending_timestamp_ns()
+        tx_id = auth.tx.tx_id
+        if account.kind is SignerKind.CHANNEL:
+            raise CrossTxError(
+                "a CHANNEL signer signs on the ledger across its part's channel, which proves it "
+                "here over IBC"
+            )
+        if account.kind is SignerKind.EXTENSION:
+            auth.sign_extension(account, signature or b"", height, now)
+        else:
+            if signature is not None:
+                verify_party_signature(account, tx_id, signature)
+            auth.sign_local(account, height, now)
+        self._note(tx_id, f"{account.kind.name} signer 0x{account.id.hex()[:16]}… signed")
+
+    def _authenticated(self, store: HostStore, c: Coordinator, auth: Authentication) -> AuthStatus:
+        """Save ``auth``; the first time every signer has signed, start the commit protocol."""
+        _save_auth(store, auth)
+        status = auth.status(self.host.pending_height(), self.host.pending_timestamp_ns())
+        if status is AuthStatus.VERIFIED and not c.started:
+            self._note(c.tx.tx_id, "every signer signed: authenticated")
+            self._act(store, c, c.start())
+        else:
+            _save_coordinator(store, c)
+        return status
 
     def coordinator(self, tx_id: bytes) -> Coordinator | None:
         return _load_coordinator(self.host.store, tx_id)
@@ -307,17 +407,19 @@ class CrossModule:
             elif isinstance(action, Send):
                 self._note(tx_id, f"sent {action.packet.kind.name} to part {action.index}")
                 channel = c.tx.contract_transactions[action.index].cross_chain_channel
-                counterparty = self.host.handler.channel(channel.port, channel.channel)
-                client = self.host.handler.connection(counterparty.connection_hops[0]).client_id
-                peer = self.host.handler.client(client).latest_height()
-                timeout = Height(peer.revision_number, peer.revision_height + self.timeout_span)
-                self.host.handler.send_packet(
-                    channel.port, channel.channel, timeout, 0, action.packet.encode()
-                )
+                self._send(channel.port, channel.channel, action.packet)
             if c.decision is not decided:
                 decided = c.decision
                 self._note(tx_id, f"decided {decided.name}")
         _save_coordinator(store, c)
+
+    def _send(self, port: str, channel_id: str, packet: CrossPacket) -> None:
+        """Send ``packet``, timing out ``timeout_span`` heights of the counterparty from now."""
+        counterparty = self.host.handler.channel(port, channel_id)
+        client = self.host.handler.connection(counterparty.connection_hops[0]).client_id
+        peer = self.host.handler.client(client).latest_height()
+        timeout = Height(peer.revision_number, peer.revision_height + self.timeout_span)
+        self.host.handler.send_packet(port, channel_id, timeout, 0, packet.encode())
 
     def _coordinator_event(self, packet: Packet, event: Any) -> None:
         cross = CrossPacket.decode(packet.data)
@@ -370,8 +472,11 @@ class CrossModule:
         pass
 
     def on_recv_packet(self, packet: Packet) -> bytes | None:
-        """Participant: answer the coordinator's packet (its effect in this host version)."""
+        """Participant: answer the coordinator's packet (its effect in this host version);
+        coordinator: take a CHANNEL signer's signature from a SIGN packet."""
         cross = CrossPacket.decode(packet.data)
+        if cross.kind is PacketKind.SIGN:
+            return self._recv_sign(packet, cross).encode()
         records = _StoredRecords(self.host.store)
         participant = Participant(self.app, records)
         try:
@@ -389,9 +494,37 @@ class CrossModule:
         )
         return ack.encode()
 
+    def _recv_sign(self, packet: Packet, cross: CrossPacket) -> CrossAck:
+        account = Account(SignerKind.CHANNEL, cross.signer)
+        c = _load_coordinator(self.host.store, cross.tx_id)
+        if c is None:
+            return CrossAck.failed("no such cross transaction is coordinated here")
+        over = ChannelInfo(packet.destination_port, packet.destination_channel)
+        if not any(
+            part.cross_chain_channel == over and account in part.signers
+            for part in c.tx.contract_transactions
+        ):
+            return CrossAck.failed("not a CHANNEL signer of a part reached over this channel")
+        auth = _load_auth(self.host.store, c.tx)
+        try:
+            auth.sign_channel(account, self.host.pending_height(), self.host.pending_timestamp_ns())
+        except CrossTxError as exc:
+            return CrossAck.failed(str(exc))
+        self._note(
+            c.tx.tx_id,
+            f"CHANNEL signer 0x{account.id.hex()[:16]}… signed (SIGN over {over.channel})",
+        )
+        self._authenticated(self.host.store, c, auth)
+        return CrossAck.ok()
+
     def on_acknowledgement_packet(self, packet: Packet, acknowledgement: bytes) -> None:
-        """Coordinator: a participant answered."""
+        """Coordinator: a participant answered (participant: our SIGN arrived)."""
         ack = CrossAck.decode(acknowledgement)
+        sent = CrossPacket.decode(packet.data)
+        if sent.kind is PacketKind.SIGN:
+            answer = "taken" if ack.status is AckStatus.OK else f"refused ({ack.reason})"
+            self._note(sent.tx_id, f"the coordinator {answer} the SIGN for part {sent.index}")
+            return
 
         def event(c: Coordinator, cross: CrossPacket) -> list[Any]:
             answer = "OK" if ack.status is AckStatus.OK else f"FAILED ({ack.reason})"
@@ -404,7 +537,11 @@ class CrossModule:
 
     def on_timeout_packet(self, packet: Packet) -> None:
         """Coordinator: a packet provably never arrived (a PREPARE / CALL aborts the
-        transaction; a DECIDE is sent again)."""
+        transaction; a DECIDE is sent again). Participant: a SIGN never arrived."""
+        sent = CrossPacket.decode(packet.data)
+        if sent.kind is PacketKind.SIGN:
+            self._note(sent.tx_id, f"SIGN for part {sent.index} timed out")
+            return
 
         def event(c: Coordinator, cross: CrossPacket) -> list[Any]:
             self._note(c.tx.tx_id, f"{cross.kind.name} to part {cross.index} timed out")

@@ -4,7 +4,10 @@
   part ``index`` and hold it), ``CALL`` (Simple Commit: run part ``index`` and commit at once),
   both with the whole transaction's canonical encoding as payload so the receiver checks
   ``sha256(payload) == tx_id`` and reads its own part; ``DECIDE`` (commit or abort a prepared
-  part; payload one byte, :class:`~kakehashi.cross.status.Decision`).
+  part; payload one byte, :class:`~kakehashi.cross.status.Decision`); ``SIGN`` (from a
+  participant ledger to the coordinator: a CHANNEL signer of part ``index`` signed there;
+  payload ``abi.encode(bytes signer id, bytes transaction)``, the transaction hashing to the
+  tx id — proven by IBC like any packet, so the coordinator takes the signature).
 * :class:`CrossAck` ``(status, return_value, reason)``: OK with the part's actual return value,
   or FAILED with a reason a person can read.
 
@@ -23,7 +26,7 @@ from eth_abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 
 from kakehashi.cross.status import Decision
-from kakehashi.cross.tx import MAX_RETURN_VALUE, CrossTxError, InitiateTx
+from kakehashi.cross.tx import MAX_ACCOUNT_ID, MAX_RETURN_VALUE, CrossTxError, InitiateTx
 from kakehashi.errors import SerializationError
 
 __all__ = [
@@ -45,6 +48,7 @@ class PacketKind(IntEnum):
     PREPARE = 1
     CALL = 2
     DECIDE = 3
+    SIGN = 4
 
 
 class AckStatus(IntEnum):
@@ -67,8 +71,19 @@ class CrossPacket:
         if self.kind is PacketKind.DECIDE:
             if len(self.payload) != 1 or self.payload[0] not in (Decision.COMMIT, Decision.ABORT):
                 raise SerializationError("a DECIDE packet carries one byte: COMMIT or ABORT")
-        elif hashlib.sha256(self.payload).digest() != self.tx_id:
+        elif hashlib.sha256(self._tx_bytes()).digest() != self.tx_id:
             raise SerializationError("the packet's transaction does not hash to its tx id")
+
+    def _tx_bytes(self) -> bytes:
+        if self.kind is not PacketKind.SIGN:
+            return self.payload
+        try:
+            signer, tx = abi_decode(["bytes", "bytes"], self.payload, strict=True)
+        except (DecodingError, ValueError, TypeError, OverflowError) as exc:
+            raise SerializationError(f"not a SIGN packet's payload: {exc}") from None
+        if not 0 < len(signer) <= MAX_ACCOUNT_ID:
+            raise SerializationError(f"a signer id is 1 to {MAX_ACCOUNT_ID} bytes")
+        return bytes(tx)
 
     @classmethod
     def prepare(cls, tx: InitiateTx, index: int) -> CrossPacket:
@@ -77,6 +92,18 @@ class CrossPacket:
     @classmethod
     def call(cls, tx: InitiateTx, index: int) -> CrossPacket:
         return cls(PacketKind.CALL, tx.tx_id, index, tx.encode())
+
+    @classmethod
+    def sign(cls, tx: InitiateTx, index: int, signer: bytes) -> CrossPacket:
+        """A CHANNEL signer's signature of part ``index``, for the coordinator."""
+        payload = bytes(abi_encode(["bytes", "bytes"], [signer, tx.encode()]))
+        return cls(PacketKind.SIGN, tx.tx_id, index, payload)
+
+    @property
+    def signer(self) -> bytes:
+        if self.kind is not PacketKind.SIGN:
+            raise CrossTxError(f"a {self.kind.name} packet carries no signer")
+        return bytes(abi_decode(["bytes", "bytes"], self.payload)[0])
 
     @classmethod
     def decide(cls, tx_id: bytes, index: int, decision: Decision) -> CrossPacket:
@@ -89,10 +116,10 @@ class CrossPacket:
         return Decision(self.payload[0])
 
     def transaction(self) -> InitiateTx:
-        """The transaction a PREPARE / CALL packet carries (its id already checked)."""
+        """The transaction a PREPARE / CALL / SIGN packet carries (its id already checked)."""
         if self.kind is PacketKind.DECIDE:
             raise CrossTxError("a DECIDE packet carries no transaction")
-        tx = InitiateTx.decode(self.payload)
+        tx = InitiateTx.decode(self._tx_bytes())
         if not self.index < len(tx.contract_transactions):
             raise CrossTxError(f"the transaction has no part {self.index}")
         return tx

@@ -86,6 +86,8 @@ class Participant:
 
     def on_packet(self, packet: CrossPacket, height: Height, timestamp_ns: int) -> CrossAck:
         """Handle one packet (module docstring); the acknowledgement to write."""
+        if packet.kind is PacketKind.SIGN:
+            raise CrossTxError("a SIGN packet is for the coordinator, not a participant")
         key = (packet.tx_id, packet.index)
         record = self.records.setdefault(key, PartRecord())
         if packet.kind is PacketKind.DECIDE:

@@ -4,7 +4,9 @@
 verifier trusting one root (Intel's attestation root in production; the LCP service's
 simulation root in development), the LCP client contract (registered on the handler as
 :data:`~kakehashi.lcp.evm_client.LCP_CLIENT_TYPE`), the echo application bound on a port, and
-the Cross Framework module (``contracts/cross/cross_kv.vy``) on port ``cross``.
+the Cross Framework module (``contracts/cross/cross_kv.vy``) on port ``cross`` with its
+application (``cross_app.vy``: key-value state with locks, ERC-20 / ERC-721 escrow) and its
+authentication contract (``cross_auth.vy``).
 The sender becomes the handler's admin. :class:`EvmDeployment` is what
 ``kakehashi ibc deploy-evm`` writes (JSON) and a relayer configuration names.
 """
@@ -21,12 +23,21 @@ from kakehashi.errors import ConfigurationError
 from kakehashi.ibc.evm_host import EvmIbcHost, deploy_echo_app
 from kakehashi.lcp.evm_client import LCP_CLIENT_TYPE, deploy_avr_verifier, deploy_lcp_client
 from kakehashi.ledgers.evm import toolchain
-from kakehashi.ledgers.evm.client import Sender
+from kakehashi.ledgers.evm.client import Sender, transact
 from kakehashi.lightclients.lcp_attestation import INTEL_SGX_ATTESTATION_ROOT_CA_DER
 
-__all__ = ["CROSS_CONTRACT", "CROSS_PORT", "EvmDeployment", "deploy_lcp_stack"]
+__all__ = [
+    "CROSS_APP_CONTRACT",
+    "CROSS_AUTH_CONTRACT",
+    "CROSS_CONTRACT",
+    "CROSS_PORT",
+    "EvmDeployment",
+    "deploy_lcp_stack",
+]
 
 CROSS_CONTRACT = "cross/cross_kv"
+CROSS_APP_CONTRACT = "cross/cross_app"
+CROSS_AUTH_CONTRACT = "cross/cross_auth"
 CROSS_PORT = "cross"
 
 
@@ -39,6 +50,8 @@ class EvmDeployment:
     port: str
     from_block: int
     cross: str = ""  # contracts/cross/cross_kv.vy on port "cross" ("": not deployed)
+    cross_app: str = ""  # contracts/cross/cross_app.vy, the application parts run in
+    cross_auth: str = ""  # contracts/cross/cross_auth.vy, who signed what
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -70,12 +83,33 @@ def deploy_lcp_stack(
     ibc.register_client(LCP_CLIENT_TYPE, lcp.address)
     app = deploy_echo_app(w3, ibc.address, sender=sender)
     ibc.bind_port(port, app.address)
-    cross = ""
+    cross = cross_app = cross_auth = ""
     if cross_module:
         compiled = toolchain.compile_contract(CROSS_CONTRACT)
         contract = toolchain.deploy(w3, compiled, ibc.address, packet_timeout_s, sender=sender)
+        application = toolchain.deploy(
+            w3, toolchain.compile_contract(CROSS_APP_CONTRACT), contract.address, sender=sender
+        )
+        authentication = toolchain.deploy(
+            w3, toolchain.compile_contract(CROSS_AUTH_CONTRACT), contract.address, sender=sender
+        )
+        transact(
+            w3, contract.functions.bind(application.address, authentication.address), sender=sender
+        )
         ibc.bind_port(CROSS_PORT, contract.address)
-        cross = contract.address
+        cross, cross_app, cross_auth = (
+            contract.address,
+            application.address,
+            authentication.address,
+        )
     return EvmDeployment(
-        ibc.address, verifier.address, lcp.address, app.address, port, from_block, cross
+        ibc.address,
+        verifier.address,
+        lcp.address,
+        app.address,
+        port,
+        from_block,
+        cross,
+        cross_app,
+        cross_auth,
     )
