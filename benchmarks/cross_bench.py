@@ -47,7 +47,9 @@ from tests.cross.three_ledgers import (
 )
 from tests.relayer.support import World, world
 
-from kakehashi.cross.corda_module import CROSS_PORT, kv_call
+from kakehashi.cross.auth import corda_key_id
+from kakehashi.cross.corda_module import CROSS_PORT
+from kakehashi.cross.kv import kv_call
 from kakehashi.cross.status import Decision
 from kakehashi.cross.tx import (
     Account,
@@ -66,7 +68,7 @@ ROUNDS = 5
 CONCURRENCY = (1, 4, 16)
 GOAL_SHARE = 0.30
 GOAL_RATIO = 4.0
-SIGNER = Account(SignerKind.LOCAL, b"\x01" * 20)
+EVM_SIGNER = Account(SignerKind.LOCAL, bytes.fromhex(dev_accounts()[0].address[2:]))
 _nonce = iter(range(1, 10**9))
 
 
@@ -75,13 +77,16 @@ def _tx(world: World, protocol: CommitProtocol, coordinator: str, key: bytes) ->
     end = world.record.b_channel_id if coordinator == "corda" else world.record.a_channel_id
     channel = ChannelInfo(CROSS_PORT, end)
     call = kv_call(key, b"v")
+    signer = EVM_SIGNER  # the initiator signs as it initiates
+    if coordinator == "corda":
+        signer = Account(SignerKind.LOCAL, corda_key_id(world.host.node.party.owning_key))
     return InitiateTx(
         f"kakehashi-{coordinator}",
         next(_nonce),
         protocol,
         (
-            ContractTransaction(channel, (SIGNER,), call, b"ok"),
-            ContractTransaction(channel, (SIGNER,), call, b"ok"),
+            ContractTransaction(channel, (signer,), call, b"ok"),
+            ContractTransaction(channel, (signer,), call, b"ok"),
         ),
         Height(0, 10**9),
     )

@@ -26,12 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kakehashi.cross.auth import corda_key_id
 from kakehashi.cross.corda_module import (
     CROSS_PORT,
     CROSS_VERSION,
     CrossModule,
-    kv_call,  # TODO: kakehashi.cross.kv.kv_call once both ledgers' modules read its encoding
 )
+from kakehashi.cross.kv import kv_call
 from kakehashi.cross.status import Decision, PartStatus
 from kakehashi.cross.tx import (
     Account,
@@ -44,7 +45,12 @@ from kakehashi.cross.tx import (
 from kakehashi.ibc.clients.lcp import TAG_UPDATE_CLIENT
 from kakehashi.ibc.corda_host import CordaIbcHost
 from kakehashi.ibc.echo import EchoModule
-from kakehashi.ibc.evm_deploy import deploy_lcp_stack
+from kakehashi.ibc.evm_deploy import (
+    CROSS_APP_CONTRACT,
+    CROSS_AUTH_CONTRACT,
+    CROSS_CONTRACT,
+    deploy_lcp_stack,
+)
 from kakehashi.ibc.router import Router
 from kakehashi.ibc.types import Height, Order
 from kakehashi.lcp.client import LcpServiceClient
@@ -67,7 +73,6 @@ __all__ = [
     "CORDA_B",
     "EVM",
     "LEDGERS",
-    "SIGNER",
     "ThreeLedgers",
     "corda_initiate",
     "evm_initiate",
@@ -78,7 +83,7 @@ __all__ = [
 EVM, CORDA_A, CORDA_B = "evm", "a", "b"
 LEDGERS = (EVM, CORDA_A, CORDA_B)
 BANK_B = "O=Bank B, L=Tokyo, C=JP"
-SIGNER = Account(SignerKind.LOCAL, b"\x01" * 20)
+EVM_SIGNER = Account(SignerKind.LOCAL, bytes.fromhex(dev_accounts()[0].address[2:]))
 NO_PART = 255  # cross_kv.vy: the coordinator runs no part
 
 
@@ -92,16 +97,18 @@ def kv_tx(
     *,
     nonce: int = 1,
     timeout: Height = Height(0, 10**6),
+    signer: Account = EVM_SIGNER,
 ) -> InitiateTx:
     """The cross transaction setting, for each ``(channel, key, value)`` part, ``key`` to
     ``value`` on the ledger at the other end of the coordinator's ``channel`` (for the part the
-    coordinator runs itself, any of its cross channels), each part declaring ``b"ok"``."""
+    coordinator runs itself, any of its cross channels), each part declaring ``b"ok"`` and
+    signed by ``signer`` (a LOCAL signer of the coordinator, who initiates)."""
     return InitiateTx(
         chain_id,
         nonce,
         protocol,
         tuple(
-            ContractTransaction(channel, (SIGNER,), kv_call(key, value), b"ok")
+            ContractTransaction(channel, (signer,), kv_call(key, value), b"ok")
             for channel, key, value in parts
         ),
         timeout,
@@ -139,8 +146,13 @@ class ThreeLedgers:
 
     @property
     def kv(self) -> Any:
-        """The EVM chain's cross_kv contract."""
+        """The EVM chain's cross module (cross_kv.vy)."""
         return self.evm_a.kv
+
+    @property
+    def app(self) -> Any:
+        """The EVM chain's cross application (cross_app.vy)."""
+        return self.evm_a.app
 
     def module(self, ledger: str) -> CrossModule:
         """The Corda host ``ledger``'s (``"a"`` / ``"b"``) cross module."""
@@ -164,29 +176,36 @@ class ThreeLedgers:
             (self.channel(coordinator, others[0] if ledger == coordinator else ledger), key, value)
             for ledger, key, value in writes
         ]
-        return kv_tx(f"kakehashi-{coordinator}", protocol, parts, nonce=nonce)
+        signer = EVM_SIGNER
+        if coordinator != EVM:
+            key_id = corda_key_id(self.module(coordinator).host.node.party.owning_key)
+            signer = Account(SignerKind.LOCAL, key_id)
+        return kv_tx(f"kakehashi-{coordinator}", protocol, parts, nonce=nonce, signer=signer)
 
     # -- reading each ledger ----------------------------------------------------------------------
 
     def value(self, ledger: str, key: bytes) -> bytes | None:
         """The committed value of ``key`` on ``ledger`` (None: never set)."""
         if ledger == EVM:
-            found = bytes(self.kv.functions.value(key).call())
+            found = bytes(self.app.functions.value(key).call())
             return found or None
         value: bytes | None = self.module(ledger).app.value(key)
         return value
 
     def locked_by(self, ledger: str, key: bytes) -> bytes | None:
         if ledger == EVM:
-            holder = bytes(self.kv.functions.locked_by(key).call())
+            holder = bytes(self.app.functions.writer(key).call())
             return None if holder == bytes(32) else holder
         found: bytes | None = self.module(ledger).app.locked_by(key)
         return found or None
 
     def any_lock(self, keys: Iterable[bytes] = ()) -> bool:
-        """Whether a Corda host holds any lock, or the EVM chain one on ``keys``."""
-        return any(self.module(x).app.locks() for x in (CORDA_A, CORDA_B)) or any(
-            self.locked_by(EVM, key) is not None for key in keys
+        """Whether any ledger holds a lock (the EVM chain: also a read lock or an escrow;
+        ``keys``: check those keys' write locks by name too)."""
+        return (
+            any(self.module(x).app.locks() for x in (CORDA_A, CORDA_B))
+            or int(self.app.functions.locks_held().call()) > 0
+            or any(self.locked_by(EVM, key) is not None for key in keys)
         )
 
     def outcome(self, coordinator: str, tx: InitiateTx) -> tuple[Decision, bool]:
@@ -251,7 +270,7 @@ def _evm_path(
     enclave: Enclave,
     url: str,
     deployment: Any,
-    kv: Any,
+    contracts: tuple[Any, Any, Any],
 ) -> World:
     """A Corda network with one node whose host runs a CrossModule, as a support.World of the
     EVM chain (unlinked)."""
@@ -263,7 +282,8 @@ def _evm_path(
     host = CordaIbcHost(network.node(operator), router=router)
     module.attach(host)
     w = World(chain, network, host, echo, enclave, url, deployment)
-    w.port, w.version, w.cross, w.kv = CROSS_PORT, CROSS_VERSION, module, kv
+    w.port, w.version, w.cross = CROSS_PORT, CROSS_VERSION, module
+    w.kv, w.app, w.auth = contracts
     stack.callback(w._closers.close)
     return w
 
@@ -300,10 +320,15 @@ def three_ledgers(
             cross_module=True,
             packet_timeout_s=packet_timeout_s,
         )
-        kv = w3.eth.contract(
-            address=deployment.cross, abi=toolchain.compile_contract("cross/cross_kv").abi
+        contracts = tuple(
+            w3.eth.contract(address=address, abi=toolchain.compile_contract(name).abi)
+            for address, name in (
+                (deployment.cross, CROSS_CONTRACT),
+                (deployment.cross_app, CROSS_APP_CONTRACT),
+                (deployment.cross_auth, CROSS_AUTH_CONTRACT),
+            )
         )
-        common = (chain, enclave, url, deployment, kv)
+        common = (chain, enclave, url, deployment, contracts)
         evm_a = _evm_path(stack, tmp_path / "corda-a", OPERATOR, *common)
         evm_b = _evm_path(stack, tmp_path / "corda-b", BANK_B, *common)
         evm_a.link()

@@ -654,27 +654,40 @@ class EvmIbcHost:
         if not self.can_pipeline:
             raise IbcError("pipelining needs a local signing account and a fixed gas limit")
         account = cast(Any, self.sender)
-        nonce = self.w3.eth.get_transaction_count(account.address, "pending")
+        nonce = int(self.w3.eth.get_transaction_count(account.address, "pending"))
         fees = _fee_fields(self.w3)
         chain_id = self.w3.eth.chain_id
         gas = self._pipelined_gas(batch, account.address)
-        hashes = []
-        for offset, msg in enumerate(batch):
+        full = self.gas
+        assert full is not None
+
+        def send(msg: msgs.Msg, nonce: int, limit: int) -> Any:
             params: dict[str, Any] = {
                 "from": account.address,
-                "nonce": nonce + offset,
-                "gas": gas[type(msg)],
+                "nonce": nonce,
+                "gas": limit,
                 "chainId": chain_id,
                 **fees,
             }
             built = self._packet_fn(msg).build_transaction(cast(Any, params))
             signed = account.sign_transaction(built)
-            hashes.append(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+            return self.w3.eth.send_raw_transaction(signed.raw_transaction)
+
+        hashes = [send(msg, nonce + i, gas[type(msg)]) for i, msg in enumerate(batch)]
+        nonce += len(batch)
         results: list[Outcome[Any] | TransactionRevertedError] = []
         for msg, tx_hash in zip(batch, hashes, strict=True):
             receipt = self.w3.eth.wait_for_transaction_receipt(
                 tx_hash, timeout=timeout, poll_latency=0.01
             )
+            limit = gas[type(msg)]
+            if receipt["status"] != 1 and receipt["gasUsed"] >= limit and limit < full:
+                # out of the estimate's gas (a message costing more than the first of its kind,
+                # e.g. an acknowledgement that completes a transaction): again, with the full limit
+                tx_hash, nonce = send(msg, nonce, full), nonce + 1
+                receipt = self.w3.eth.wait_for_transaction_receipt(
+                    tx_hash, timeout=timeout, poll_latency=0.01
+                )
             if receipt["status"] != 1:
                 results.append(self._revert_of(msg, receipt))
                 continue
