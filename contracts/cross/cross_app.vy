@@ -228,11 +228,13 @@ def _address(key: Bytes[CALL_KEY], word: uint256) -> (bool, address):
 def _signs(
     account: address, signers: DynArray[transaction.Account, transaction.MAX_SIGNERS]
 ) -> bool:
-    """Whether ``account`` is one of the part's signers: LOCAL with its 20-byte address, or
-    EXTENSION with the secp256k1 id 0x01 ‖ address."""
+    """Whether ``account`` is one of the part's signers: LOCAL (this chain coordinates: it sent
+    or signed the transaction here) or CHANNEL (another ledger coordinates: it signed here,
+    `cross_auth.sign_remote`) with its 20-byte address, or EXTENSION with the secp256k1 id
+    0x01 ‖ address. Every signer signed before any part runs."""
     raw: Bytes[20] = slice(convert(account, bytes32), 12, 20)
     for s: transaction.Account in signers:
-        if s.kind == transaction.SIGNER_LOCAL and s.id == raw:
+        if (s.kind == transaction.SIGNER_LOCAL or s.kind == transaction.SIGNER_CHANNEL) and s.id == raw:
             return True
         if s.kind == transaction.SIGNER_EXTENSION and s.id == concat(SECP256K1, raw):
             return True

@@ -45,7 +45,6 @@ from kakehashi.ledgers.corda.node.setup import EmbeddedNetwork
 from kakehashi.ledgers.corda.node.vault import StateStatus
 from tests.cross.test_corda_module import relay
 from tests.ibc.test_corda_host import BANK_B, OPERATOR, TwoHosts, open_channel
-from tests.ibc.test_host_states import needs_multi_input_client
 
 NOTARY = "O=Notary, L=Zurich, C=CH"
 T = TypeVar("T")
@@ -437,7 +436,6 @@ def transaction(
     return InitiateTx("bank-a", nonce, protocol, parts, Height(0, 10**6))
 
 
-@needs_multi_input_client
 @pytest.mark.parametrize("protocol", [CommitProtocol.SIMPLE, CommitProtocol.TPC])
 def test_a_cross_transaction_between_two_hosts_commits_both_with_no_lock_left(
     linked: tuple[TwoHosts, CrossModule, CrossModule], protocol: CommitProtocol
@@ -476,7 +474,6 @@ def test_a_read_lock_on_the_participant_aborts_a_write_everywhere(
     assert app_b.readers(b"k") == [T1]  # the other transaction keeps its read lock
 
 
-@needs_multi_input_client
 def test_a_cross_chain_call_writes_what_the_other_host_read(
     linked: tuple[TwoHosts, CrossModule, CrossModule],
 ) -> None:

@@ -11,7 +11,8 @@ import pytest
 from nacl.bindings import crypto_sign_seed_keypair
 
 from kakehashi.cross.auth import corda_key_id, ed25519_account, sign_ed25519, sign_party
-from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION, CrossModule, kv_call
+from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION, CrossModule
+from kakehashi.cross.kv import kv_call
 from kakehashi.cross.participant import PartCall
 from kakehashi.cross.status import AuthStatus, Decision, PartStatus
 from kakehashi.cross.tx import (

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kakehashi.cross.auth import corda_key_id
-from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION, CrossModule, kv_call
+from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION, CrossModule
+from kakehashi.cross.kv import kv_call
 from kakehashi.cross.status import Decision, PartStatus
 from kakehashi.cross.tx import (
     Account,

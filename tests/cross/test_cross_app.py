@@ -530,7 +530,7 @@ def test_the_sender_must_sign_the_part(world: World) -> None:
     refused = (
         (),
         (local(CAROL),),  # the recipient signing is not enough
-        ((int(SignerKind.CHANNEL), raw(ALICE)),),  # a party of the other ledger
+        ((int(SignerKind.CHANNEL), raw(CAROL)),),  # another party
         ((int(SignerKind.EXTENSION), b"\x02" + raw(ALICE)),),  # not the secp256k1 scheme
         ((int(SignerKind.LOCAL), b"\x01" + raw(ALICE)),),
     )
@@ -539,6 +539,10 @@ def test_the_sender_must_sign_the_part(world: World) -> None:
             ok, _, reason = world.prepare(tx(1), 0, call, signers=signers)
             assert not ok and reason.startswith("the sender must sign the part")
     assert world.snapshot() == before
+    # Alice signed on this chain for a coordinator elsewhere (CHANNEL)
+    channel = ((int(SignerKind.CHANNEL), raw(ALICE)),)
+    assert world.prepare(tx(2), 0, world.erc20_call(ALICE, CAROL, 1), signers=channel)[0]
+    world.abort(tx(2), 0)
     signers = (local(CAROL), extension(ALICE))  # Alice signs through the extension
     assert world.prepare(tx(1), 0, world.erc20_call(ALICE, CAROL, 5), signers=signers)[0]
     assert world.prepare(tx(1), 1, world.erc721_call(ALICE, CAROL, 1), signers=signers)[0]

@@ -210,14 +210,6 @@ def test_random_interleavings_of_the_paths_end_all_committed_or_all_aborted(
     assert not w.any_lock(keys)
 
 
-@pytest.mark.xfail(
-    reason="two parts of one transaction on one ledger: cross_kv.vy (staged_key / staged_value) "
-    "and HostKeyValueApp (app:kv-staged) stage per tx id, not per (tx id, part), so the second "
-    "prepare overwrites the first (its value lost, its lock kept); and an EVM batch of two "
-    "acknowledgements gets the first one's gas estimate, too little for the second, which "
-    "decides and sends two DECIDE packets (EvmIbcHost._pipelined_gas)",
-    strict=False,
-)
 @pytest.mark.parametrize("twice", [EVM, CORDA_B])
 def test_two_parts_on_one_ledger(w: ThreeLedgers, twice: str) -> None:
     """A three-part transaction whose parts 1 and 2 both run on ``twice`` (over the same

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from kakehashi.cli.ping import PingNetwork
-from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION, kv_call
+from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION
+from kakehashi.cross.kv import kv_call
 from kakehashi.cross.status import Decision
 from kakehashi.cross.tx import (
     Account,

@@ -14,7 +14,6 @@ from kakehashi.errors import (
     ContractRejection,
     IbcError,
     TransportError,
-    VerificationError,
 )
 from kakehashi.ibc.corda_host import CordaIbcHost, HostAdvance, IbcHostState
 from kakehashi.ibc.corda_host.host import HostStore
@@ -40,16 +39,6 @@ OPERATOR = "O=Bank A, L=London, C=GB"
 NOTARY = "O=Notary, L=Zurich, C=CH"
 NOTE_CONTRACT = "tests.HostNoteContract"
 KIND = "app:note"
-
-needs_multi_input_client = pytest.mark.xfail(
-    strict=True,
-    raises=VerificationError,
-    reason=(
-        "kakehashi.lightclients.corda refuses a host transaction with more than one input "
-        "('consumes at most one state'); it must take input 0 as the previous host state "
-        "(a host contract rule) — see the report of the Corda-state KV work"
-    ),
-)
 
 
 @serializable("tests.HostNote")
@@ -234,7 +223,6 @@ def test_the_host_contract_keeps_the_host_state_first(net: EmbeddedNetwork) -> N
     assert host.version == 2
 
 
-@needs_multi_input_client
 def test_the_light_client_accepts_a_version_that_moves_other_states(
     net: EmbeddedNetwork,
 ) -> None:

@@ -8,23 +8,25 @@ the application's locks and values) is written in the same notarised host versio
 change that caused it: a packet is received together with its effect, or not at all, and a
 crash loses nothing.
 
-:class:`HostKeyValueApp` is the application shipped here: key-value state on the host with
-exclusive write locks; a part's call is :func:`kv_call` ``(key, value)`` (the same encoding the
-EVM participant ``contracts/cross/cross_kv.vy`` reads), returning ``b"ok"``; a locked key
-makes the prepare fail (the transaction aborts, nothing blocks).
+Nothing runs before every signer the transaction names has signed (:meth:`CrossModule.initiate`
+with this node's party and given signatures, :meth:`CrossModule.sign`, SIGN packets from the
+ledgers across the parts' channels; :meth:`CrossModule.sign_remote` sends one for a party of
+this ledger). The application parts run in defaults to
+:class:`~kakehashi.cross.corda_kv.StateKeyValueApp`: key-value records as Corda states, moved
+into lock states by a prepare, in the same notarised host version (calls:
+:mod:`kakehashi.cross.kv`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import cbor2
 
 from kakehashi.cross.auth import Authentication, corda_key_id, verify_party_signature
 from kakehashi.cross.coordinator import Coordinator, Finish, PrepareLocal, Send
-from kakehashi.cross.kv import OP_SET, decode_call, kv_call
+from kakehashi.cross.corda_kv import StateKeyValueApp
 from kakehashi.cross.packets import AckStatus, CrossAck, CrossPacket, PacketKind
 from kakehashi.cross.participant import PartCall, Participant, PartRecord
 from kakehashi.cross.status import AuthStatus, Decision, PartStatus
@@ -37,7 +39,7 @@ from kakehashi.cross.tx import (
     SignerKind,
     check_initiation,
 )
-from kakehashi.errors import ConflictError, KakehashiError
+from kakehashi.errors import KakehashiError
 from kakehashi.ibc.corda_host.host import CordaIbcHost, HostStore
 from kakehashi.ibc.types import ChannelCounterparty, Height, Order, Packet
 
@@ -45,9 +47,6 @@ __all__ = [
     "CROSS_PORT",
     "CROSS_VERSION",
     "CrossModule",
-    "HostKeyValueApp",
-    "decode_kv_call",
-    "kv_call",
 ]
 
 CROSS_PORT = "cross"
@@ -56,72 +55,6 @@ _KV, _LOCK, _STAGED = "app:kv", "app:kv-lock", "app:kv-staged"
 _COORDINATOR, _PARTICIPANT = "app:cross-c", "app:cross-p"
 _TIMELINE, _INDEX, _AUTH = "app:cross-t", "app:cross-i", "app:cross-a"
 _COORDINATED = "coordinated"
-
-
-# ---------------------------------------------------------------------------- the application
-
-
-def decode_kv_call(call_info: bytes) -> tuple[bytes, bytes]:
-    """A SET call's (key, value) (:mod:`kakehashi.cross.kv`); this application only sets."""
-    call = decode_call(call_info)
-    if call.op != OP_SET:
-        raise CrossTxError(f"this host's key-value application only sets keys, not op {call.op}")
-    return call.key, call.value
-
-
-@dataclass
-class HostKeyValueApp:
-    """Key-value state with exclusive write locks, in the host's store (module docstring)."""
-
-    host: CordaIbcHost
-
-    @property
-    def store(self) -> HostStore:
-        return self.host.store
-
-    def value(self, key: bytes) -> bytes | None:
-        return self.store.get_object(_KV, key.hex())
-
-    def locked_by(self, key: bytes) -> bytes | None:
-        return self.store.get_object(_LOCK, key.hex())
-
-    def prepare(self, call: PartCall) -> bytes:
-        tx_id = call.tx_id
-        key, value = decode_kv_call(call.call_info)
-        holder = self.locked_by(key)
-        if holder is not None and holder != tx_id:
-            raise ConflictError(f"key {key!r} is locked by cross transaction {holder.hex()}")
-        self.store.set_object(_LOCK, key.hex(), tx_id)
-        self.store.set_object(_STAGED, tx_id.hex(), bytes(cbor2.dumps([key, value])))
-        return b"ok"
-
-    def _release(self, tx_id: bytes) -> tuple[bytes, bytes] | None:
-        staged = self.store.get_object(_STAGED, tx_id.hex())
-        if not staged:
-            return None
-        key, value = cbor2.loads(staged)
-        self.store.set_object(_STAGED, tx_id.hex(), b"")
-        if self.locked_by(key) == tx_id:
-            self.store.set_object(_LOCK, bytes(key).hex(), b"")
-        return bytes(key), bytes(value)
-
-    def commit(self, tx_id: bytes, index: int) -> None:
-        staged = self._release(tx_id)
-        if staged is not None:
-            self.store.set_object(_KV, staged[0].hex(), staged[1])
-
-    def abort(self, tx_id: bytes, index: int) -> None:
-        self._release(tx_id)
-
-    def locks(self) -> bool:
-        """Whether any key is locked (tests: no lock outlives its transaction)."""
-        with self.host.engine.connect() as conn:
-            from sqlalchemy import text
-
-            rows = conn.execute(
-                text("SELECT data FROM ibc_store_private WHERE kind = :kind"), {"kind": _LOCK}
-            )
-            return any(bytes(row[0]) for row in rows)
 
 
 # ---------------------------------------------------------------------------- persistence
@@ -212,7 +145,7 @@ class CrossModule:
     """The ``cross`` port's module on ``host`` (module docstring). Bind it on the host's router
     before opening the host: ``router.bind(CROSS_PORT, module)``, then :meth:`attach`."""
 
-    def __init__(self, app_factory: Any = HostKeyValueApp, timeout_span: int = 1_000) -> None:
+    def __init__(self, app_factory: Any = StateKeyValueApp, timeout_span: int = 1_000) -> None:
         self._host: CordaIbcHost | None = None
         self._app_factory = app_factory
         self.timeout_span = timeout_span  # packet timeout: this many counterparty heights

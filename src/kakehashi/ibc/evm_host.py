@@ -681,9 +681,10 @@ class EvmIbcHost:
                 tx_hash, timeout=timeout, poll_latency=0.01
             )
             limit = gas[type(msg)]
-            if receipt["status"] != 1 and receipt["gasUsed"] >= limit and limit < full:
+            if receipt["status"] != 1 and receipt["gasUsed"] * 64 >= limit * 62 and limit < full:
                 # out of the estimate's gas (a message costing more than the first of its kind,
-                # e.g. an acknowledgement that completes a transaction): again, with the full limit
+                # e.g. an acknowledgement that completes a transaction; an inner call that runs
+                # out leaves the caller its 1/64): again, with the full limit
                 tx_hash, nonce = send(msg, nonce, full), nonce + 1
                 receipt = self.w3.eth.wait_for_transaction_receipt(
                     tx_hash, timeout=timeout, poll_latency=0.01

@@ -39,9 +39,10 @@ sparse-Merkle proof of ``SHA256(path)`` against the attested root. Every failure
 
 ``smt_proof`` is the sparse-Merkle proof encoding of :mod:`kakehashi.ledgers.corda.smt` (32-byte
 bitmap + non-default siblings). The tear-off reveals the host state output (a serialised
-``corda.TransactionState`` holding an ``ibc.corda.HostState``), and all of INPUTS (the previous
-host state's reference; none at genesis), NOTARY and TIMEWINDOW; every other component stays
-hidden behind its group hash.
+``corda.TransactionState`` holding an ``ibc.corda.HostState``), and all of INPUTS (input 0 is
+the previous host state's reference, none at genesis; any further input is a state the host's
+applications consume in the same version, such as a cross transaction's lock), NOTARY and
+TIMEWINDOW; every other component stays hidden behind its group hash.
 
 Client updates (:func:`update_client`) remember ``version → (timestamp, root, tx id, consumed
 previous tx id)`` and freeze the client on misbehaviour: two different attested states for one
@@ -296,9 +297,9 @@ def _verify_attestation(
         raise VerificationError("the host state's timestamp is outside its time window")
 
     previous: bytes | None = None
+    # Input 0 is the previous host state (a rule of the host contract the operator signs
+    # under); further inputs are states the host's applications consume in the same version.
     inputs = ftx.components(ComponentGroup.INPUTS)
-    if len(inputs) > 1:
-        raise VerificationError("a host transaction consumes at most one state")
     if inputs:
         ref = _decode_component(inputs[0], StateRef, "input")
         assert isinstance(ref, StateRef)
