@@ -233,8 +233,11 @@ def seed_corda(w: World, key: bytes, value: bytes) -> None:
     w.cross.host.execute(action)
 
 
+@pytest.mark.parametrize("protocol", [CommitProtocol.SIMPLE, CommitProtocol.TPC])
 @pytest.mark.parametrize("declared", [b"3", b"4"])
-def test_the_evm_chain_acts_on_what_the_corda_ledger_answers(w: World, declared: bytes) -> None:
+def test_the_evm_chain_acts_on_what_the_corda_ledger_answers(
+    w: World, declared: bytes, protocol: CommitProtocol
+) -> None:
     """EVM part 0 sets "status" to part 1's declared answer (a link); part 1 reads
     "deliveries" on the Corda host, which is 3: a declared 3 commits both, a declared 4 fails
     the Corda prepare and nothing changes anywhere."""
@@ -246,7 +249,7 @@ def test_the_evm_chain_acts_on_what_the_corda_ledger_answers(w: World, declared:
     tx = InitiateTx(
         "kakehashi-evm",
         5,
-        CommitProtocol.TPC,
+        protocol,
         (
             ContractTransaction(channel, me, kv_set_linked(b"status"), b"ok", (Link(1),)),
             ContractTransaction(channel, me, kv_get(b"deliveries"), declared),
@@ -264,8 +267,11 @@ def test_the_evm_chain_acts_on_what_the_corda_ledger_answers(w: World, declared:
     assert int(w.app.functions.locks_held().call()) == 0 and not w.cross.app.locks()
 
 
+@pytest.mark.parametrize("protocol", [CommitProtocol.SIMPLE, CommitProtocol.TPC])
 @pytest.mark.parametrize("declared", [b"shipped", b"lost"])
-def test_the_corda_ledger_acts_on_what_the_evm_chain_answers(w: World, declared: bytes) -> None:
+def test_the_corda_ledger_acts_on_what_the_evm_chain_answers(
+    w: World, declared: bytes, protocol: CommitProtocol
+) -> None:
     relayer = w.link()
     assert w.record is not None
     evm_side = ChannelInfo(CROSS_PORT, w.record.a_channel_id)
@@ -290,7 +296,7 @@ def test_the_corda_ledger_acts_on_what_the_evm_chain_answers(w: World, declared:
     tx = InitiateTx(
         "kakehashi-corda",
         7,
-        CommitProtocol.TPC,
+        protocol,
         (
             ContractTransaction(channel, me, kv_set_linked(b"invoice"), b"ok", (Link(1),)),
             ContractTransaction(channel, me, kv_get(b"parcel"), declared),
