@@ -23,6 +23,10 @@ each ledger (``kv_call``).
 * **Concurrency**: N two-phase transactions in flight at once (1, 4, 16; distinct keys, Corda
   coordinator), initiated together, then relayed until all are done: transactions per second
   and the ratio 16-in-flight / 1-in-flight (goal ≥ 4: batching lets one relay round carry many).
+  Measured twice: with the chain sealing a block every ``INTERVAL_MS`` ms (as a QBFT network
+  does, at its block period) — the goal's setting — and in the development chain's auto mode
+  (a block per transaction, no waiting: one transaction in flight already runs at the rate
+  EVM execution allows, so concurrency gains only what batching saves).
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ from kakehashi.relayer.path import PathRelayer, RoundReport
 
 ROUNDS = 5
 CONCURRENCY = (1, 4, 16)
+INTERVAL_MS = 100
 GOAL_SHARE = 0.30
 GOAL_RATIO = 4.0
 EVM_SIGNER = Account(SignerKind.LOCAL, bytes.fromhex(dev_accounts()[0].address[2:]))
@@ -242,6 +247,10 @@ def main() -> None:
                     runs = [round_trip(w, relayer, protocol, coordinator) for _ in range(ROUNDS)]
                     label = f"{protocol.name} 2 parts ({coordinator})"
                     shares.append(_row(label, runs))
+            auto = {n: concurrent(w, relayer, n) for n in CONCURRENCY}
+        with world(Path(tmp) / "interval", cross=True, block_interval_ms=INTERVAL_MS) as w:
+            relayer = w.link()
+            concurrent(w, relayer, 1)  # warm-up
             rates = {n: concurrent(w, relayer, n) for n in CONCURRENCY}
         with three_ledgers(Path(tmp) / "three") as w3:
             for name, path in w3.relayers.items():
@@ -251,9 +260,12 @@ def main() -> None:
                 label = f"TPC 3 parts ({'corda A' if coordinator == CORDA_A else 'evm'})"
                 shares.append(_row(label, runs))
     print()
-    for n, rate in rates.items():
-        print(f"{n:>3} TPC transactions in flight: {rate:6.1f} transactions/s")
+    print(f"TPC transactions in flight   {INTERVAL_MS} ms blocks   auto mode (a block per tx)")
+    for n in CONCURRENCY:
+        print(f"{n:>27}   {rates[n]:8.1f} tx/s   {auto[n]:8.1f} tx/s")
     ratio = rates[CONCURRENCY[-1]] / rates[CONCURRENCY[0]]
+    auto_ratio = auto[CONCURRENCY[-1]] / auto[CONCURRENCY[0]]
+    print(f"{'ratio 16 / 1':>27}   {ratio:8.1f}x        {auto_ratio:8.1f}x")
     print()
     worst = max(shares)
     print(
@@ -261,8 +273,9 @@ def main() -> None:
         f"{'met' if worst <= GOAL_SHARE else 'NOT MET'} (worst {worst:.0%})"
     )
     print(
-        f"GOAL {CONCURRENCY[-1]}-in-flight / 1-in-flight >= {GOAL_RATIO:.0f}: "
-        f"{'met' if ratio >= GOAL_RATIO else 'NOT MET'} ({ratio:.1f}x)"
+        f"GOAL {CONCURRENCY[-1]}-in-flight / 1-in-flight >= {GOAL_RATIO:.0f} ({INTERVAL_MS} ms "
+        f"blocks): {'met' if ratio >= GOAL_RATIO else 'NOT MET'} ({ratio:.1f}x; auto mode "
+        f"{auto_ratio:.1f}x)"
     )
     print(f"(benchmark wall time {time.perf_counter() - started:.0f} s)")
 

@@ -162,14 +162,21 @@ class World:
 
 
 @contextmanager
-def world(tmp_path: Path, *, cross: bool = False) -> Iterator[World]:
+def world(
+    tmp_path: Path, *, cross: bool = False, block_interval_ms: int | None = None
+) -> Iterator[World]:
     """Every part of the path, unlinked (see the module docstring). ``cross``: the path is on
     port ``cross`` between the Corda host's :class:`~kakehashi.cross.corda_module.CrossModule`
-    and the EVM chain's ``contracts/cross/cross_kv.vy``."""
+    and the EVM chain's ``contracts/cross/cross_kv.vy``. ``block_interval_ms``: the chain seals
+    a block at this interval (default: one block per transaction)."""
     with ExitStack() as stack:
         network = EmbeddedNetwork.create(tmp_path / "corda")
         stack.callback(network.close)
-        chain = stack.enter_context(EmbeddedChain())
+        chain = stack.enter_context(
+            EmbeddedChain()
+            if block_interval_ms is None
+            else EmbeddedChain(block_mode="interval", interval_ms=block_interval_ms)
+        )
         enclave = Enclave(tmp_path / "lcp", SECRET)
         url = stack.enter_context(serve(create_app(enclave)))
         w3 = embedded_web3(chain)
