@@ -286,3 +286,97 @@ def test_bad_genesis_files_are_refused_with_the_reason(
     path.write_text(content)
     with pytest.raises(ConfigurationError, match=message):
         Genesis.load(path)
+
+
+# A contract that emits LOG2(topic0 = calldata[0:32], topic1 = calldata[32:64], data = the rest).
+_LOGGER_RUNTIME = bytes.fromhex("602035600035366040900380604060003760" + "00a200")
+_LOGGER_INIT = bytes.fromhex("601580600b6000396000f3") + _LOGGER_RUNTIME
+
+
+def _logs_by_receipts(chain: EmbeddedChain, first: int, last: int) -> list[Any]:
+    """Every log of blocks ``first..last`` read from the receipts (the reference answer)."""
+    found = []
+    for number in range(first, min(last, chain.block_number()) + 1):
+        block = chain.block(number)
+        assert block is not None
+        for tx in block.transactions:
+            receipt = chain.receipt(bytes(tx.hash))
+            assert receipt is not None
+            found.extend(receipt.logs)
+    return found
+
+
+def test_get_logs_from_the_index_answers_as_the_receipts_do_on_random_filters(
+    tmp_path: Path,
+) -> None:
+    """eth_getLogs reads a per-block log index (filled as blocks are sealed, or from the
+    receipts after a restart, skipping blocks whose bloom cannot match): on random address /
+    topic / range filters it answers exactly the logs the receipts hold, in order."""
+    import random
+
+    rng = random.Random(5)
+    account = dev_accounts()[0]
+    topics = [keccak(bytes([i])) for i in range(4)]
+    with EmbeddedChain(tmp_path, block_mode="interval", interval_ms=3_600_000) as chain:
+        deployments = []
+        for nonce in range(2):
+            tx: dict[str, Any] = {
+                "value": 0,
+                "gas": 200_000,
+                "maxFeePerGas": 10**10,
+                "maxPriorityFeePerGas": 10**9,
+                "nonce": nonce,
+                "chainId": 1337,
+                "type": 2,
+                "data": _LOGGER_INIT,
+            }
+            raw = bytes(Account.sign_transaction(tx, account.key).raw_transaction)
+            deployments.append(chain.send_raw_transaction(raw))
+        chain.mine()
+        addresses = []
+        for tx_hash in deployments:
+            deployed = chain.receipt(tx_hash)
+            assert deployed is not None and deployed.contract_address is not None
+            addresses.append(deployed.contract_address)
+        nonce = 2
+        for _ in range(12):  # blocks of 0..4 logging transactions, some plain transfers
+            for _ in range(rng.randrange(5)):
+                data = rng.choice(topics) + rng.choice(topics) + rng.randbytes(rng.randrange(40))
+                target = rng.choice(addresses)
+                chain.send_raw_transaction(
+                    _transfer(account, nonce, to=target, gas=60_000, data=data)
+                )
+                nonce += 1
+            chain.send_raw_transaction(_transfer(account, nonce))
+            nonce += 1
+            chain.mine()
+        head = chain.block_number()
+        every = _logs_by_receipts(chain, 0, head)
+        assert len(every) > 10
+
+        def reference(first: int, last: int, wanted: list[bytes], filt: list[Any]) -> list[Any]:
+            return [
+                e
+                for e in _logs_by_receipts(chain, first, last)
+                if (not wanted or e.address in wanted)
+                and len(filt) <= len(e.topics)
+                and all(not o or e.topics[i] in o for i, o in enumerate(filt))
+            ]
+
+        def random_filter() -> tuple[int, int, list[bytes], list[Any]]:
+            first = rng.randrange(head + 1)
+            last = rng.randrange(first, head + 3)
+            wanted = rng.sample([*addresses, DEAD], rng.randrange(3))
+            filt = [
+                None if rng.random() < 0.3 else rng.sample(topics, rng.randrange(1, 3))
+                for _ in range(rng.randrange(4))
+            ]
+            return first, last, wanted, filt
+
+        queries = [random_filter() for _ in range(60)]
+        expected = [reference(*q) for q in queries]
+        assert any(expected) and not all(expected)
+        assert [chain.logs(*q) for q in queries] == expected
+    with EmbeddedChain(tmp_path) as reopened:  # a cold index: blooms, then receipts
+        assert [reopened.logs(*q) for q in queries] == expected
+        assert [reopened.logs(*q) for q in queries] == expected  # and now from the index

@@ -59,6 +59,7 @@ BlockId = int | bytes | str
 
 GENESIS_FILE = "genesis.json"
 KEYS_FILE = "validators.key"
+MAX_INDEXED_BLOCKS = 100_000  # blocks whose logs the eth_getLogs index keeps
 DB_FILE = "chain.sqlite"
 
 
@@ -254,6 +255,9 @@ class EmbeddedChain:
         # py-evm's NewType-typed API (Address, Hash32, BlockNumber) is used with plain bytes/ints.
         self._chain: Any = self._open_chain(chain_class)
         self._receipt_cache: dict[bytes, ReceiptInfo] = {}
+        # Every log of a block, by block number (a QBFT block is final: its logs never change),
+        # so that eth_getLogs reads neither headers nor receipts of a block seen before.
+        self._block_logs: dict[int, tuple[LogEntry, ...]] = {}
         self._head_view: tuple[BlockHeaderAPI, Any] | None = None
         if block_mode == "interval":
             self._producer = threading.Thread(
@@ -457,6 +461,30 @@ class EmbeddedChain:
         for info in infos:
             self._receipt_cache[info.tx_hash] = info
 
+    def _remember_logs(self, number: int, infos: Sequence[ReceiptInfo]) -> tuple[LogEntry, ...]:
+        """Index block ``number``'s logs (bounded like the receipt cache: a cleared index is
+        rebuilt from the receipts on demand)."""
+        if len(self._block_logs) > MAX_INDEXED_BLOCKS:
+            self._block_logs.clear()
+        entries = tuple(entry for info in infos for entry in info.logs)
+        self._block_logs[number] = entries
+        return entries
+
+    def _logs_of(
+        self, number: int, addresses: set[bytes], topics: Sequence[Sequence[bytes] | None]
+    ) -> tuple[LogEntry, ...]:
+        """Every log of canonical block ``number`` in log-index order, from the index; a block
+        not indexed yet is read (and indexed) only if its bloom may match the filter (caller
+        holds the lock, ``number`` ≤ head)."""
+        entries = self._block_logs.get(number)
+        if entries is None:
+            header = self._chain.get_canonical_block_header_by_number(number)
+            if not _bloom_may_match(int(header.bloom), addresses, topics):
+                return ()
+            block = self._chain.get_block_by_header(header)
+            entries = self._remember_logs(number, self._receipts_of(block))
+        return entries
+
     def _receipts_of(self, block: BlockAPI) -> list[ReceiptInfo]:
         receipts: Sequence[ReceiptAPI] = block.get_receipts(self._chain.chaindb)
         return _receipt_infos(block.header, block.transactions, receipts)
@@ -492,20 +520,17 @@ class EmbeddedChain:
         addresses: Sequence[bytes] = (),
         topics: Sequence[Sequence[bytes] | None] = (),
     ) -> list[LogEntry]:
-        """Logs in blocks ``from_block..to_block`` matching the address and topic filters."""
+        """Logs in blocks ``from_block..to_block`` matching the address and topic filters
+        (``eth_getLogs``), read from the per-block log index (:meth:`_logs_of`)."""
         found: list[LogEntry] = []
         wanted = set(addresses)
+        options = [None if not t else set(t) for t in topics]
         with self._lock:
             last = min(to_block, self.block_number())
             for number in range(max(from_block, 0), last + 1):
-                header = self._chain.get_canonical_block_header_by_number(number)
-                if not _bloom_may_match(int(header.bloom), wanted, topics):
-                    continue
-                block = self._chain.get_block_by_header(header)
-                for info in self._receipts_of(block):
-                    for entry in info.logs:
-                        if _log_matches(entry, wanted, topics):
-                            found.append(entry)
+                for entry in self._logs_of(number, wanted, topics):
+                    if _log_matches(entry, wanted, options):
+                        found.append(entry)
         return found
 
     def proof(
@@ -807,7 +832,9 @@ class EmbeddedChain:
             raise
         # The receipts are known here, with every sender: cached now, a client asking for them
         # costs neither reading the block back nor recovering each sender from its signature.
-        self._remember_receipts(_receipt_infos(sealed.header, included, receipts, senders))
+        infos = _receipt_infos(sealed.header, included, receipts, senders)
+        self._remember_receipts(infos)
+        self._remember_logs(int(sealed.number), infos)
         log.debug("block %d sealed with %d transactions", sealed.number, len(included))
         return sealed
 
@@ -962,8 +989,10 @@ def _bloom_may_match(
 
 
 def _log_matches(
-    entry: LogEntry, addresses: set[bytes], topics: Sequence[Sequence[bytes] | None]
+    entry: LogEntry, addresses: set[bytes], topics: Sequence[set[bytes] | None]
 ) -> bool:
+    """The ``eth_getLogs`` filter rule: the address is one of ``addresses`` (any when empty)
+    and each topic position holds one of its options (any when None or empty)."""
     if addresses and entry.address not in addresses:
         return False
     if len(topics) > len(entry.topics):

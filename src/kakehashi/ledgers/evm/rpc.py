@@ -9,6 +9,7 @@ data for an ``eth_call`` / ``eth_estimateGas`` that reverts.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -236,9 +237,16 @@ def _block_size(block: BlockAPI) -> int:
     return len(rlp.encode(block))
 
 
+@functools.lru_cache(maxsize=4096)
+def _checksum(address: bytes) -> str:
+    """EIP-55 form of ``address`` (a keccak each: remembered, as a node's logs come from a few
+    contracts)."""
+    return to_checksum_address(address)
+
+
 def _log_json(entry: LogEntry) -> dict[str, Any]:
     return {
-        "address": to_checksum_address(entry.address),
+        "address": _checksum(entry.address),
         "topics": [_hex(t) for t in entry.topics],
         "data": _hex(entry.data),
         "blockNumber": hex(entry.block_number),
