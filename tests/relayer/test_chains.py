@@ -343,3 +343,76 @@ def test_a_packet_timed_out_by_the_destinations_clock_is_discovered(harness: Cro
     assert unreceived_packets(link.evm, link.corda, EVM_PORT, link.chan_e) == []
     assert isinstance(link.timeout(link.evm, late, Order.UNORDERED), Submitted)
     assert link.evm.packets_sent(EVM_PORT, link.chan_e) == []
+
+
+@pytest.mark.parametrize("order", [Order.UNORDERED, Order.ORDERED], ids=["unordered", "ordered"])
+def test_batched_reads_answer_as_one_read_per_path(harness: CrossRelayer, order: Order) -> None:
+    """``values``, ``prove_values``, ``received`` and ``unsettled`` (one batch each: a JSON-RPC
+    batch of eth_getStorageAt, one eth_getProof naming every slot) answer what the one-path
+    reads answer, on fresh endpoints with nothing remembered."""
+    link = open_link(harness, order)
+    evm, corda = link.evm, link.corda
+    to_corda = [link.send(evm, b"batch %d" % i) for i in range(4)]
+    to_evm = [link.send(corda, b"back %d" % i) for i in range(3)]
+    link.deliver(corda, to_corda[0])
+    link.deliver(corda, to_corda[1])
+    link.deliver(evm, to_evm[0])
+    ack = WrittenAck(to_corda[0], b"ok:batch 0")
+    assert isinstance(link.acknowledge(evm, ack), Submitted)
+
+    for side, own, other_port, other_chan in (
+        (evm, to_corda, CORDA_PORT, link.chan_c),
+        (corda, to_evm, EVM_PORT, link.chan_e),
+    ):
+        src = link.fresh(side)
+        height = src.latest_height()
+        commitment_paths = [
+            paths.packet_commitment_path(p.source_port, p.source_channel, p.sequence) for p in own
+        ]
+        mixed = [*commitment_paths, paths.packet_receipt_path("nowhere", "channel-9", 1)]
+        assert src.values(mixed, height) == [src.value(p, height) for p in mixed]
+        assert src.values(mixed) == [src.value(p) for p in mixed]
+        proven = src.prove_values(mixed, height)
+        assert proven == [src.prove_value(p, height) for p in mixed]
+        assert [v for _, v in proven] == [src.value(p, height) for p in mixed]
+        assert src.unsettled(own) == [p for p in own if not link.fresh(side).is_settled(p)]
+        dst = link.fresh(link.other(side))
+        sequences = [p.sequence for p in own] + [99]
+        expected = {
+            s
+            for s in sequences
+            if link.fresh(link.other(side)).is_received(other_port, other_chan, s)
+        }
+        assert dst.received(other_port, other_chan, sequences) == expected
+        assert src.values([]) == [] and src.prove_values([], height) == []
+    assert evm.unsettled(to_corda) == to_corda[1:]
+    assert corda.received(CORDA_PORT, link.chan_c, [1, 2, 3, 4]) == {1, 2}
+    assert evm.received(EVM_PORT, link.chan_e, [1, 2, 3]) == {1}
+
+
+def test_what_a_ledger_accepted_is_remembered_without_reading_again(
+    harness: CrossRelayer,
+) -> None:
+    """After a receive / acknowledgement the endpoint submitted was accepted, the endpoint
+    knows the packet received at that height / settled, and reads nothing to say so; a fresh
+    endpoint reads the same answers from the ledger."""
+    link = open_link(harness, Order.UNORDERED)
+    evm, corda = link.evm, link.corda
+    packet = link.send(evm, b"remember me")
+    received = link.deliver(corda, packet)
+    assert isinstance(received, Submitted)
+    written = corda.acks_written(CORDA_PORT, link.chan_c)
+    assert isinstance(link.acknowledge(evm, written[0]), Submitted)
+
+    def unread(*_: object) -> list[bytes | None]:
+        raise AssertionError("read the ledger for a fact the endpoint was told")
+
+    corda.values = unread  # type: ignore[method-assign]
+    evm.values = unread  # type: ignore[method-assign]
+    corda.value = unread  # type: ignore[method-assign,assignment]
+    evm.value = unread  # type: ignore[method-assign,assignment]
+    assert corda.is_received(CORDA_PORT, link.chan_c, packet.sequence, received.height)
+    assert corda.received(CORDA_PORT, link.chan_c, [packet.sequence]) == {packet.sequence}
+    assert evm.is_settled(packet) and evm.unsettled([packet]) == []
+    assert link.fresh(corda).is_received(CORDA_PORT, link.chan_c, packet.sequence)
+    assert link.fresh(evm).is_settled(packet)

@@ -754,6 +754,17 @@ class EvmIbcHost:
         )
         return bytes(value).rjust(32, b"\0")
 
+    def commitments(self, paths: Sequence[bytes], block: BlockRef = "latest") -> list[bytes]:
+        """:meth:`commitment` of every path in ``paths`` at ``block``, from one JSON-RPC batch
+        of ``eth_getStorageAt`` (one round trip to the node for all)."""
+        at = client.block_param(block)
+        address = self.handler.address
+        answers = client.rpc_batch(
+            self.w3,
+            [("eth_getStorageAt", [address, f"0x{commitment_slot(p):064x}", at]) for p in paths],
+        )
+        return [int(str(value), 16).to_bytes(32, "big") for value in answers]
+
     def connection(self, connection_id: str, block: BlockRef = "latest") -> ConnectionEnd | None:
         call = self.handler.functions.get_connection(connection_id)
         end = ConnectionEnd.decode(bytes(call.call(block_identifier=cast(BlockIdentifier, block))))
@@ -767,8 +778,8 @@ class EvmIbcHost:
         return None if int(end.state) == 0 else end
 
     def height(self, block: BlockRef = "latest") -> Height:
-        if block == "latest":  # eth_blockNumber: no block to fetch
-            return Height(REVISION_NUMBER, int(self.w3.eth.block_number))
+        if block == "latest":  # eth_blockNumber: no block to fetch (nor web3's formatting)
+            return Height(REVISION_NUMBER, int(str(client.rpc(self.w3, "eth_blockNumber", [])), 16))
         return Height(REVISION_NUMBER, int(client.get_block(self.w3, block)["number"], 16))
 
     def timestamp_ns(self, block: BlockRef = "latest") -> int:
@@ -794,14 +805,28 @@ class EvmIbcHost:
 
     def prove_value(self, path: bytes, block: BlockRef = "latest") -> tuple[bytes, bytes | None]:
         """:meth:`prove` and the value it proves (None: absent), from one ``eth_getProof``."""
-        raw = self.get_proof(path, block)
-        (storage,) = raw["storageProof"]
-        proof = encode_proof(
-            [bytes.fromhex(n[2:]) for n in raw["accountProof"]],
-            [bytes.fromhex(n[2:]) for n in storage["proof"]],
-        )
-        value = int(storage["value"], 16)  # a hex quantity (client.get_proof answers JSON)
-        return proof, (None if value == 0 else value.to_bytes(32, "big"))
+        return self.prove_values([path], block)[0]
+
+    def prove_values(
+        self, paths: Sequence[bytes], block: BlockRef = "latest"
+    ) -> list[tuple[bytes, bytes | None]]:
+        """:meth:`prove_value` of every path in ``paths``, from one ``eth_getProof`` naming
+        all their slots (the account proof is read once and shared by every proof)."""
+        if not paths:
+            return []
+        raw = client.get_proof(self.w3, self.address, [commitment_slot(p) for p in paths], block)
+        storage = raw["storageProof"]
+        if len(storage) != len(paths):
+            raise IbcError(
+                f"eth_getProof answered {len(storage)} storage proofs for {len(paths)} slots"
+            )
+        account = [bytes.fromhex(n[2:]) for n in raw["accountProof"]]
+        proven: list[tuple[bytes, bytes | None]] = []
+        for entry in storage:
+            proof = encode_proof(account, [bytes.fromhex(n[2:]) for n in entry["proof"]])
+            value = int(entry["value"], 16)  # a hex quantity (client.get_proof answers JSON)
+            proven.append((proof, None if value == 0 else value.to_bytes(32, "big")))
+        return proven
 
 
 # ---------------------------------------------------------------------------- applications

@@ -33,7 +33,11 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from eth_abi import decode as abi_decode
+from eth_utils import keccak
 
 from kakehashi.errors import IbcError, KakehashiError, TransactionRevertedError
 from kakehashi.ibc import host as paths
@@ -42,6 +46,7 @@ from kakehashi.ibc.commitment import RECEIPT, ack_commitment, packet_commitment_
 from kakehashi.ibc.corda_host.api import CordaHostApi
 from kakehashi.ibc.evm_host import EvmIbcHost
 from kakehashi.ibc.types import ChannelEnd, ConnectionEnd, Height, Order, Packet
+from kakehashi.ledgers.evm import client
 from kakehashi.lightclients.corda import verify_host_state
 
 __all__ = [
@@ -147,6 +152,18 @@ class ChainEndpoint(Protocol):
         """:meth:`prove` and :meth:`value` of ``path`` at ``height`` in one read."""
         ...
 
+    def prove_values(
+        self, paths: Sequence[bytes], height: Height
+    ) -> list[tuple[bytes, bytes | None]]:
+        """:meth:`prove_value` of every path in ``paths`` at ``height`` (in as few reads as the
+        ledger allows)."""
+        ...
+
+    def values(self, paths: Sequence[bytes], height: Height | None = None) -> list[bytes | None]:
+        """:meth:`value` of every path in ``paths`` at one height (in as few reads as the
+        ledger allows)."""
+        ...
+
     def connection(
         self, connection_id: str, height: Height | None = None
     ) -> ConnectionEnd | None: ...
@@ -176,12 +193,28 @@ class ChainEndpoint(Protocol):
         (ORDERED)."""
         ...
 
+    def received(
+        self,
+        port_id: str,
+        channel_id: str,
+        sequences: Sequence[int],
+        height: Height | None = None,
+    ) -> set[int]:
+        """The sequences among ``sequences`` that :meth:`is_received` holds for, read at one
+        height in one go."""
+        ...
+
     def next_sequence_recv(
         self, port_id: str, channel_id: str, height: Height | None = None
     ) -> int: ...
 
     def is_settled(self, packet: Packet) -> bool:
         """The packet's commitment is gone from this ledger, its source."""
+        ...
+
+    def unsettled(self, packets: Sequence[Packet]) -> list[Packet]:
+        """The packets among ``packets`` that are not :meth:`is_settled`, in order, read at
+        one height in one go."""
         ...
 
     def ordering(self, port_id: str, channel_id: str) -> Order:
@@ -269,35 +302,90 @@ class _PacketQueries(ABC):
         value = self.value(paths.next_sequence_recv_path(port_id, channel_id), height)
         return 0 if value is None else int.from_bytes(value, "big")
 
+    def values(self, paths: Sequence[bytes], height: Height | None = None) -> list[bytes | None]:
+        """:meth:`value` of each path (one read each; an endpoint that can batch overrides)."""
+        return [self.value(path, height) for path in paths]
+
     def is_received(
         self, port_id: str, channel_id: str, sequence: int, height: Height | None = None
     ) -> bool:
+        return sequence in self.received(port_id, channel_id, (sequence,), height)
+
+    def received(
+        self,
+        port_id: str,
+        channel_id: str,
+        sequences: Sequence[int],
+        height: Height | None = None,
+    ) -> set[int]:
+        """The sequences among ``sequences`` received on ``port_id/channel_id`` at ``height``
+        (latest: None): remembered ones without a read, the others from one read of the
+        channel's ``nextSequenceRecv`` (ORDERED) or of every receipt (:meth:`values`)."""
         facts = self._facts()
-        key = (port_id, channel_id, sequence)
-        known = facts.received.get(key)
-        if known is not None and (height is None or known <= height):
-            return True
+        done: set[int] = set()
+        unknown: list[int] = []
+        for sequence in sequences:
+            known = facts.received.get((port_id, channel_id, sequence))
+            if known is not None and (height is None or known <= height):
+                done.add(sequence)
+            else:
+                unknown.append(sequence)
+        if not unknown:
+            return done
         at = height if height is not None else self.latest_height()
         if self.ordering(port_id, channel_id) is Order.ORDERED:
-            received = self.next_sequence_recv(port_id, channel_id, at) > sequence
+            next_recv = self.next_sequence_recv(port_id, channel_id, at)
+            newly = [sequence for sequence in unknown if next_recv > sequence]
         else:
-            receipt = self.value(paths.packet_receipt_path(port_id, channel_id, sequence), at)
-            received = receipt == RECEIPT
-        if received:
-            facts.received[key] = at
-        return received
+            receipts = self.values(
+                [paths.packet_receipt_path(port_id, channel_id, seq) for seq in unknown], at
+            )
+            newly = [seq for seq, value in zip(unknown, receipts, strict=True) if value == RECEIPT]
+        for sequence in newly:
+            facts.received[(port_id, channel_id, sequence)] = at
+        return done | set(newly)
 
     def is_settled(self, packet: Packet) -> bool:
         """The packet's commitment is gone from this ledger, its source (acknowledged or timed
         out), at the latest height."""
+        return not self.unsettled((packet,))
+
+    def unsettled(self, packets: Sequence[Packet]) -> list[Packet]:
+        """The packets among ``packets`` whose commitment this ledger (their source) still
+        holds at the latest height, in order: remembered settled ones without a read, the
+        others' commitments in one read (:meth:`values`)."""
         facts = self._facts()
-        key = (packet.source_port, packet.source_channel, packet.sequence)
-        if key in facts.settled:
-            return True
-        settled = self.value(_commitment_path(packet)) != packet_commitment_of(packet)
-        if settled:
-            facts.settled.add(key)
-        return settled
+        unknown = [
+            p for p in packets if (p.source_port, p.source_channel, p.sequence) not in facts.settled
+        ]
+        if not unknown:
+            return []
+        stored = self.values([_commitment_path(p) for p in unknown])
+        live = []
+        for packet, value in zip(unknown, stored, strict=True):
+            if value == packet_commitment_of(packet):
+                live.append(packet)
+            else:
+                facts.settled.add((packet.source_port, packet.source_channel, packet.sequence))
+        return live
+
+    def _learn(self, batch: Sequence[msgs.Msg], outcomes: Sequence[Outcome]) -> None:
+        """Remember what this ledger just accepted and can never undo: a packet it received at
+        the height holding the receive; a packet of its own whose commitment an
+        acknowledgement or a timeout removed. (A refusal teaches nothing.)"""
+        facts = self._facts()
+        for msg, outcome in zip(batch, outcomes, strict=True):
+            if not isinstance(outcome, Submitted):
+                continue
+            if isinstance(msg, msgs.MsgRecvPacket):
+                p = msg.packet
+                key = (p.destination_port, p.destination_channel, p.sequence)
+                known = facts.received.get(key)
+                if known is None or outcome.height < known:
+                    facts.received[key] = outcome.height
+            elif isinstance(msg, msgs.MsgAcknowledgement | msgs.MsgTimeout):
+                p = msg.packet
+                facts.settled.add((p.source_port, p.source_channel, p.sequence))
 
 
 @dataclass
@@ -429,9 +517,25 @@ class EvmEndpoint(_OneMessage, _PacketQueries):
     def prove_value(self, path: bytes, height: Height) -> tuple[bytes, bytes | None]:
         return self.ibc.prove_value(path, height.revision_height)
 
+    def prove_values(
+        self, paths: Sequence[bytes], height: Height
+    ) -> list[tuple[bytes, bytes | None]]:
+        """Every proof from one ``eth_getProof`` naming all the paths' slots."""
+        return self.ibc.prove_values(paths, height.revision_height)
+
     def value(self, path: bytes, height: Height | None = None) -> bytes | None:
         value = self.ibc.commitment(path, self._block(height))
         return None if value == bytes(32) else value
+
+    def values(self, paths: Sequence[bytes], height: Height | None = None) -> list[bytes | None]:
+        """Every value from one JSON-RPC batch of ``eth_getStorageAt``, at one block."""
+        if not paths:
+            return []
+        block = self._block(height)
+        if block == "latest":  # one block for the whole batch, whatever is mined meanwhile
+            block = self.latest_height().revision_height
+        stored = self.ibc.commitments(paths, block)
+        return [None if value == bytes(32) else value for value in stored]
 
     def connection(self, connection_id: str, height: Height | None = None) -> ConnectionEnd | None:
         return self.ibc.connection(connection_id, self._block(height))
@@ -445,81 +549,89 @@ class EvmEndpoint(_OneMessage, _PacketQueries):
 
     _RELAYED_EVENTS = ("SendPacket", "WriteAcknowledgement")
 
-    def _logs(self, event: str, to_block: int) -> list[Any]:
+    def _logs(self, event: str, to_block: int) -> list[tuple[bytes, ...]]:
         """The handler's ``event`` logs (``SendPacket`` or ``WriteAcknowledgement``) from
-        :attr:`from_block` to ``to_block``. Both kinds come from one ``eth_getLogs`` of the
-        handler's address per new range of blocks, and what was read is kept (a QBFT block is
-        final: its logs never change), so each call asks the node only for the blocks since the
-        last one."""
+        :attr:`from_block` to ``to_block``, each as its decoded data fields (``(packet,)``,
+        ``(packet, acknowledgement)``). Both kinds come from one ``eth_getLogs`` of the
+        handler's address and the two event topics per new range of blocks, decoded here from
+        the raw answer, and what was read is kept (a QBFT block is final: its logs never
+        change), so each call asks the node only for the blocks since the last one."""
         state: dict[str, Any] = self.__dict__.setdefault(
             "_log_cache", {"to": self.from_block - 1, **{e: [] for e in self._RELAYED_EVENTS}}
         )
         if to_block > state["to"]:
-            events = {
-                bytes.fromhex(str(ev.topic).removeprefix("0x")): ev
-                for ev in (self.ibc.handler.events[name]() for name in self._RELAYED_EVENTS)
-            }
-            found = self.ibc.w3.eth.get_logs(
-                {
-                    "address": self.ibc.handler.address,
-                    "fromBlock": state["to"] + 1,
-                    "toBlock": to_block,
-                }
+            kinds = _event_kinds()
+            found = client.rpc(
+                self.ibc.w3,
+                "eth_getLogs",
+                [
+                    {
+                        "address": self.ibc.handler.address,
+                        "fromBlock": hex(state["to"] + 1),
+                        "toBlock": hex(to_block),
+                        "topics": [sorted(kinds)],
+                    }
+                ],
             )
             for entry in found:
-                topics = entry["topics"]
-                decoder = events.get(bytes(topics[0])) if topics else None
-                if decoder is not None:
-                    state[decoder.event_name].append(decoder.process_log(entry)["args"])
+                topics = entry.get("topics") or []
+                kind = kinds.get(str(topics[0]).lower()) if topics else None
+                if kind is not None:
+                    name, types = kind
+                    data = bytes.fromhex(str(entry["data"]).removeprefix("0x"))
+                    state[name].append(tuple(bytes(v) for v in abi_decode(types, data)))
             state["to"] = to_block
         return list(state[event])
 
     def packets_sent(self, port_id: str, channel_id: str, from_sequence: int = 1) -> list[Packet]:
         """``SendPacket`` logs of ``port_id/channel_id`` whose commitment the handler still
-        holds at the latest block (the logs are read up to that block); packets already known
-        settled are not read again."""
-        block = self.latest_height().revision_height
-        pending: dict[int, Packet] = {}
-        for args in self._logs("SendPacket", block):
-            packet = Packet.decode(bytes(args["packet"]))
+        holds at the latest block (the logs are read up to that block, the commitments in one
+        batch at it); packets already known settled are not read again."""
+        block = self.latest_height()
+        candidates: dict[int, Packet] = {}
+        settled = self._facts().settled
+        for (raw,) in self._logs("SendPacket", block.revision_height):
+            packet = Packet.decode(raw)
             if (packet.source_port, packet.source_channel) != (port_id, channel_id):
                 continue
-            if packet.sequence < from_sequence or packet.sequence in pending:
+            if packet.sequence < from_sequence or packet.sequence in candidates:
                 continue
-            key = (packet.source_port, packet.source_channel, packet.sequence)
-            if key in self._facts().settled:
+            if (packet.source_port, packet.source_channel, packet.sequence) in settled:
                 continue
-            stored = self.ibc.commitment(_commitment_path(packet), block)
-            if stored == packet_commitment_of(packet):
-                pending[packet.sequence] = packet
+            candidates[packet.sequence] = packet
+        ordered = [candidates[seq] for seq in sorted(candidates)]
+        stored = self.values([_commitment_path(p) for p in ordered], block)
+        pending = []
+        for packet, value in zip(ordered, stored, strict=True):
+            if value == packet_commitment_of(packet):
+                pending.append(packet)
             else:
-                self._facts().settled.add(key)
-        return [pending[seq] for seq in sorted(pending)]
+                settled.add((packet.source_port, packet.source_channel, packet.sequence))
+        return pending
 
     def acks_written(
         self, port_id: str, channel_id: str, from_sequence: int = 1
     ) -> list[WrittenAck]:
         """``WriteAcknowledgement`` logs of ``port_id/channel_id`` whose acknowledgement
-        commitment the handler holds at the latest block (checked once: ICS-04 never deletes an
-        acknowledgement commitment)."""
-        block = self.latest_height().revision_height
+        commitment the handler holds at the latest block (checked once, all unchecked ones in
+        one batch: ICS-04 never deletes an acknowledgement commitment)."""
+        block = self.latest_height()
         checked: set[tuple[str, str, int]] = self.__dict__.setdefault("_acks_checked", set())
-        written: dict[int, WrittenAck] = {}
-        for args in self._logs("WriteAcknowledgement", block):
-            packet = Packet.decode(bytes(args["packet"]))
+        logged: dict[int, WrittenAck] = {}
+        for raw, ack in self._logs("WriteAcknowledgement", block.revision_height):
+            packet = Packet.decode(raw)
             if (packet.destination_port, packet.destination_channel) != (port_id, channel_id):
                 continue
-            if packet.sequence < from_sequence:
-                continue
-            ack = bytes(args["acknowledgement"])
-            key = (port_id, channel_id, packet.sequence)
-            if key not in checked:
-                path = paths.ack_path(port_id, channel_id, packet.sequence)
-                if self.ibc.commitment(path, block) != ack_commitment(ack):
-                    continue
-                checked.add(key)
-            written[packet.sequence] = WrittenAck(packet, ack)
-        return [written[seq] for seq in sorted(written)]
+            if packet.sequence >= from_sequence:
+                logged[packet.sequence] = WrittenAck(packet, ack)
+        unchecked = [seq for seq in logged if (port_id, channel_id, seq) not in checked]
+        stored = self.values([paths.ack_path(port_id, channel_id, seq) for seq in unchecked], block)
+        for seq, value in zip(unchecked, stored, strict=True):
+            if value == ack_commitment(logged[seq].acknowledgement):
+                checked.add((port_id, channel_id, seq))
+            else:
+                del logged[seq]
+        return [logged[seq] for seq in sorted(logged)]
 
     def client_latest_height(self, client_id: str) -> Height:
         """Read from the client contract the handler routes ``client_id`` to (every client
@@ -543,6 +655,7 @@ class EvmEndpoint(_OneMessage, _PacketQueries):
             outcomes.extend(self._submit_one(msg) for msg in packets)
         elif packets:
             outcomes.extend(self._submit_pipelined(packets))
+        self._learn(batch, outcomes)
         return outcomes
 
     def _submit_one(self, msg: msgs.Msg) -> Outcome:
@@ -563,6 +676,26 @@ class EvmEndpoint(_OneMessage, _PacketQueries):
                     Submitted(result.value, Height(0, result.block_number), result.tx_hash)
                 )
         return outcomes
+
+
+@cache
+def _event_kinds() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The handler events a relayer reads, by topic (``0x`` hex of the event signature's
+    keccak): (event name, the ABI types of its data, non-indexed fields)."""
+    events = {
+        "SendPacket": (("sequence", "uint64", True), ("packet", "bytes", False)),
+        "WriteAcknowledgement": (
+            ("sequence", "uint64", True),
+            ("packet", "bytes", False),
+            ("acknowledgement", "bytes", False),
+        ),
+    }
+    kinds = {}
+    for name, fields in events.items():
+        signature = f"{name}({','.join(kind for _, kind, _ in fields)})"
+        topic = "0x" + keccak(text=signature).hex()
+        kinds[topic] = (name, tuple(kind for _, kind, indexed in fields if not indexed))
+    return kinds
 
 
 def _is_packet_msg(msg: msgs.Msg) -> bool:
@@ -629,6 +762,11 @@ class CordaEndpoint(_OneMessage, _PacketQueries):
     def prove_value(self, path: bytes, height: Height) -> tuple[bytes, bytes | None]:
         return self.host.prove_value(path, height)
 
+    def prove_values(
+        self, paths: Sequence[bytes], height: Height
+    ) -> list[tuple[bytes, bytes | None]]:
+        return [self.host.prove_value(path, height) for path in paths]
+
     def value(self, path: bytes, height: Height | None = None) -> bytes | None:
         return self.host.value_at(path, height)
 
@@ -682,7 +820,11 @@ class CordaEndpoint(_OneMessage, _PacketQueries):
                 return [_refused(self, batch[0], exc)]
             log.info("%s: batch of %d refused (%s); one by one", self.name, len(batch), exc)
             return [self.submit([msg])[0] for msg in batch]
-        return [Submitted(value, done.height, done.tx_id) for value in done.values]
+        outcomes: list[Outcome] = [
+            Submitted(value, done.height, done.tx_id) for value in done.values
+        ]
+        self._learn(batch, outcomes)
+        return outcomes
 
 
 # ---------------------------------------------------------------------------- ICS-04 relaying
@@ -701,10 +843,16 @@ def _unreceived(
 ) -> tuple[list[Packet], Height, int]:
     height = dst.latest_height()
     sent = src.packets_sent(port_id, channel_id, from_sequence)
+    received: set[tuple[str, str, int]] = set()
+    for port, channel in {(p.destination_port, p.destination_channel) for p in sent}:
+        sequences = [
+            p.sequence
+            for p in sent
+            if (p.destination_port, p.destination_channel) == (port, channel)
+        ]
+        received.update((port, channel, s) for s in dst.received(port, channel, sequences, height))
     pending = [
-        p
-        for p in sent
-        if not dst.is_received(p.destination_port, p.destination_channel, p.sequence, height)
+        p for p in sent if (p.destination_port, p.destination_channel, p.sequence) not in received
     ]
     # the destination's time matters only to a packet with a timeout timestamp
     now = dst.timestamp_at(height) if any(p.timeout_timestamp for p in pending) else 0
@@ -763,8 +911,6 @@ def unrelayed_acks(
     """Acknowledgements written on ``dst`` (the packets' destination ``dst_port_id /
     dst_channel_id``) whose packet commitment still exists on ``src``: the ones to relay
     back."""
-    return [
-        written
-        for written in dst.acks_written(dst_port_id, dst_channel_id, from_sequence)
-        if not _settled(src, written.packet)
-    ]
+    written = dst.acks_written(dst_port_id, dst_channel_id, from_sequence)
+    live = {id(p) for p in src.unsettled([w.packet for w in written])}
+    return [w for w in written if id(w.packet) in live]

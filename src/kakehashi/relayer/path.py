@@ -356,7 +356,7 @@ class PathRelayer:
         if not planned:
             return
         with _Timer(report, "query"):
-            proven = [src.endpoint.prove_value(path, height) for _, _, path in planned]
+            proven = src.endpoint.prove_values([path for _, _, path in planned], height)
         items = [
             ProofItem(src.endpoint.prefix, path, value, proof)
             for (_, _, path), (proof, value) in zip(planned, proven, strict=True)

@@ -91,6 +91,37 @@ def rpc(w3: Web3, method: str, params: Sequence[Any]) -> Any:
     return _plain(response["result"])
 
 
+def rpc_batch(w3: Web3, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+    """Every ``(method, params)`` of ``calls`` in one JSON-RPC batch request; their raw JSON
+    results, in order (one HTTP round trip for all, not one each).
+
+    Any error answer raises :class:`~kakehashi.errors.TransportError` (as :func:`rpc`); no
+    answer at all raises :class:`~kakehashi.errors.NodeUnavailableError`.
+    """
+    if not calls:
+        return []
+    requests_ = [(RPCEndpoint(method), list(params)) for method, params in calls]
+    try:
+        responses: Any = cast(Any, w3.provider).make_batch_request(requests_)
+    except (requests.RequestException, OSError) as exc:
+        where = getattr(w3.provider, "endpoint_uri", None) or "the node"
+        raise NodeUnavailableError(
+            f"batch of {len(calls)}: no answer from {where} ({exc})"
+        ) from exc
+    if not isinstance(responses, list) or len(responses) != len(calls):
+        raise TransportError(f"the node answered a batch of {len(calls)} with {responses!r:.200}")
+    results = []
+    for (method, _), response in zip(calls, responses, strict=True):
+        error = response.get("error")
+        if error:
+            message = error.get("message", error) if isinstance(error, Mapping) else error
+            raise TransportError(f"{method} failed: {message}")
+        if "result" not in response:
+            raise TransportError(f"{method}: the node's answer has neither result nor error")
+        results.append(_plain(response["result"]))
+    return results
+
+
 def _plain(value: Any) -> Any:
     """Web3's AttributeDicts and tuples back to plain JSON values."""
     if isinstance(value, Mapping):
@@ -233,7 +264,8 @@ def _slot_hex(slot: int | bytes | str) -> str:
     return "0x" + slot.to_bytes(32, "big").hex()
 
 
-def _block_param(block: BlockRef) -> str:
+def block_param(block: BlockRef) -> str:
+    """``block`` as a JSON-RPC block parameter (a hex number, a hash or a tag)."""
     if isinstance(block, int):
         return hex(block)
     if isinstance(block, bytes):
@@ -250,7 +282,7 @@ def get_proof(
     the node's shape: ``address``, ``accountProof`` (hex RLP nodes), ``balance``, ``codeHash``,
     ``nonce``, ``storageHash`` and ``storageProof`` (``key``, ``value``, ``proof``), hex strings.
     """
-    params = [to_checksum_address(address), [_slot_hex(s) for s in slots], _block_param(block)]
+    params = [to_checksum_address(address), [_slot_hex(s) for s in slots], block_param(block)]
     result = rpc(w3, "eth_getProof", params)
     if not isinstance(result, dict):
         raise TransportError(f"eth_getProof answered {result!r}")
@@ -345,9 +377,9 @@ def header_hash(block: Mapping[str, Any]) -> bytes:
 def get_block(w3: Web3, block: BlockRef = "latest") -> dict[str, Any]:
     """The node's raw JSON block object (transaction hashes only) for ``block``."""
     if isinstance(block, bytes) or (isinstance(block, str) and len(block) == 66):
-        result = rpc(w3, "eth_getBlockByHash", [_block_param(block), False])
+        result = rpc(w3, "eth_getBlockByHash", [block_param(block), False])
     else:
-        result = rpc(w3, "eth_getBlockByNumber", [_block_param(block), False])
+        result = rpc(w3, "eth_getBlockByNumber", [block_param(block), False])
     if not isinstance(result, dict):
         raise TransportError(f"block {block!r} not found")
     return result
