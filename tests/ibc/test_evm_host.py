@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kakehashi.errors import KakehashiError, TransactionRevertedError
-from kakehashi.ibc import host
+from kakehashi.ibc import host, msgs
 from kakehashi.ibc.clients.qbft import QbftClient
 from kakehashi.ibc.commitment import (
     RECEIPT,
@@ -881,3 +881,28 @@ def test_interop_with_the_python_handler_through_the_qbft_client() -> None:
         proof, h = evm_proof(host.packet_receipt_path(PORT, chan_e, late.sequence))
         py.handler.timeout_packet(late, proof, h, 0)
         assert module.timeouts == [late.sequence]
+
+
+def test_pipelined_call_data_and_batched_reads_match_web3s(net: Net) -> None:
+    """The call data a pipelined packet transaction carries (ABI-encoded by the host) is what
+    web3 builds for the same call; ``commitments`` and ``prove_values`` (one batch / one
+    eth_getProof) answer what ``commitment`` and ``prove_value`` answer path by path."""
+    chan_a, _ = open_channel(net, Order.UNORDERED)
+    a = net.a
+    packet = send(a, chan_a, b"encode me")
+    proof, height = b"\x01" * 70, Height(0, 12)
+    for msg in (
+        msgs.MsgRecvPacket(packet, proof, height),
+        msgs.MsgAcknowledgement(packet, b"ack", proof, height),
+        msgs.MsgTimeout(packet, proof, height, 3),
+    ):
+        fn = a.host._packet_fn(msg)
+        assert a.host._packet_call_data(msg) == bytes.fromhex(
+            fn._encode_transaction_data().removeprefix("0x")
+        )
+    present = host.packet_commitment_path(PORT, chan_a, packet.sequence)
+    paths = [present, host.packet_receipt_path(PORT, chan_a, 7), present]
+    block = a.host.height().revision_height
+    assert a.host.commitments(paths, block) == [a.host.commitment(p, block) for p in paths]
+    assert a.host.prove_values(paths, block) == [a.host.prove_value(p, block) for p in paths]
+    assert a.host.commitments([], block) == [] and a.host.prove_values([], block) == []

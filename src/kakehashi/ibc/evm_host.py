@@ -32,7 +32,12 @@ from typing import Any, Generic, TypeVar, cast
 
 from eth_abi import encode
 from eth_keys import keys
-from eth_utils import keccak, to_checksum_address
+from eth_utils import (
+    function_abi_to_4byte_selector,
+    get_abi_input_types,
+    keccak,
+    to_checksum_address,
+)
 from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
@@ -644,6 +649,22 @@ class EvmIbcHost:
                 )
         raise IbcError(f"{type(msg).__name__} cannot be pipelined (packet messages only)")
 
+    def _packet_call_data(self, msg: msgs.Msg) -> bytes:
+        """The call data of ``msg``'s handler function (what :meth:`_packet_fn`'s transaction
+        carries): its 4-byte selector, then its arguments ABI-encoded."""
+        fn = self._packet_fn(msg)
+        layouts: dict[str, tuple[bytes, list[str]]] = self.__dict__.setdefault("_call_layouts", {})
+        layout = layouts.get(fn.fn_name)
+        if layout is None:
+            (abi,) = [
+                e
+                for e in self.handler.abi
+                if e.get("type") == "function" and e.get("name") == fn.fn_name
+            ]
+            selector = bytes(function_abi_to_4byte_selector(abi))
+            layout = layouts[fn.fn_name] = (selector, list(get_abi_input_types(abi)))
+        return layout[0] + encode(layout[1], fn.args)
+
     def apply_pipelined(
         self, batch: Sequence[msgs.Msg], *, timeout: float = 120.0
     ) -> list[Outcome[Any] | TransactionRevertedError]:
@@ -661,16 +682,22 @@ class EvmIbcHost:
         full = self.gas
         assert full is not None
 
+        to = to_checksum_address(self.address)
+
         def send(msg: msgs.Msg, nonce: int, limit: int) -> Any:
-            params: dict[str, Any] = {
-                "from": account.address,
+            # the transaction written out (what build_transaction fills in for these fields)
+            # with the call data ABI-encoded here: web3's generic build costs ~1 ms a message
+            tx: dict[str, Any] = {
+                "type": 2,
+                "to": to,
+                "value": 0,
+                "data": self._packet_call_data(msg),
                 "nonce": nonce,
                 "gas": limit,
                 "chainId": chain_id,
                 **fees,
             }
-            built = self._packet_fn(msg).build_transaction(cast(Any, params))
-            signed = account.sign_transaction(built)
+            signed = account.sign_transaction(tx)
             return self.w3.eth.send_raw_transaction(signed.raw_transaction)
 
         hashes = [send(msg, nonce + i, gas[type(msg)]) for i, msg in enumerate(batch)]
