@@ -731,3 +731,50 @@ def test_a_client_keeps_only_the_newest_states_and_batches_verify(
     wrong = ProofItem(corda.prefix, path, b"\x01" * 32, items[0].proof)
     with pytest.raises(VerificationError):
         enclave.verify_batch(created.client_id, post, [items[0], wrong])
+
+
+def test_remembered_state_ids_are_those_of_the_states_held(world: World) -> None:
+    """Every state id the enclave signs (remembered per client object) is the state id rule
+    computed afresh from what the client holds, through updates of both client types; an
+    update starts from a copy that remembers nothing of the client it copied."""
+    from kakehashi.lcp.enclave import ProofItem, state_id
+
+    enclave, evm, corda = world.enclave, world.evm, world.corda
+
+    def fresh(client_id: str, height: Height) -> bytes:
+        client = enclave._clients[client_id]
+        return state_id(client.client_type, client.client_state(), client.consensus_state(height))
+
+    qbft = enclave.create_qbft_client(
+        evm.header(evm.height()),
+        list(world.chain.validators),
+        chain_id=world.chain.chain_id,
+        ibc_handler=evm.prefix,
+        commitments_slot=COMMITMENTS_SLOT,
+    )
+    host = enclave.create_corda_client(
+        serialize(corda.host.client_state()), corda.host.attestation()
+    )
+    assert qbft.state_id == fresh(qbft.client_id, qbft.height)
+    assert host.state_id == fresh(host.client_id, host.height)
+    for _ in range(3):
+        evm.conn_open_init(ConnectionCounterparty(corda.client_id, "", corda.prefix))
+        corda.conn_open_init(ConnectionCounterparty(evm.client_id, "", evm.prefix))
+        for client_id, ledger in ((qbft.client_id, evm), (host.client_id, corda)):
+            before = enclave._clients[client_id]
+            height = ledger.height()
+            absent = paths.connection_path("connection-99")
+            item = ProofItem(ledger.prefix, absent, None, ledger.prove(absent, height))
+            post, update, vouched = enclave.update_and_verify(
+                client_id, ledger.header(height), None, [item]
+            )
+            after = enclave._clients[client_id]
+            assert after is not before and post not in before.state_ids
+            message = decode(update.message)
+            assert isinstance(message, UpdateStateProxyMessage)
+            assert message.prev_state_id == fresh(client_id, message.prev_height)
+            assert message.post_state_id == fresh(client_id, post)
+            statement = decode(vouched[0].message)
+            assert isinstance(statement, VerifyMembershipProxyMessage)
+            assert statement.state_id == fresh(client_id, post)
+            assert set(after.state_ids) == {message.prev_height, post}

@@ -19,6 +19,7 @@ from kakehashi.ledgers.evm.qbft import (
     header_fields,
     quorum,
     seal,
+    sealing_header_rlp,
     with_committed_seals,
 )
 from kakehashi.lightclients.qbft import (
@@ -27,6 +28,7 @@ from kakehashi.lightclients.qbft import (
     parse_header,
     recover_signers,
     verify_header,
+    verify_parsed_header,
 )
 from tests.ledgers.evm.test_qbft_format import (
     ADDRESSES,
@@ -79,6 +81,32 @@ def test_besu_block_verifies() -> None:
     assert header.hash == keccak(BESU_HEADER)
     assert header.bft_hash == bft_block_hash(BESU_SEALING_HEADER)
     assert commit_hash(BESU_HEADER).hex() == BESU_EXPECTED["commit_hash"]
+
+
+@pytest.mark.parametrize("number", [0, 1, 7528])
+@pytest.mark.parametrize("round_", [0, 3])
+def test_parse_header_hashes_as_the_format_functions(number: int, round_: int) -> None:
+    """parse_header decodes the bytes once; its hashes are still those of the format module
+    (which decode them again each), genesis rule included."""
+    header_rlp = sealed_header(ADDRESSES[:4], KEYS[:3], number=number, round_=round_)
+    parsed = parse_header(header_rlp)
+    assert parsed.hash == keccak(header_rlp)
+    assert parsed.commit_hash == commit_hash(header_rlp) == keccak(sealing_header_rlp(header_rlp))
+    assert parsed.bft_hash == bft_block_hash(header_rlp)
+    assert parse_header(BESU_HEADER).bft_hash == bft_block_hash(BESU_HEADER)
+
+
+def test_a_parsed_header_verifies_as_its_bytes() -> None:
+    parsed = parse_header(BESU_HEADER)
+    assert verify_parsed_header(parsed, BESU_VALIDATORS) == verify_header(
+        BESU_HEADER, BESU_VALIDATORS
+    )
+    with pytest.raises(VerificationError, match="height rule"):
+        verify_parsed_header(parsed, BESU_VALIDATORS, trusted_height=parsed.number)
+    with pytest.raises(VerificationError, match="quorum"):
+        verify_parsed_header(
+            parse_header(_replace_extra(BESU_HEADER, committed_seals=())), BESU_VALIDATORS
+        )
 
 
 def test_besu_block_signers() -> None:

@@ -136,7 +136,7 @@ from kakehashi.lightclients.lcp_messages import (
     message_hash,
     recover_signer,
 )
-from kakehashi.lightclients.qbft import parse_header, verify_header
+from kakehashi.lightclients.qbft import parse_header, verify_header, verify_parsed_header
 
 __all__ = [
     "CLIENTS_DIR",
@@ -420,6 +420,8 @@ def _any(type_url: str, value: bytes) -> bytes:
 class _Client(Protocol):
     client_type: str
     consensus: dict[int, Any]
+    state_ids: dict[Height, bytes]
+    """State ids computed for this object, by height (see :meth:`Enclave._state_id`)."""
 
     @property
     def frozen(self) -> bool: ...
@@ -460,6 +462,9 @@ class _QbftClient:
     consensus: dict[int, _QbftConsensus] = field(default_factory=dict)
     frozen: bool = False
     client_type: str = "qbft-evm"
+    state_ids: dict[Height, bytes] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def latest(self) -> Height:
         return Height(0, max(self.consensus))
@@ -500,7 +505,9 @@ class _QbftClient:
     def update(
         self, header: bytes, now_ns: int, trusted: Height | None = None
     ) -> tuple[Height, Height, ValidationContext]:
-        number = parse_header(header).number
+        self.state_ids.clear()  # this object is about to change (Enclave._state_id)
+        header_parsed = parse_header(header)  # decoded once, verified below
+        number = header_parsed.number
         below = [h for h in self.consensus if h < number]
         if not below:
             raise VerificationError(
@@ -509,8 +516,8 @@ class _QbftClient:
             )
         trusted_number = max(below) if trusted is None else _trusted(trusted, below, number, 0)
         anchor = self.consensus[trusted_number]
-        parsed = verify_header(
-            header,
+        parsed = verify_parsed_header(
+            header_parsed,
             list(anchor.validators),
             trusted_height=trusted_number,
             trusted_timestamp=anchor.timestamp,
@@ -593,6 +600,9 @@ class _CordaClient:
     state: corda_lc.CordaClientState
     consensus: dict[int, corda_lc.CordaConsensusState] = field(default_factory=dict)
     client_type: str = "corda-host"
+    state_ids: dict[Height, bytes] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def frozen(self) -> bool:
@@ -625,6 +635,7 @@ class _CordaClient:
     def update(
         self, header: bytes, now_ns: int, trusted: Height | None = None
     ) -> tuple[Height, Height, ValidationContext]:
+        self.state_ids.clear()  # this object is about to change (Enclave._state_id)
         state, version, consensus = corda_lc.update_client(self.state, self.consensus, header)
         if state.frozen:
             self.state = state
@@ -1039,7 +1050,19 @@ class Enclave:
         return client
 
     def _state_id(self, client: _Client, height: Height) -> bytes:
-        return state_id(client.client_type, client.client_state(), client.consensus_state(height))
+        """The state id of ``client`` at ``height`` (state id rule), remembered in the client
+        object's ``state_ids``: an update works on a fresh copy (whose ``state_ids`` starts
+        empty, and which ``update`` empties again before changing anything), and a client
+        object never changes once stored, so an id remembered there is the id of what it
+        holds. A QBFT update used to compute three per call (prev, post, and post again for
+        each proof)."""
+        sid = client.state_ids.get(height)
+        if sid is None:
+            sid = state_id(
+                client.client_type, client.client_state(), client.consensus_state(height)
+            )
+            client.state_ids[height] = sid
+        return sid
 
     def _register(self, client: _Client) -> CreatedClient:
         client_id = f"{client.client_type}-{self._next_client}"

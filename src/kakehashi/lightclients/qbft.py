@@ -33,12 +33,13 @@ from kakehashi.ledgers.evm.qbft import (
     HASH_SIZE,
     HeaderField,
     QbftExtraData,
-    bft_block_hash,
     commit_hash,
     decode_scalar,
+    encode_header,
     header_fields,
     quorum,
     recover_seal,
+    unsealed_header_rlp,
 )
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "parse_header",
     "recover_signers",
     "verify_header",
+    "verify_parsed_header",
 ]
 
 
@@ -78,19 +80,27 @@ def parse_header(header_rlp: bytes) -> QbftHeader:
     Parsing checks the format only: nothing here says the header is final (see
     :func:`verify_header`).
     """
+    # decoded once: the two hashes below re-encode these fields, not the bytes
     fields = header_fields(header_rlp)
     extra = QbftExtraData.decode(fields[HeaderField.EXTRA_DATA])
+    number = decode_scalar(fields[HeaderField.NUMBER], "block number", max_size=8)
+    block_hash = keccak(header_rlp)
+    if number == 0:  # genesis rule: block 0 is hashed as it stands
+        bft_hash = sealing_hash = keccak(encode_header(fields))
+    else:
+        bft_hash = keccak(unsealed_header_rlp(fields, extra, keep_round=False))
+        sealing_hash = keccak(unsealed_header_rlp(fields, extra, keep_round=True))
     return QbftHeader(
-        number=decode_scalar(fields[HeaderField.NUMBER], "block number", max_size=8),
+        number=number,
         timestamp=decode_scalar(fields[HeaderField.TIMESTAMP], "block timestamp", max_size=8),
         parent_hash=_hash_field(fields, HeaderField.PARENT_HASH),
         state_root=_hash_field(fields, HeaderField.STATE_ROOT),
         validators=extra.validators,
         round=extra.round,
         committed_seals=extra.committed_seals,
-        hash=keccak(header_rlp),
-        bft_hash=bft_block_hash(header_rlp),
-        commit_hash=commit_hash(header_rlp),
+        hash=block_hash,
+        bft_hash=bft_hash,
+        commit_hash=sealing_hash,
     )
 
 
@@ -134,8 +144,30 @@ def verify_header(
     needs ``now``. Returns the parsed header; raises :class:`VerificationError` naming the rule
     that failed and the numbers involved.
     """
+    return verify_parsed_header(
+        parse_header(header_rlp),
+        trusted_validators,
+        trusted_height=trusted_height,
+        trusted_timestamp=trusted_timestamp,
+        now=now,
+        trusting_period=trusting_period,
+        max_clock_drift=max_clock_drift,
+    )
+
+
+def verify_parsed_header(
+    header: QbftHeader,
+    trusted_validators: Sequence[bytes],
+    *,
+    trusted_height: int | None = None,
+    trusted_timestamp: int | None = None,
+    now: float | None = None,
+    trusting_period: float | None = None,
+    max_clock_drift: float | None = None,
+) -> QbftHeader:
+    """:func:`verify_header` of a header :func:`parse_header` has decoded already (for a caller
+    that read its number first: the bytes are decoded once)."""
     trusted = _trusted_set(trusted_validators)
-    header = parse_header(header_rlp)
     _check_height(header, trusted_height)
     _check_times(header, trusted_timestamp, now, trusting_period, max_clock_drift)
     _check_validator_set(header)

@@ -76,6 +76,7 @@ __all__ = [
     "recover_seal",
     "seal",
     "sealing_header_rlp",
+    "unsealed_header_rlp",
     "validator_address",
     "with_committed_seals",
 ]
@@ -280,11 +281,22 @@ def bft_block_hash(header_rlp: bytes) -> bytes:
 def _filtered_header(header_rlp: bytes, *, keep_round: bool) -> bytes:
     fields = header_fields(header_rlp)
     number = decode_scalar(fields[HeaderField.NUMBER], "block number", max_size=8)
-    if number != 0:  # genesis rule: block 0 is hashed as it stands
-        extra = QbftExtraData.decode(fields[HeaderField.EXTRA_DATA])
-        extra = replace(extra, committed_seals=(), round=extra.round if keep_round else 0)
-        fields[HeaderField.EXTRA_DATA] = extra.encode()
-    return encode_header(fields)
+    if number == 0:  # genesis rule: block 0 is hashed as it stands
+        return encode_header(fields)
+    extra = QbftExtraData.decode(fields[HeaderField.EXTRA_DATA])
+    return unsealed_header_rlp(fields, extra, keep_round=keep_round)
+
+
+def unsealed_header_rlp(
+    fields: Sequence[bytes], extra: QbftExtraData, *, keep_round: bool
+) -> bytes:
+    """A non-genesis header given its decoded ``fields`` and ``extra`` data, with its committed
+    seals emptied and its round kept (:func:`sealing_header_rlp`) or zeroed (what
+    :func:`bft_block_hash` hashes): for a caller that has decoded the header already."""
+    unsealed = replace(extra, committed_seals=(), round=extra.round if keep_round else 0)
+    out = list(fields)
+    out[HeaderField.EXTRA_DATA] = unsealed.encode()
+    return encode_header(out)
 
 
 def quorum(validator_count: int) -> int:
