@@ -71,6 +71,8 @@ def test_the_api_end_to_end_and_the_key_never_leaks(
         response = api.request(method, url, **kwargs)
         answers.append(response.text)
         assert response.status_code == status, response.text
+        # every answer is JSON, the pre-encoded ones of the hot endpoints included
+        assert response.headers["content-type"] == "application/json"
         body: dict[str, Any] = response.json()
         return body
 
