@@ -93,6 +93,8 @@ def test_version_chain_each_notarised_and_provable(net: EmbeddedNetwork) -> None
             assert net.notary.uniqueness.consumed_by(ref) == view.tx_id
         for i in range(1, 6):
             proof = host.prove(path(i), Height(0, version))
+            # one walk of the tree answers what prove and value_at answer
+            assert host.prove_value(path(i), version) == (proof, host.value_at(path(i), version))
             if i < version:
                 verify_membership(client, proof, path(i), value(i), version=version)
                 assert host.value_at(path(i), version) == value(i)
@@ -108,6 +110,21 @@ def test_version_chain_each_notarised_and_provable(net: EmbeddedNetwork) -> None
     # a read-only call makes no transaction
     assert host.execute(lambda store: store.get(path(1))) == value(1)
     assert host.version == 6
+    # the version rows it remembers (read once; the latest kept in memory) are the recorded ones
+    from sqlalchemy import select
+
+    from kakehashi.ibc.corda_host.host import versions
+
+    with host.engine.connect() as conn:
+        recorded = [
+            tuple(row) for row in conn.execute(select(versions).order_by(versions.c.version))
+        ]
+    remembered = [host._version(v) for v in range(1, 7)]
+    assert [host._version(v) for v in range(1, 7)] == remembered
+    assert [
+        (v.version, v.tx_id, v.output_index, v.smt_root, v.timestamp_ns) for v in remembered
+    ] == recorded
+    assert remembered[-1] is host.latest
     # heights that do not exist (yet) or of another revision cannot be proven
     with pytest.raises(IbcError, match="does not exist"):
         host.prove(path(1), 7)

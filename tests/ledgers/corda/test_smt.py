@@ -71,6 +71,7 @@ def test_members_and_non_members_prove(entries: dict[bytes, bytes], absent: list
         assert len(proof) % HASH_SIZE == 0
         verify_membership(tree.root, key, value, proof)
         assert tree.get(key) == value
+        assert tree.prove_value(key) == (proof, value)
         with pytest.raises(VerificationError):
             verify_non_membership(tree.root, key, proof)
         with pytest.raises(VerificationError):
@@ -81,6 +82,7 @@ def test_members_and_non_members_prove(entries: dict[bytes, bytes], absent: list
         proof = tree.prove(key)
         verify_non_membership(tree.root, key, proof)
         assert tree.get(key) is None
+        assert tree.prove_value(key) == (proof, None)
         with pytest.raises(VerificationError):
             verify_membership(tree.root, key, b"\x01" * 32, proof)
     assert dict(tree.items()) == entries

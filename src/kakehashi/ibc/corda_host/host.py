@@ -86,7 +86,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    and_,
     func,
     select,
 )
@@ -251,7 +250,27 @@ _INSERT_VERSION = SQL(
     "INSERT INTO ibc_host_versions (version, tx_id, output_index, smt_root, timestamp_ns) "
     "VALUES (:version, :tx_id, :output_index, :smt_root, :timestamp_ns)"
 )
+_GET_VERSION = SQL(
+    "SELECT version, tx_id, output_index, smt_root, timestamp_ns FROM ibc_host_versions "
+    "WHERE version = :version"
+)
+# Records of one channel whose commitment the store still holds (packet commitment / ack
+# commitment under the recorded path), in sequence order.
+_SENT_STILL_COMMITTED = SQL(
+    "SELECT t.packet FROM ibc_sent_packets t JOIN ibc_store_values v "
+    "ON v.path = t.path AND v.value = t.commitment "
+    "WHERE t.port_id = :port_id AND t.channel_id = :channel_id AND t.sequence >= :sequence "
+    "ORDER BY t.sequence"
+)
+_ACKS_STILL_COMMITTED = SQL(
+    "SELECT t.packet, t.acknowledgement FROM ibc_written_acks t JOIN ibc_store_values v "
+    "ON v.path = t.path AND v.value = t.commitment "
+    "WHERE t.port_id = :port_id AND t.channel_id = :channel_id AND t.sequence >= :sequence "
+    "ORDER BY t.sequence"
+)
 _PENDING_ID = 1
+_REMEMBERED_VERSIONS = 1024
+"""Older version rows (and their attestations) a host keeps in memory once read."""
 
 _CLIENT, _CONNECTION, _CHANNEL, _COUNTER = "client", "connection", "channel", "counter"
 
@@ -663,6 +682,7 @@ class CordaIbcHost:
         self._nodes = _DbNodeStore(self.engine)
         self._call: _Call | None = None
         self._attestations: OrderedDict[int, HostStateAttestation] = OrderedDict()
+        self._versions: OrderedDict[int, _Version] = OrderedDict()
         host_metadata.create_all(self.engine)
         self.store = HostStore(self)
         with self._lock:
@@ -958,8 +978,8 @@ class CordaIbcHost:
         """Packets sent on ``port_id/channel_id`` whose ICS-04 packet commitment the host holds
         at its latest version (neither acknowledged nor timed out), sequence ≥
         ``from_sequence``, in sequence order."""
-        rows = self._still_committed(sent_packets, port_id, channel_id, from_sequence)
-        return [Packet.decode(bytes(row.packet)) for row in rows]
+        rows = self._still_committed(_SENT_STILL_COMMITTED, port_id, channel_id, from_sequence)
+        return [Packet.decode(bytes(packet)) for (packet,) in rows]
 
     def written_acks(
         self, port_id: str, channel_id: str, from_sequence: int = 1
@@ -968,40 +988,46 @@ class CordaIbcHost:
         packets' destination) whose ack commitment the host holds at its latest version,
         sequence ≥ ``from_sequence``, in sequence order. ICS-04 never deletes an ack
         commitment, so this is every acknowledgement written there."""
-        rows = self._still_committed(written_acks, port_id, channel_id, from_sequence)
-        return [(Packet.decode(bytes(row.packet)), bytes(row.acknowledgement)) for row in rows]
+        rows = self._still_committed(_ACKS_STILL_COMMITTED, port_id, channel_id, from_sequence)
+        return [(Packet.decode(bytes(packet)), bytes(ack)) for packet, ack in rows]
 
     def _still_committed(
-        self, table: Table, port_id: str, channel_id: str, from_sequence: int
+        self, query: SQL, port_id: str, channel_id: str, from_sequence: int
     ) -> list[Any]:
-        """Rows of ``table`` on one channel whose commitment the current store still holds."""
-        held = and_(store_values.c.path == table.c.path, store_values.c.value == table.c.commitment)
-        query = (
-            select(table)
-            .join(store_values, held)
-            .where(
-                table.c.port_id == port_id,
-                table.c.channel_id == channel_id,
-                table.c.sequence >= from_sequence,
-            )
-            .order_by(table.c.sequence)
-        )
+        """Rows of ``query`` (:data:`_SENT_STILL_COMMITTED`, :data:`_ACKS_STILL_COMMITTED`): one
+        channel's records whose commitment the current store still holds (one statement, so
+        one consistent snapshot; run on the DBAPI cursor, as every frequent host query)."""
+        params = {"port_id": port_id, "channel_id": channel_id, "sequence": from_sequence}
         with self.engine.connect() as conn:
-            return list(conn.execute(query))
+            return list(query.run(conn, params).fetchall())
 
     # -- proofs -------------------------------------------------------------------------------
 
     def _version(self, version: int) -> _Version:
+        """The row of host version ``version``. A recorded version never changes (its row is
+        written once, with the notarised transaction): the latest is the one this host holds
+        in memory, older ones are remembered once read (the newest
+        :data:`_REMEMBERED_VERSIONS`). A version not recorded yet is read every time."""
+        latest = self.latest
+        if version == latest.version:
+            return latest
+        known = self._versions.get(version)
+        if known is not None:
+            return known
         with self.engine.connect() as conn:
-            row = conn.execute(select(versions).where(versions.c.version == version)).first()
+            row = _GET_VERSION.run(conn, {"version": version}).fetchone()
         if row is None:
             raise IbcError(
                 f"host version {version} does not exist (latest {self.version}, first "
                 f"{GENESIS_VERSION})"
             )
-        return _Version(
-            row.version, bytes(row.tx_id), row.output_index, bytes(row.smt_root), row.timestamp_ns
-        )
+        number, tx_id, output_index, smt_root, timestamp_ns = row
+        known = _Version(number, bytes(tx_id), output_index, bytes(smt_root), timestamp_ns)
+        with self._lock:
+            self._versions[version] = known
+            if len(self._versions) > _REMEMBERED_VERSIONS:
+                self._versions.popitem(last=False)
+        return known
 
     def _height(self, height: Height | int) -> int:
         if isinstance(height, Height):
@@ -1032,7 +1058,7 @@ class CordaIbcHost:
             signatures[notary_key], signatures[self.node.party.owning_key], tear_off
         )
         self._attestations[version] = attestation
-        if len(self._attestations) > 1024:
+        if len(self._attestations) > _REMEMBERED_VERSIONS:
             self._attestations.popitem(last=False)
         return attestation, row
 
@@ -1054,9 +1080,14 @@ class CordaIbcHost:
     def prove_value(
         self, path: bytes, height: Height | int | None = None
     ) -> tuple[bytes, bytes | None]:
-        """:meth:`prove` and :meth:`value_at` of ``path`` at ``height`` (default latest)."""
+        """:meth:`prove` and :meth:`value_at` of ``path`` at ``height`` (default latest), from
+        one walk of the tree."""
         version = self.version if height is None else self._height(height)
-        return self.prove(path, version), self.value_at(path, version)
+        with self._lock:
+            attestation, row = self._attestation(version)
+            tree = SparseMerkleTree(self._nodes, row.smt_root)
+            proof, value = tree.prove_value(key_for_path(path))
+        return serialize(CommitmentProof(attestation, proof)), value
 
     def value_at(self, path: bytes, height: Height | int | None = None) -> bytes | None:
         """The value under ``path`` at ``height`` (default latest), read from the tree."""

@@ -344,6 +344,12 @@ class SparseMerkleTree:
         siblings, _leaf, _value = self._path(key, self.root if root is None else root)
         return SmtProof(tuple(siblings)).encode()
 
+    def prove_value(self, key: bytes, root: bytes | None = None) -> tuple[bytes, bytes | None]:
+        """:meth:`prove` and :meth:`get` of ``key`` at ``root`` from one walk of its path."""
+        _check_key(key)
+        siblings, _leaf, value = self._path(key, self.root if root is None else root)
+        return SmtProof(tuple(siblings)).encode(), value
+
     def items(self, root: bytes | None = None) -> Iterable[tuple[bytes, bytes]]:
         """Every (key, value) at ``root``, in key order (walks the whole tree: for tests/audits)."""
         stack = [(self.root if root is None else root, KEY_BITS)]
