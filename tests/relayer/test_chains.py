@@ -416,3 +416,31 @@ def test_what_a_ledger_accepted_is_remembered_without_reading_again(
     assert evm.is_settled(packet) and evm.unsettled([packet]) == []
     assert link.fresh(corda).is_received(CORDA_PORT, link.chan_c, packet.sequence)
     assert link.fresh(evm).is_settled(packet)
+
+
+def test_each_handler_log_is_decoded_once(
+    harness: CrossRelayer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The EVM endpoint keeps the packets of the logs it read decoded: a discovery call decodes
+    only the logs of blocks it had not read, and answers as a fresh endpoint does."""
+    link = open_link(harness, Order.UNORDERED)
+    evm = link.evm
+    sent = [link.send(evm, b"decoded once %d" % i) for i in range(3)]
+    decoded: list[bytes] = []
+    original = Packet.decode
+
+    def counting(data: bytes) -> Packet:
+        decoded.append(data)
+        return original(data)
+
+    monkeypatch.setattr(Packet, "decode", staticmethod(counting))
+    assert evm.packets_sent(EVM_PORT, link.chan_e) == sent
+    assert len(decoded) == 3
+    assert evm.packets_sent(EVM_PORT, link.chan_e) == sent
+    assert evm.acks_written(EVM_PORT, link.chan_e) == []
+    assert len(decoded) == 3  # nothing new: nothing decoded again
+    more = link.send(evm, b"one more")
+    before = len(decoded)  # (sending decodes the packet of its own receipt)
+    assert evm.packets_sent(EVM_PORT, link.chan_e) == [*sent, more]
+    assert len(decoded) == before + 1
+    assert link.fresh(evm).packets_sent(EVM_PORT, link.chan_e) == [*sent, more]

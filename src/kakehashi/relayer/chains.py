@@ -549,13 +549,15 @@ class EvmEndpoint(_OneMessage, _PacketQueries):
 
     _RELAYED_EVENTS = ("SendPacket", "WriteAcknowledgement")
 
-    def _logs(self, event: str, to_block: int) -> list[tuple[bytes, ...]]:
+    def _logs(self, event: str, to_block: int) -> list[tuple[Any, ...]]:
         """The handler's ``event`` logs (``SendPacket`` or ``WriteAcknowledgement``) from
         :attr:`from_block` to ``to_block``, each as its decoded data fields (``(packet,)``,
-        ``(packet, acknowledgement)``). Both kinds come from one ``eth_getLogs`` of the
-        handler's address and the two event topics per new range of blocks, decoded here from
-        the raw answer, and what was read is kept (a QBFT block is final: its logs never
-        change), so each call asks the node only for the blocks since the last one."""
+        ``(packet, acknowledgement)``, the packet a :class:`Packet`). Both kinds come from one
+        ``eth_getLogs`` of the handler's address and the two event topics per new range of
+        blocks, decoded here from the raw answer, and what was read is kept decoded (a QBFT
+        block is final: its logs never change), so each call asks the node only for the blocks
+        since the last one and decodes only their logs (decoding every packet the channel ever
+        carried, each call, cost ~0.3 ms a call after a few dozen packets)."""
         state: dict[str, Any] = self.__dict__.setdefault(
             "_log_cache", {"to": self.from_block - 1, **{e: [] for e in self._RELAYED_EVENTS}}
         )
@@ -573,13 +575,17 @@ class EvmEndpoint(_OneMessage, _PacketQueries):
                     }
                 ],
             )
+            new: list[tuple[str, tuple[Any, ...]]] = []  # kept only once all decode
             for entry in found:
                 topics = entry.get("topics") or []
                 kind = kinds.get(str(topics[0]).lower()) if topics else None
                 if kind is not None:
                     name, types = kind
                     data = bytes.fromhex(str(entry["data"]).removeprefix("0x"))
-                    state[name].append(tuple(bytes(v) for v in abi_decode(types, data)))
+                    raw, *rest = (bytes(v) for v in abi_decode(types, data))
+                    new.append((name, (Packet.decode(raw), *rest)))
+            for name, fields in new:
+                state[name].append(fields)
             state["to"] = to_block
         return list(state[event])
 
@@ -590,8 +596,7 @@ class EvmEndpoint(_OneMessage, _PacketQueries):
         block = self.latest_height()
         candidates: dict[int, Packet] = {}
         settled = self._facts().settled
-        for (raw,) in self._logs("SendPacket", block.revision_height):
-            packet = Packet.decode(raw)
+        for (packet,) in self._logs("SendPacket", block.revision_height):
             if (packet.source_port, packet.source_channel) != (port_id, channel_id):
                 continue
             if packet.sequence < from_sequence or packet.sequence in candidates:
@@ -618,8 +623,7 @@ class EvmEndpoint(_OneMessage, _PacketQueries):
         block = self.latest_height()
         checked: set[tuple[str, str, int]] = self.__dict__.setdefault("_acks_checked", set())
         logged: dict[int, WrittenAck] = {}
-        for raw, ack in self._logs("WriteAcknowledgement", block.revision_height):
-            packet = Packet.decode(raw)
+        for packet, ack in self._logs("WriteAcknowledgement", block.revision_height):
             if (packet.destination_port, packet.destination_channel) != (port_id, channel_id):
                 continue
             if packet.sequence >= from_sequence:
