@@ -127,3 +127,17 @@ def test_malformed_encodings_are_refused() -> None:
     for decoder in (ConnectionEnd.decode, ChannelEnd.decode, Packet.decode):
         with pytest.raises(IbcError):
             decoder(b"\x01\x02")
+
+
+def test_a_remembered_packet_decoding_is_that_of_the_same_bytes() -> None:
+    """Packet.decode remembers decodings by their bytes: the same bytes (any bytes-like
+    object) give the same packet, other bytes their own, malformed bytes raise every time."""
+    packet = Packet(3, "p1", "channel-0", "p2", "channel-1", b"data", Height(0, 9), 0)
+    other = Packet(4, "p1", "channel-0", "p2", "channel-1", b"data", Height(0, 9), 0)
+    encoded = packet.encode()
+    assert Packet.decode(encoded) == packet
+    assert Packet.decode(memoryview(encoded)) is Packet.decode(bytearray(encoded))
+    assert Packet.decode(other.encode()) == other
+    for _ in range(2):
+        with pytest.raises(IbcError, match="malformed packet"):
+            Packet.decode(encoded[:-1])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import lru_cache
 
 from eth_abi import decode, encode
 
@@ -239,10 +240,25 @@ class Packet:
 
     @classmethod
     def decode(cls, data: bytes) -> Packet:
-        try:
-            ((seq, sp, sc, dp, dc, payload, th, tt),) = decode([cls._ABI], data)
-            return cls(seq, sp, sc, dp, dc, bytes(payload), Height(th[0], th[1]), tt)
-        except IbcError:
-            raise
-        except Exception as exc:
-            raise IbcError(f"malformed packet: {exc}") from None
+        """The packet of canonical bytes (:meth:`encode`); :class:`IbcError` if malformed.
+
+        A pure function of the bytes, and a packet is immutable: the newest
+        :data:`PACKET_DECODINGS` decodings are remembered (a relayer's discovery reads every
+        packet still in flight, and every acknowledgement a ledger wrote, each round; the ABI
+        decoder costs tens of microseconds a packet)."""
+        return _decode_packet(bytes(data))
+
+
+PACKET_DECODINGS = 4096
+"""Packet decodings remembered by :meth:`Packet.decode` (the newest)."""
+
+
+@lru_cache(maxsize=PACKET_DECODINGS)
+def _decode_packet(data: bytes) -> Packet:
+    try:
+        ((seq, sp, sc, dp, dc, payload, th, tt),) = decode([Packet._ABI], data)
+        return Packet(seq, sp, sc, dp, dc, bytes(payload), Height(th[0], th[1]), tt)
+    except IbcError:
+        raise
+    except Exception as exc:
+        raise IbcError(f"malformed packet: {exc}") from None
