@@ -247,3 +247,53 @@ def test_a_restarted_service_continues_its_clients(
     assert isinstance(old, UpdateStateProxyMessage) and isinstance(new, UpdateStateProxyMessage)
     assert (new.prev_height, new.prev_state_id) == (first, old.post_state_id)
     assert new.post_height == second
+
+
+def test_a_connection_the_service_closed_while_idle_is_replaced() -> None:
+    """The client keeps one connection alive; when the service closes it between calls (an
+    idle timeout, a restart), the next call opens a new one instead of failing. A URL that is
+    not http(s)://host:port is refused up front; a closed port is an LcpUnavailableError."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from kakehashi.errors import ConfigurationError
+
+    connections: list[int] = []
+
+    class OneAnswerPerConnection(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, yet each connection closes after one answer
+
+        def setup(self) -> None:
+            super().setup()
+            connections.append(1)
+
+        def do_GET(self) -> None:
+            body = json.dumps({"status": "ok", "path": self.path}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True  # as an idle timeout would, without saying so
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), OneAnswerPerConnection)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/prefix"
+        with LcpServiceClient(url) as lcp:
+            for _ in range(3):
+                assert lcp.health() == {"status": "ok", "path": "/prefix/health"}
+        assert len(connections) == 3
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(LcpUnavailableError, match="cannot reach"):
+        LcpServiceClient(url, timeout=2).health()
+    for bad in ("127.0.0.1:8080", "ftp://host:1", "http://host:port"):
+        with pytest.raises(ConfigurationError):
+            LcpServiceClient(bad)
