@@ -11,6 +11,7 @@ clients from the sealed files.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -280,7 +281,14 @@ def test_a_connection_the_service_closed_while_idle_is_replaced() -> None:
         def log_message(self, *_: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), OneAnswerPerConnection)
+    closed = threading.Semaphore(0)
+
+    class Server(ThreadingHTTPServer):
+        def shutdown_request(self, request: Any) -> None:
+            super().shutdown_request(request)
+            closed.release()  # the connection is closed now
+
+    server = Server(("127.0.0.1", 0), OneAnswerPerConnection)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -288,6 +296,7 @@ def test_a_connection_the_service_closed_while_idle_is_replaced() -> None:
         with LcpServiceClient(url) as lcp:
             for _ in range(3):
                 assert lcp.health() == {"status": "ok", "path": "/prefix/health"}
+                assert closed.acquire(timeout=10)  # closed while the client is idle
         assert len(connections) == 3
     finally:
         server.shutdown()
