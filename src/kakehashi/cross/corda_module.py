@@ -11,10 +11,10 @@ crash loses nothing.
 Nothing runs before every signer the transaction names has signed (:meth:`CrossModule.initiate`
 with this node's party and given signatures, :meth:`CrossModule.sign`, SIGN packets from the
 ledgers across the parts' channels; :meth:`CrossModule.sign_remote` sends one for a party of
-this ledger). The application parts run in defaults to
-:class:`~kakehashi.cross.corda_kv.StateKeyValueApp`: key-value records as Corda states, moved
-into lock states by a prepare, in the same notarised host version (calls:
-:mod:`kakehashi.cross.kv`).
+this ledger). Parts run in :class:`~kakehashi.cross.corda_apps.CordaApps`: the key-value
+application (:class:`~kakehashi.cross.corda_kv.StateKeyValueApp`: records as Corda states,
+moved into lock states by a prepare, in the same notarised host version; calls:
+:mod:`kakehashi.cross.kv`) and any other application added by op.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import cbor2
 
 from kakehashi.cross.auth import Authentication, corda_key_id, verify_party_signature
 from kakehashi.cross.coordinator import Coordinator, Finish, PrepareLocal, Send
-from kakehashi.cross.corda_kv import StateKeyValueApp
+from kakehashi.cross.corda_apps import CordaApps
 from kakehashi.cross.packets import AckStatus, CrossAck, CrossPacket, PacketKind
 from kakehashi.cross.participant import PartCall, Participant, PartRecord
 from kakehashi.cross.status import AuthStatus, Decision, PartStatus
@@ -145,7 +145,7 @@ class CrossModule:
     """The ``cross`` port's module on ``host`` (module docstring). Bind it on the host's router
     before opening the host: ``router.bind(CROSS_PORT, module)``, then :meth:`attach`."""
 
-    def __init__(self, app_factory: Any = StateKeyValueApp, timeout_span: int = 1_000) -> None:
+    def __init__(self, app_factory: Any = CordaApps, timeout_span: int = 1_000) -> None:
         self._host: CordaIbcHost | None = None
         self._app_factory = app_factory
         self.timeout_span = timeout_span  # packet timeout: this many counterparty heights
