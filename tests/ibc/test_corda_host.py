@@ -548,6 +548,32 @@ def test_batched_calls_make_one_version_and_concurrent_calls_queue(net: Embedded
             verify_membership(client, host.prove(path(i)), path(i), value(i))
 
 
+def test_other_threads_read_only_committed_versions(net: EmbeddedNetwork) -> None:
+    """A reader on another thread (the node's HTTP API while a relayer's call runs) sees the
+    committed store, never the running call's writes; the calling thread sees its own."""
+    import threading
+
+    host = CordaIbcHost(net.node(OPERATOR))
+    seen: dict[str, object] = {}
+
+    def read_elsewhere() -> None:
+        seen["value"] = host.store.get(path(1))
+        seen["object"] = host.store.get_object("app:test", "k")
+
+    def action(store: HostStore) -> None:
+        store.set(path(1), value(1))
+        store.set_object("app:test", "k", b"v")
+        reader = threading.Thread(target=read_elsewhere)
+        reader.start()
+        reader.join()
+        seen["own"] = store.get_object("app:test", "k")
+
+    host.execute(action)
+    assert seen == {"value": None, "object": None, "own": b"v"}
+    read_elsewhere()
+    assert seen["value"] == value(1) and seen["object"] == b"v"
+
+
 @pytest.mark.postgres
 def test_host_on_postgres_survives_restart(net: EmbeddedNetwork, fresh_postgres_db: str) -> None:
     from kakehashi.ledgers.corda.model.identity import X500Name

@@ -680,7 +680,7 @@ class CordaIbcHost:
         self._tolerance_us = time_tolerance_ns // 1000
         self._lock = threading.RLock()
         self._nodes = _DbNodeStore(self.engine)
-        self._call: _Call | None = None
+        self._running: tuple[int, _Call] | None = None  # (thread, call) of the running call
         self._attestations: OrderedDict[int, HostStateAttestation] = OrderedDict()
         self._versions: OrderedDict[int, _Version] = OrderedDict()
         host_metadata.create_all(self.engine)
@@ -753,6 +753,20 @@ class CordaIbcHost:
         )
 
     # -- calls --------------------------------------------------------------------------------
+
+    @property
+    def _call(self) -> _Call | None:
+        """The running call, as the thread running it sees it: another thread (a reader serving
+        HTTP while a relayer's call runs) sees only committed versions, never a call's
+        uncommitted writes."""
+        running = self._running
+        if running is None or running[0] != threading.get_ident():
+            return None
+        return running[1]
+
+    @_call.setter
+    def _call(self, call: _Call | None) -> None:
+        self._running = None if call is None else (threading.get_ident(), call)
 
     def execute(self, action: Callable[[HostStore], T]) -> T:
         """Run ``action`` on the store as one IBC state change (one notarised version).
