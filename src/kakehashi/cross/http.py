@@ -18,6 +18,13 @@
   "signature": HEX}`` — a party of this ledger, a CHANNEL signer of part ``index`` of a
   transaction coordinated across ``channel``, signs; a SIGN packet carries it there. Public.
 
+* ``GET /cross/events[?tx_id=HEX]`` — **Server-Sent Events**: the transactions this node
+  coordinates as they move: ``authenticated`` (every signer signed), ``decided`` (COMMIT or
+  ABORT) and ``completed`` (``outcome`` committed or aborted, every part told), each ``data`` a
+  JSON object with ``tx_id``. With ``tx_id`` the stream starts with that transaction's state and
+  ends after its ``completed`` (a late subscriber still gets it); without, it carries every
+  change from the time it is opened. A ``: keep-alive`` comment every 15 s.
+
 Errors: 400 malformed input, 409 refused (unknown transaction, timed out, not a signer), 422 a
 signature that does not verify.
 """
@@ -25,16 +32,22 @@ signature that does not verify.
 from __future__ import annotations
 
 import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from kakehashi.cross.corda_module import CrossModule
+from kakehashi.cross.status import Decision
 from kakehashi.cross.tx import Account, InitiateTx, SignerKind
 from kakehashi.errors import KakehashiError, SerializationError, SignatureError
 
-__all__ = ["create_cross_router"]
+__all__ = ["create_cross_router", "event_stream"]
 
 
 class SignatureBody(BaseModel):
@@ -82,6 +95,64 @@ def _hex(value: str, what: str) -> bytes:
         return bytes.fromhex(value.removeprefix("0x"))
     except ValueError:
         raise HTTPException(400, f"{what} is not hex") from None
+
+
+def _progress(module: CrossModule, tx_id: bytes) -> tuple[str, ...]:
+    """How far ``tx_id`` has come here, as the events it has earned, in order."""
+    c = module.coordinator(tx_id)
+    if c is None:
+        return ()
+    earned: tuple[str, ...] = ()
+    if c.started:
+        earned += ("authenticated",)
+    if c.decision is not Decision.UNKNOWN:
+        earned += ("decided",)
+        if c.done:
+            earned += ("completed",)
+    return earned
+
+
+def _event(module: CrossModule, tx_id: bytes, name: str) -> str:
+    c = module.coordinator(tx_id)
+    assert c is not None
+    data: dict[str, Any] = {"tx_id": tx_id.hex()}
+    if name != "authenticated":
+        data["decision"] = c.decision.name
+    if name == "completed":
+        data["outcome"] = "committed" if c.decision is Decision.COMMIT else "aborted"
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+def event_stream(
+    module: CrossModule,
+    tx_id: bytes | None,
+    *,
+    poll_s: float = 0.2,
+    keep_alive_s: float = 15.0,
+    stop: threading.Event | None = None,
+) -> Iterator[str]:
+    """The Server-Sent Events of ``GET /cross/events`` (module docstring), polling the host's
+    records every ``poll_s`` (they are in the node's database, whichever process wrote them)."""
+    seen: dict[bytes, int] = {}
+    if tx_id is None:  # changes from now on only
+        seen = {t: len(_progress(module, t)) for t in module.coordinated()}
+    quiet = 0.0
+    while stop is None or not stop.is_set():
+        watched = [tx_id] if tx_id is not None else module.coordinated()
+        sent = False
+        for t in watched:
+            earned = _progress(module, t)
+            for name in earned[seen.get(t, 0) :]:
+                yield _event(module, t, name)
+                sent = True
+            seen[t] = len(earned)
+            if tx_id is not None and "completed" in earned:
+                return
+        quiet = 0.0 if sent else quiet + poll_s
+        if quiet >= keep_alive_s:
+            yield ": keep-alive\n\n"
+            quiet = 0.0
+        time.sleep(poll_s)
 
 
 def create_cross_router(module: CrossModule, *, app_token: str) -> APIRouter:
@@ -144,6 +215,15 @@ def create_cross_router(module: CrossModule, *, app_token: str) -> APIRouter:
                 }
             )
         return {"transactions": listed}
+
+    @router.get("/events")
+    def events(tx_id: str | None = None) -> StreamingResponse:
+        wanted = None if tx_id is None else _hex(tx_id, "tx_id")
+        return StreamingResponse(
+            event_stream(module, wanted),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
 
     @router.get("/kv/{key}")
     def kv(key: str) -> dict[str, Any]:
