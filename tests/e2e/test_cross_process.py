@@ -1,7 +1,9 @@
 """A cross transaction across the two ledgers with every part its own process (EVM node, Corda
 notary and node serving its IBC host and Cross Framework module, LCP service, relayer): the EVM
-chain coordinates a two-phase commit with the Corda node, and the relayer is killed with SIGKILL
-several times while it relays; started again, it completes the transaction on both ledgers."""
+chain coordinates a two-phase commit with the Corda node, signed by three parties (the initiator,
+a second EVM account with ``kakehashi tx sign``, and the Corda node's party on its own ledger
+with ``kakehashi tx sign --part``: a SIGN packet), and the relayer is killed with SIGKILL several
+times while it relays; started again, it completes the transaction on both ledgers."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kakehashi.cli.ping import PingNetwork
+from kakehashi.cli.ping import CORDA_NODE, PingNetwork
+from kakehashi.cross.auth import corda_key_id
 from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION
 from kakehashi.cross.kv import kv_call
 from kakehashi.cross.status import Decision
@@ -29,6 +32,8 @@ from kakehashi.cross.tx import (
 )
 from kakehashi.ibc.evm_deploy import CROSS_APP_CONTRACT, CROSS_CONTRACT
 from kakehashi.ibc.types import Height
+from kakehashi.ledgers.corda.model.identity import X500Name
+from kakehashi.ledgers.corda.node.setup import load_key, slug
 from kakehashi.ledgers.evm import toolchain
 from kakehashi.ledgers.evm.client import connect, funded_accounts, transact
 from tests.e2e.procs import child_env
@@ -59,19 +64,43 @@ def test_a_killed_relayer_restarts_and_the_cross_transaction_completes(
         address=network.deployment.cross, abi=toolchain.compile_contract(CROSS_CONTRACT).abi
     )
     channel = ChannelInfo(CROSS_PORT, record.a_channel_id)  # the EVM chain's end
-    initiator = funded_accounts(n=1)[0]
+    initiator, second = funded_accounts(n=2)
     signer = Account(SignerKind.LOCAL, bytes.fromhex(initiator.address[2:]))  # signs: initiates
+    cosigner = Account(SignerKind.LOCAL, bytes.fromhex(second.address[2:]))
+    corda_key = network.directory / "corda" / slug(X500Name.parse(CORDA_NODE)) / "identity.key"
+    corda_party = Account(SignerKind.CHANNEL, corda_key_id(load_key(corda_key).public))
     tx = InitiateTx(
         "kakehashi-evm",
         1,
         CommitProtocol.TPC,
         (
-            ContractTransaction(channel, (signer,), kv_call(b"order-1", b"shipped"), b"ok"),
-            ContractTransaction(channel, (signer,), kv_call(b"order-1", b"shipped"), b"ok"),
+            ContractTransaction(
+                channel, (signer, cosigner), kv_call(b"order-1", b"shipped"), b"ok"
+            ),
+            ContractTransaction(channel, (corda_party,), kv_call(b"order-1", b"shipped"), b"ok"),
         ),
         Height(0, 10**9),
     )
     transact(w3, cross.functions.initiate(tx.encode(), 0), sender=initiator)
+    tx_file = network.directory / "tx.hex"
+    tx_file.write_text(tx.encode().hex())
+    (network.directory / "second.key").write_text(second.key.hex())
+    cli = [sys.executable, "-m", "kakehashi.cli.main", "tx"]
+    sign = [*cli, "sign", str(tx_file), "--config", str(config), "--json"]
+    channel_b = record.b_channel_id  # the Corda node's end
+    signed = [
+        [*sign, "--on", "evm", "--key", str(network.directory / "second.key")],
+        [*sign, "--on", "corda", "--key", str(corda_key), "--part", "1", "--channel", channel_b],
+    ]
+    answers = [
+        json.loads(
+            subprocess.run(
+                args, capture_output=True, env=child_env(), timeout=120, check=True
+            ).stdout
+        )
+        for args in signed
+    ]
+    assert [a["status"] for a in answers] == ["PENDING", "SENT"]  # the SIGN packet waits
 
     relayer = network.start_relayer("cross-relayer", config)
     for delay in (0.5, 2.5, 3.0):  # while starting, mid-round, between rounds
@@ -100,7 +129,6 @@ def test_a_killed_relayer_restarts_and_the_cross_transaction_completes(
     assert bytes(app.functions.writer(b"order-1").call()) == bytes(32)
 
     # kakehashi tx status / list read both ledgers
-    cli = [sys.executable, "-m", "kakehashi.cli.main", "tx"]
     shown = subprocess.run(
         [*cli, "status", tx.tx_id.hex(), "--config", str(config), "--json"],
         capture_output=True,
@@ -118,6 +146,8 @@ def test_a_killed_relayer_restarts_and_the_cross_transaction_completes(
     assert [e["event"] for e in status["evm"]["timeline"]] == [
         "initiated",
         f"LOCAL 0x{signer.id.hex()} signed",
+        f"LOCAL 0x{cosigner.id.hex()} signed",
+        f"CHANNEL 0x{corda_party.id.hex()} signed",
         "authenticated: every signer signed",
         "part 0 prepared here",
         "part 1 sent PREPARE",

@@ -1,4 +1,5 @@
-"""``kakehashi tx status`` and ``kakehashi tx list``: cross transactions as both ledgers see them.
+"""``kakehashi tx status`` / ``tx list``: cross transactions as both ledgers see them; ``tx sign``:
+a party's signature, so that a transaction waiting for it can run.
 
 The ledgers are the ones a relayer configuration names (``--config``, see docs/relayer.md): the
 EVM chain's Cross Framework module is the contract bound on port ``cross`` of its IBC handler;
@@ -18,7 +19,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kakehashi.errors import ConfigurationError, KakehashiError, TransportError
+from kakehashi.cross.tx import CrossTxError
+from kakehashi.errors import (
+    ConfigurationError,
+    KakehashiError,
+    SignatureError,
+    TransportError,
+)
 
 tx_app = typer.Typer(help="Cross-ledger transactions: status and open ones.", no_args_is_help=True)
 console = Console()
@@ -86,6 +93,20 @@ class _Ledgers:
         )
         self.from_block = evm.from_block
         self.http = httpx.Client(base_url=corda.url, trust_env=False, timeout=10)
+
+    def corda_post(self, path: str, body: dict[str, Any]) -> Any:
+        try:
+            answer = self.http.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise TransportError(
+                f"the Corda node at {self.http.base_url} is unreachable: {exc}"
+            ) from None
+        if answer.status_code == 422:
+            raise SignatureError(answer.json().get("detail", answer.text))
+        if answer.status_code != 200:
+            detail = answer.json().get("detail", answer.text) if answer.content else ""
+            raise CrossTxError(f"the Corda node refused ({answer.status_code}): {detail}")
+        return answer.json()
 
     def corda(self, path: str) -> Any:
         try:
@@ -307,3 +328,102 @@ def tx_list(config_path: ConfigOption, as_json: JsonOption = False) -> None:
             "" if row["age_s"] is None else f"{row['age_s']:.1f}",
         )
     console.print(table)
+
+
+def _transaction(text: str) -> bytes:
+    """A transaction's canonical encoding: hex, or a file holding it."""
+    path = Path(text)
+    raw = path.read_text().strip() if len(text) < 512 and path.is_file() else text
+    try:
+        return bytes.fromhex(raw.removeprefix("0x"))
+    except ValueError:
+        raise ConfigurationError(
+            "TX is the transaction's canonical encoding in hex, or a file holding it"
+        ) from None
+
+
+@tx_app.command("sign")
+def tx_sign(
+    tx: Annotated[str, typer.Argument(help="The transaction's encoding (hex), or a file of it.")],
+    config_path: ConfigOption,
+    on: Annotated[str, typer.Option("--on", help="The ledger you sign on: evm or corda.")],
+    key_file: Annotated[
+        Path,
+        typer.Option(
+            "--key", help="Your key: an EVM private key (hex) or a Corda identity.key file."
+        ),
+    ],
+    part: Annotated[
+        int | None,
+        typer.Option(
+            "--part",
+            help="Sign as a CHANNEL signer of this part of a transaction coordinated by the "
+            "other ledger (needs --channel); without it, as a LOCAL signer of a transaction "
+            "coordinated on this ledger.",
+        ),
+    ] = None,
+    channel: Annotated[
+        str | None,
+        typer.Option("--channel", help="This ledger's cross channel to the coordinator."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign a cross transaction as one of its signers: LOCAL on the coordinating ledger, or
+    CHANNEL on the ledger across a part's channel (a SIGN packet then proves it to the
+    coordinator; a relayer carries it). The transaction runs once every signer has signed."""
+    from kakehashi.cross.auth import corda_key_id
+    from kakehashi.cross.tx import InitiateTx
+    from kakehashi.ledgers.corda.node.setup import load_key
+    from kakehashi.ledgers.evm.client import transact
+
+    try:
+        if on not in ("evm", "corda"):
+            raise ConfigurationError("--on is evm or corda")
+        if (part is None) != (channel is None):
+            raise ConfigurationError("--part and --channel go together (a CHANNEL signature)")
+        transaction = InitiateTx.decode(_transaction(tx))
+        tx_id = transaction.tx_id
+        ledgers = _Ledgers(config_path)
+        kind = "LOCAL" if part is None else "CHANNEL"
+        if on == "evm":
+            from eth_account import Account
+
+            try:
+                account = Account.from_key(key_file.read_text().strip())
+            except (OSError, ValueError) as exc:
+                raise ConfigurationError(f"cannot read an EVM key from {key_file}: {exc}") from None
+            functions = ledgers.auth.functions
+            call = (
+                functions.sign(transaction.encode())
+                if part is None
+                else functions.sign_remote(transaction.encode(), part, channel)
+            )
+            transact(ledgers.w3, call, sender=account, description=f"{kind} signature")
+            signer = account.address
+            verified, _ = functions.authentication(tx_id).call()
+            status = "VERIFIED" if verified else ("SENT" if part is not None else "PENDING")
+        else:
+            key = load_key(key_file)
+            key_id = corda_key_id(key.public)
+            signature = key.sign(tx_id).hex()
+            if part is None:
+                body: dict[str, Any] = {"tx_id": tx_id.hex(), "kind": kind, "id": key_id.hex()}
+                body["signature"] = signature
+                status = ledgers.corda_post("/cross/sign", body)["authentication"]
+            else:
+                body = {"tx": transaction.encode().hex(), "index": part, "channel": channel}
+                body |= {"id": key_id.hex(), "signature": signature}
+                ledgers.corda_post("/cross/sign-remote", body)
+                status = "SENT"
+            signer = f"0x{key_id.hex()}"
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    answer = {"tx_id": tx_id.hex(), "ledger": on, "kind": kind, "signer": signer, "status": status}
+    if as_json:
+        print(json.dumps(answer))
+        return
+    what = "a SIGN packet is on its way to the coordinator" if status == "SENT" else status
+    console.print(
+        f"signed {tx_id.hex()[:16]}… as {kind} {signer} on the {on} ledger: {what}", markup=False
+    )
