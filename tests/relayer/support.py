@@ -18,7 +18,7 @@ separate relayer processes would be.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,14 +163,25 @@ class World:
 
 @contextmanager
 def world(
-    tmp_path: Path, *, cross: bool = False, block_interval_ms: int | None = None
+    tmp_path: Path,
+    *,
+    cross: bool = False,
+    block_interval_ms: int | None = None,
+    corda_nodes: Sequence[str] | None = None,
+    cross_apps: Any = None,
 ) -> Iterator[World]:
     """Every part of the path, unlinked (see the module docstring). ``cross``: the path is on
     port ``cross`` between the Corda host's :class:`~kakehashi.cross.corda_module.CrossModule`
     and the EVM chain's ``contracts/cross/cross_kv.vy``. ``block_interval_ms``: the chain seals
-    a block at this interval (default: one block per transaction)."""
+    a block at this interval (default: one block per transaction). ``corda_nodes``: the Corda
+    network's nodes (the first runs the host); ``cross_apps``: the cross module's
+    ``app_factory``."""
     with ExitStack() as stack:
-        network = EmbeddedNetwork.create(tmp_path / "corda")
+        network = (
+            EmbeddedNetwork.create(tmp_path / "corda")
+            if corda_nodes is None
+            else EmbeddedNetwork.create(tmp_path / "corda", nodes=corda_nodes)
+        )
         stack.callback(network.close)
         chain = stack.enter_context(
             EmbeddedChain()
@@ -192,7 +203,7 @@ def world(
         router.bind(PORT, echo)
         module = kv = app = auth = None
         if cross:
-            module = CrossModule()
+            module = CrossModule() if cross_apps is None else CrossModule(app_factory=cross_apps)
             router.bind(CROSS_PORT, module)
             kv, app, auth = (
                 w3.eth.contract(address=address, abi=toolchain.compile_contract(name).abi)

@@ -1,0 +1,1 @@
+"""The business use cases built on the Cross Framework (DESIGN.md §7)."""

@@ -1,0 +1,204 @@
+"""Delivery records on the Corda-model ledger, and the cross-chain call that checks them.
+
+**Records.** A carrier writes a :class:`DeliveryRecordState` (contract id, shipment id,
+quantity, time delivered) for the parties of that shipment: the record's participants are the
+carrier and those parties, so :func:`record_delivery` (a notarised transaction finalised to
+them) puts it in their vaults and in no one else's. A record is never changed or consumed.
+
+**The call** (op :data:`OP_DELIVERIES`, run by :class:`DeliveryCheckApp` on a Corda IBC host whose
+operator is a party of the shipments): ``abi.encode(uint8 48, bytes contract_id, bytes
+abi.encode(uint8 MINIMAL, uint32 expected))`` — *minimal disclosure*: the contract id and the
+number of deliveries expected cross the boundary, and the answer is only ``b"yes"`` (that many
+records for the contract in the operator's vault) or ``b"no"``; no record leaves the ledger.
+The part reads and changes nothing, so it holds no lock; a part that declared ``b"yes"`` and
+gets ``b"no"`` fails its prepare and the whole cross transaction aborts (a contract record on
+the other ledger never shows a status this ledger does not support).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
+
+from kakehashi.cross.participant import PartCall
+from kakehashi.cross.tx import CrossTxError
+from kakehashi.errors import InvalidTransactionError
+from kakehashi.ibc.corda_host.host import CordaIbcHost
+from kakehashi.ledgers.corda.model.contracts import contract, require
+from kakehashi.ledgers.corda.model.crypto import random_bytes
+from kakehashi.ledgers.corda.model.identity import Party
+from kakehashi.ledgers.corda.model.serialization import serializable
+from kakehashi.ledgers.corda.model.states import (
+    Command,
+    CommandData,
+    ContractState,
+    TransactionState,
+)
+from kakehashi.ledgers.corda.model.transactions import (
+    LedgerTransaction,
+    SignedTransaction,
+    WireTransaction,
+)
+from kakehashi.ledgers.corda.node.node import Node
+
+__all__ = [
+    "DELIVERY_CONTRACT",
+    "MINIMAL",
+    "OP_DELIVERIES",
+    "DeliveryCheckApp",
+    "DeliveryRecordState",
+    "RecordDelivery",
+    "deliveries",
+    "deliveries_call",
+    "record_delivery",
+]
+
+DELIVERY_CONTRACT = "kakehashi.logistics.DeliveryContract"
+OP_DELIVERIES = 48
+MINIMAL = 1
+MAX_ID = 64
+YES, NO = b"yes", b"no"
+
+
+@serializable("logistics.DeliveryRecord")
+@dataclass(frozen=True, slots=True)
+class DeliveryRecordState(ContractState):
+    """One delivery of a shipment under a contract, shared by the carrier with the parties."""
+
+    carrier: Party
+    contract_id: str
+    shipment_id: str
+    quantity: int
+    delivered_at_ns: int
+    parties: tuple[Party, ...]
+
+    @property
+    def participants(self) -> tuple[Party, ...]:
+        return (self.carrier, *self.parties)
+
+
+@serializable("logistics.RecordDelivery")
+@dataclass(frozen=True, slots=True)
+class RecordDelivery(CommandData):
+    """A carrier records deliveries."""
+
+
+@contract(DELIVERY_CONTRACT)
+class DeliveryContract:
+    """Records are only created (never consumed), each by its carrier, with its ids and
+    parties well formed."""
+
+    def verify(self, tx: LedgerTransaction) -> None:
+        require(not tx.inputs_of_type(DeliveryRecordState), "a delivery record is never consumed")
+        created = tx.outputs_of_type(DeliveryRecordState)
+        commands = tx.commands_of_type(RecordDelivery)
+        require(len(commands) == 1, "recording deliveries needs one RecordDelivery command")
+        require(bool(created), "recording deliveries creates at least one record")
+        signers = set(commands[0].signers)
+        for record in created:
+            require(record.carrier.owning_key in signers, "a record is signed by its carrier")
+            require(
+                0 < len(record.contract_id) <= MAX_ID and 0 < len(record.shipment_id) <= MAX_ID,
+                f"contract and shipment ids have 1 to {MAX_ID} characters",
+            )
+            require(record.quantity > 0, "a delivery has a positive quantity")
+            require(bool(record.parties), "a record is shared with the shipment's parties")
+            require(
+                len(set(record.parties)) == len(record.parties)
+                and record.carrier not in record.parties,
+                "a record's parties are distinct and other than its carrier",
+            )
+
+
+def record_delivery(
+    carrier: Node,
+    contract_id: str,
+    shipment_id: str,
+    quantity: int,
+    parties: Sequence[Party],
+    *,
+    delivered_at_ns: int,
+) -> SignedTransaction:
+    """The carrier (``carrier``) records a delivery for ``parties`` (finalised to them only)."""
+    known = tuple(carrier.network.party(p.name) for p in parties)
+    record = DeliveryRecordState(
+        carrier.party, contract_id, shipment_id, quantity, delivered_at_ns, known
+    )
+    wtx = WireTransaction.create(
+        privacy_salt=random_bytes(32),
+        network_parameters_hash=carrier.network.parameters.hash(),
+        outputs=[TransactionState(record, DELIVERY_CONTRACT, carrier.network.default_notary())],
+        commands=[Command(RecordDelivery(), (carrier.party.owning_key,))],
+    )
+    stx = carrier.sign(SignedTransaction(wtx, ()))
+    return carrier.finalise(stx)
+
+
+def deliveries(node: Node, contract_id: str) -> list[DeliveryRecordState]:
+    """The delivery records for ``contract_id`` in ``node``'s vault, oldest first."""
+    found: list[DeliveryRecordState] = []
+    offset = 0
+    while page := node.db.query(DeliveryRecordState, limit=200, offset=offset):
+        found += [
+            s.state.data
+            for s in page
+            if isinstance(s.state.data, DeliveryRecordState)
+            and s.state.data.contract_id == contract_id
+        ]
+        offset += len(page)
+    return found
+
+
+def deliveries_call(contract_id: str, expected: int) -> bytes:
+    """The call info of "are there ``expected`` deliveries for ``contract_id``?" (minimal
+    disclosure: the answer is ``b"yes"`` or ``b"no"``)."""
+    if not 0 < len(contract_id.encode()) <= MAX_ID or not 0 <= expected < 2**32:
+        raise CrossTxError(f"a contract id has 1 to {MAX_ID} bytes; expected is a uint32")
+    query = abi_encode(["uint8", "uint32"], [MINIMAL, expected])
+    return bytes(
+        abi_encode(["uint8", "bytes", "bytes"], [OP_DELIVERIES, contract_id.encode(), query])
+    )
+
+
+def _decode(call_info: bytes) -> tuple[str, int]:
+    try:
+        op, contract_id, query = abi_decode(["uint8", "bytes", "bytes"], call_info, strict=True)
+        mode, expected = abi_decode(["uint8", "uint32"], query, strict=True)
+        text = bytes(contract_id).decode()
+    except (DecodingError, ValueError, TypeError, OverflowError, UnicodeDecodeError) as exc:
+        raise CrossTxError(f"not a deliveries call: {exc}") from None
+    if op != OP_DELIVERIES or mode != MINIMAL:
+        raise CrossTxError(f"not a minimal-disclosure deliveries call (op {op}, mode {mode})")
+    if deliveries_call(text, expected) != call_info:
+        raise CrossTxError("the deliveries call is not canonically encoded")
+    return text, int(expected)
+
+
+@dataclass
+class DeliveryCheckApp:
+    """The cross application answering deliveries calls from the host operator's vault
+    (module docstring); add it with ``apps_factory(DeliveryCheckApp)``."""
+
+    host: CordaIbcHost
+    ops: frozenset[int] = frozenset({OP_DELIVERIES})
+
+    def prepare(self, call: PartCall) -> bytes:
+        contract_id, expected = _decode(call.call_info)
+        try:
+            count = len(deliveries(self.host.node, contract_id))
+        except InvalidTransactionError as exc:  # pragma: no cover - a corrupt vault row
+            raise CrossTxError(f"cannot read the delivery records: {exc}") from None
+        return YES if count == expected else NO
+
+    def commit(self, tx_id: bytes, index: int) -> None:
+        """Nothing to apply: the call only read."""
+
+    def abort(self, tx_id: bytes, index: int) -> None:
+        """Nothing to drop: the call only read."""
+
+    def locks(self) -> bool:
+        return False
