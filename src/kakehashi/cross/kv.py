@@ -45,6 +45,7 @@ __all__ = [
     "OP_GET",
     "OP_SET",
     "OP_SET_LINKED",
+    "OP_TOKEN_MOVE",
     "KvOp",
     "asset_call",
     "decode_call",
@@ -60,6 +61,7 @@ OP_DELETE = 3
 OP_SET_LINKED = 4
 OP_ERC20 = 16
 OP_ERC721 = 17
+OP_TOKEN_MOVE = 32  # the Corda model's token escrow (kakehashi.cross.corda_tokens)
 KV_OPS = frozenset({OP_SET, OP_GET, OP_DELETE, OP_SET_LINKED})
 _ALL_OPS = KV_OPS | {OP_ERC20, OP_ERC721}
 

@@ -121,6 +121,7 @@ from kakehashi.ledgers.corda.model.states import (
     UniqueIdentifier,
 )
 from kakehashi.ledgers.corda.model.transactions import SignedTransaction, WireTransaction
+from kakehashi.ledgers.corda.node.messages import RecordRequest
 from kakehashi.ledgers.corda.node.node import Node
 from kakehashi.ledgers.corda.node.storage import SQL, write_transaction
 from kakehashi.ledgers.corda.smt import EMPTY_ROOT, SparseMerkleTree, key_for_path
@@ -345,6 +346,8 @@ class _Call:
     outputs: list[tuple[_Name | None, TransactionState]] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
     taken: dict[_Name, StateRef] = field(default_factory=dict)  # named states it consumes
+    # parties (X.500 names) the host transaction is sent to once recorded (HostStore.send_to)
+    observers: set[str] = field(default_factory=set)
 
     def has_writes(self) -> bool:
         return bool(self.values or self.private or self.inputs or self.outputs or self.commands)
@@ -479,6 +482,16 @@ class HostStore:
     def add_command(self, command: Command) -> None:
         """Add ``command`` to this call's host transaction."""
         self._writable().commands.append(command)
+
+    def send_to(self, parties: Sequence[Party]) -> None:
+        """Send this call's host transaction to ``parties`` once it is notarised and recorded
+        (Corda finality's delivery to observers: a state it produces for another party reaches
+        that party's vault). Alone it makes no version; the host's operator is skipped."""
+        call = self._writable()
+        for party in parties:
+            self._host.node.network.party(party.name)  # a party of the network map
+            if party != self._host.node.party:
+                call.observers.add(str(party.name))
 
     def get_state(self, kind: str, name: str) -> TransactionState | None:
         """The application's state named ``(kind, name)`` as the running call sees it: produced
@@ -722,6 +735,11 @@ class CordaIbcHost:
         return self.latest.version
 
     @property
+    def time_tolerance_ns(self) -> int:
+        """Half-width of each host transaction's time window around the host's timestamp."""
+        return self._tolerance_us * 1000
+
+    @property
     def smt_root(self) -> bytes:
         return self.latest.smt_root
 
@@ -902,6 +920,38 @@ class CordaIbcHost:
         self.state = stx.tx.out_ref(0)
         self.latest = _Version(version, stx.id, 0, root, timestamp)
         log.info("ibc host version %d recorded (tx %s, root %s)", version, stx.id.hex(), root.hex())
+        if change.observers:
+            self._deliver(stx, change.observers)
+
+    def send_version(self, version: int, parties: Sequence[Party]) -> None:
+        """Send the transaction of recorded host version ``version`` to ``parties`` (they verify
+        it, fetch its back-chain from this node and record it), as :meth:`HostStore.send_to`
+        does for a call's own version."""
+        stx = self.node.db.get_transaction(self._version(version).tx_id)
+        if stx is None:
+            raise ConfigurationError(f"host version {version}'s transaction is not in the vault")
+        for party in parties:
+            self.node.network.party(party.name)
+        names = sorted({str(p.name) for p in parties} - {str(self.node.name)})
+        if names:
+            self._deliver(stx, names)
+
+    def _deliver(self, stx: SignedTransaction, recipients: Sequence[str]) -> None:
+        """Send a recorded host transaction to ``recipients`` through the node's finality
+        checkpoint: they may fetch its back-chain, and a recipient unreachable now is retried
+        by :meth:`~kakehashi.ledgers.corda.node.node.Node.recover`. The version is recorded
+        already, so a failed delivery never undoes it (it is logged)."""
+        self.node.db.save_checkpoint(stx, list(recipients))
+        undelivered = []
+        for recipient in recipients:
+            try:
+                self.node.messenger.request(self.node.network.party(recipient), RecordRequest(stx))
+            except TransportError as exc:
+                log.warning("host tx %s not delivered to %s yet: %s", stx.id.hex(), recipient, exc)
+                undelivered.append(recipient)
+            except KakehashiError as exc:
+                log.error("%s refused host tx %s: %s", recipient, stx.id.hex(), exc)
+        self.node.db.finish_checkpoint(stx, undelivered)
 
     def _drop_pending(self) -> None:
         with write_transaction(self.engine) as conn:
@@ -1153,6 +1203,7 @@ class _Pending:
     acks: list[tuple[Packet, bytes]]
     taken: list[tuple[str, str]]  # named states consumed
     named: list[tuple[str, str, int]]  # named states produced, with their output index
+    observers: list[str] = field(default_factory=list)  # parties the transaction is sent to
 
 
 def _encode_pending(stx: SignedTransaction, call: _Call, state: IbcHostState) -> bytes:
@@ -1168,6 +1219,7 @@ def _encode_pending(stx: SignedTransaction, call: _Call, state: IbcHostState) ->
                 "sent": [packet.encode() for packet in call.sent],
                 "acks": [[packet.encode(), ack] for packet, ack in call.acks],
                 "taken": sorted([k, n] for k, n in call.taken),
+                "observers": sorted(call.observers),
                 # output 0 is the host state; the call's outputs follow in order
                 "named": [
                     [name[0], name[1], 1 + position]
@@ -1194,4 +1246,5 @@ def _decode_pending(payload: bytes) -> _Pending:
         # nor one written before calls could add Corda states
         taken=[(str(k), str(n)) for k, n in raw.get("taken", [])],
         named=[(str(k), str(n), int(i)) for k, n, i in raw.get("named", [])],
+        observers=[str(name) for name in raw.get("observers", [])],
     )

@@ -1,11 +1,11 @@
-"""Token flows: issue, move, redeem, split, and coin selection with soft locks."""
+"""Token flows: issue, move, redeem, split, escrow, and coin selection with soft locks."""
 
 from __future__ import annotations
 
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from kakehashi.errors import InsufficientBalanceError, InvalidTransactionError
 from kakehashi.ledgers.corda.model.crypto import random_bytes, sign_transaction_id
@@ -103,6 +103,8 @@ def _spend(
     payments: Sequence[tuple[Party, int]],
     *,
     redeem: bool = False,
+    escrow: Callable[[Party], Sequence[TransactionState]] | None = None,
+    commands: Sequence[Command] = (),
 ) -> SignedTransaction:
     lock_id = node.new_flow_id()
     try:
@@ -117,6 +119,8 @@ def _spend(
             )
         notary = notaries.pop()
         outputs = [_token_state(Amount(q, token), p, notary) for p, q in payments]
+        if escrow is not None:
+            outputs.extend(escrow(notary))
         change = total - quantity
         if change > 0:
             outputs.append(_token_state(Amount(change, token), node.party, notary))
@@ -126,7 +130,11 @@ def _spend(
         else:
             command = Command(MoveTokenCommand(token), tuple(signers))
         wtx = _wire(
-            node, inputs=[s.ref for s in inputs], outputs=outputs, commands=[command], notary=notary
+            node,
+            inputs=[s.ref for s in inputs],
+            outputs=outputs,
+            commands=[command, *commands],
+            notary=notary,
         )
         stx = SignedTransaction(wtx, (sign_transaction_id(node.key, wtx.id),))
         if redeem and token.issuer != node.party:
@@ -145,6 +153,22 @@ def move_tokens(
     _positive(quantity, "the amount to move")
     recipient = node.network.party(recipient.name)
     return _spend(node, token, quantity, [(recipient, quantity)])
+
+
+def escrow_tokens(
+    node: Node,
+    token: IssuedTokenType,
+    quantity: int,
+    escrow: Callable[[Party], Sequence[TransactionState]],
+    commands: Sequence[Command],
+) -> SignedTransaction:
+    """Move ``quantity`` of ``token`` from ``node`` into the escrow states ``escrow(notary)``
+    builds (:class:`~kakehashi.ledgers.corda.tokens.model.EscrowedTokens` of another contract,
+    holding ``quantity`` in all, under the selected tokens' notary), with that contract's
+    ``commands``; change comes back to ``node``. Finality sends the transaction to the escrow
+    states' participants."""
+    _positive(quantity, "the amount to escrow")
+    return _spend(node, token, quantity, [], escrow=escrow, commands=commands)
 
 
 def redeem_tokens(node: Node, token: IssuedTokenType, quantity: int) -> SignedTransaction:

@@ -9,6 +9,12 @@ Rules of the fungible token contract, applied per issued token type found in a t
 * Redeem: at least one input, at most one (change) output, less out than in, the issuer and
   every input holder sign;
 * no output holds zero (or a negative) amount.
+
+**Escrowed tokens.** A state of another contract may hold an amount out of any holder's reach
+(:class:`EscrowedTokens`: a deposit, a lock). A Move counts escrowed amounts with the fungible
+tokens, so moving tokens into escrow and out of it conserves the amount; whether an escrowed
+amount may be released is the escrowing contract's rule (it runs, since its state names it),
+so no holder signature is asked for an escrowed input. Issue and Redeem never touch escrows.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from kakehashi.errors import InvalidTransactionError
 from kakehashi.ledgers.corda.model.contracts import contract, require
 from kakehashi.ledgers.corda.model.identity import Party
 from kakehashi.ledgers.corda.model.serialization import serializable
-from kakehashi.ledgers.corda.model.states import CommandData, FungibleState
+from kakehashi.ledgers.corda.model.states import CommandData, ContractState, FungibleState
 from kakehashi.ledgers.corda.model.transactions import LedgerTransaction
 
 FUNGIBLE_TOKEN_CONTRACT = "kakehashi.tokens.FungibleTokenContract"
@@ -104,6 +110,12 @@ class FungibleToken(FungibleState):
         return self.amount.token
 
 
+class EscrowedTokens(ContractState):
+    """An amount of an issued token held by a state of another contract (module docstring)."""
+
+    amount: Amount
+
+
 class TokenCommand(CommandData):
     token: IssuedTokenType
 
@@ -137,9 +149,19 @@ class FungibleTokenContract:
             inputs[state.issued_token].append(state)
         for state in tx.outputs_of_type(FungibleToken):
             outputs[state.issued_token].append(state)
+        escrow_in: dict[IssuedTokenType, list[int]] = defaultdict(list)
+        escrow_out: dict[IssuedTokenType, list[int]] = defaultdict(list)
+        for escrow in tx.inputs_of_type(EscrowedTokens):
+            escrow_in[escrow.amount.token].append(escrow.amount.quantity)
+        for escrow in tx.outputs_of_type(EscrowedTokens):
+            escrow_out[escrow.amount.token].append(escrow.amount.quantity)
         for out in tx.outputs:
             if isinstance(out.data, FungibleToken) and out.contract != FUNGIBLE_TOKEN_CONTRACT:
                 raise InvalidTransactionError("a fungible token must name the token contract")
+            if isinstance(out.data, EscrowedTokens) and out.contract == FUNGIBLE_TOKEN_CONTRACT:
+                raise InvalidTransactionError(
+                    "escrowed tokens name the contract that releases them, not the token contract"
+                )
         commands: dict[IssuedTokenType, list[tuple[TokenCommand, frozenset[object]]]] = defaultdict(
             list
         )
@@ -147,7 +169,10 @@ class FungibleTokenContract:
             value = command.value
             assert isinstance(value, TokenCommand)
             commands[value.token].append((value, frozenset(command.signers)))
-        tokens = sorted(set(inputs) | set(outputs) | set(commands), key=lambda t: t.key)
+        tokens = sorted(
+            set(inputs) | set(outputs) | set(commands) | set(escrow_in) | set(escrow_out),
+            key=lambda t: t.key,
+        )
         for token in tokens:
             require(
                 len(commands.get(token, [])) == 1,
@@ -155,7 +180,26 @@ class FungibleTokenContract:
             )
         for token in tokens:
             value, signers = commands[token][0]
-            self._verify_group(value, signers, inputs.get(token, []), outputs.get(token, []))
+            escrowed = (escrow_in.get(token, []), escrow_out.get(token, []))
+            if escrowed != ([], []):
+                self._verify_escrow(value, escrowed[0], escrowed[1])
+            self._verify_group(
+                value,
+                signers,
+                inputs.get(token, []),
+                outputs.get(token, []),
+                sum(escrowed[0]),
+                sum(escrowed[1]),
+            )
+
+    @staticmethod
+    def _verify_escrow(command: TokenCommand, ins: list[int], outs: list[int]) -> None:
+        token = command.token
+        require(
+            isinstance(command, MoveTokenCommand),
+            f"escrowed {token} moves only with a Move (never issued or redeemed in escrow)",
+        )
+        require(all(q > 0 for q in (*ins, *outs)), f"escrowed {token} must be a positive amount")
 
     @staticmethod
     def _verify_group(
@@ -163,21 +207,23 @@ class FungibleTokenContract:
         signers: frozenset[object],
         ins: list[FungibleToken],
         outs: list[FungibleToken],
+        escrowed_in: int = 0,
+        escrowed_out: int = 0,
     ) -> None:
         token = command.token
         require(
             all(o.quantity > 0 for o in outs), f"outputs of {token} must hold a positive amount"
         )
-        total_in = sum(i.quantity for i in ins)
-        total_out = sum(o.quantity for o in outs)
+        total_in = sum(i.quantity for i in ins) + escrowed_in
+        total_out = sum(o.quantity for o in outs) + escrowed_out
         holders_signed = all(i.holder.owning_key in signers for i in ins)
         if isinstance(command, IssueTokenCommand):
             require(not ins, f"an issue of {token} cannot consume {token} inputs")
             require(bool(outs), f"an issue of {token} must create at least one output")
             require(token.issuer.owning_key in signers, f"the issuer must sign an issue of {token}")
         elif isinstance(command, MoveTokenCommand):
-            require(bool(ins), f"a move of {token} needs at least one input")
-            require(bool(outs), f"a move of {token} needs at least one output")
+            require(bool(ins) or escrowed_in > 0, f"a move of {token} needs at least one input")
+            require(bool(outs) or escrowed_out > 0, f"a move of {token} needs at least one output")
             require(
                 total_in == total_out,
                 f"a move of {token} must conserve the amount: {total_in} in, {total_out} out",
