@@ -5,7 +5,6 @@ contract id, the expected count and a yes / no cross the boundary."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,14 +12,11 @@ import pytest
 
 from kakehashi.apps.logistics.deliveries import (
     DELIVERY_CONTRACT,
-    DeliveryCheckApp,
     DeliveryRecordState,
     RecordDelivery,
     deliveries,
     deliveries_call,
-    record_delivery,
 )
-from kakehashi.cross.corda_apps import apps_factory
 from kakehashi.cross.corda_module import CROSS_PORT
 from kakehashi.cross.kv import kv_call
 from kakehashi.cross.packets import CrossAck, CrossPacket, PacketKind
@@ -41,28 +37,16 @@ from kakehashi.ledgers.corda.model.states import Command, TransactionState
 from kakehashi.ledgers.corda.model.transactions import SignedTransaction, WireTransaction
 from kakehashi.ledgers.evm.chain import dev_accounts
 from kakehashi.ledgers.evm.client import transact
-from tests.relayer.support import OPERATOR, World, world
+from tests.apps.logistics.support import CARRIER, OUTSIDER, deliver, logistics_world
+from tests.relayer.support import OPERATOR, World
 
-CARRIER = "O=Swift Carriers, L=Osaka, C=JP"
-OUTSIDER = "O=Other Shipper, L=Busan, C=KR"
 INITIATOR = dev_accounts()[0]
 
 
 @pytest.fixture
 def w(tmp_path: Path) -> Iterator[World]:
-    with world(
-        tmp_path,
-        cross=True,
-        corda_nodes=(OPERATOR, CARRIER, OUTSIDER),
-        cross_apps=apps_factory(DeliveryCheckApp),
-    ) as built:
+    with logistics_world(tmp_path) as built:
         yield built
-
-
-def deliver(w: World, contract_id: str, shipment: str) -> None:
-    carrier = w.network.node(CARRIER)
-    buyer = w.network.node(OPERATOR).party  # the host's operator is a party of the shipment
-    record_delivery(carrier, contract_id, shipment, 10, [buyer], delivered_at_ns=time.time_ns())
 
 
 def test_records_reach_the_shipment_parties_only(w: World) -> None:
