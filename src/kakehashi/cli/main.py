@@ -287,6 +287,8 @@ def _mount_ibc_host(web: FastAPI, node: Node, port_id: str, rpc_token: str) -> N
     """
     import time
 
+    from kakehashi.apps.logistics.deliveries import DeliveryCheckApp
+    from kakehashi.cross.corda_apps import apps_factory
     from kakehashi.cross.corda_module import CROSS_PORT, CrossModule
     from kakehashi.cross.http import create_cross_router
     from kakehashi.errors import NotaryError, TransportError
@@ -297,7 +299,7 @@ def _mount_ibc_host(web: FastAPI, node: Node, port_id: str, rpc_token: str) -> N
 
     router = Router()
     router.bind(port_id, EchoModule())
-    cross = CrossModule()
+    cross = CrossModule(app_factory=apps_factory(DeliveryCheckApp))  # + key-value (always)
     router.bind(CROSS_PORT, cross)
     deadline = time.monotonic() + IBC_NOTARY_WAIT_S
     while True:
