@@ -75,6 +75,7 @@ from kakehashi.ledgers.corda.tokens.model import (
     FungibleTokenContract,
     IssuedTokenType,
     MoveTokenCommand,
+    RedeemTokenCommand,
     TokenType,
 )
 from kakehashi.lightclients.corda import HOST_CONTRACT, IbcHostState
@@ -223,13 +224,57 @@ def test_deposit_prepare_commit_pays_the_seller_and_nobody_else_sees_it(dvp: Dvp
     dvp.decide(T1, commit=True)
     assert dvp.balances() == (700, 300)  # each on its own node
     assert not dvp.app.locks() and dvp.app.locked(T1, 0) is None
-    assert find_deposit(dvp.buyer, T1, 0) is None  # the buyer's vault knows it was consumed
+    # the bank issued the token: it redeemed the escrow in the host transaction and issued the
+    # seller a fresh token, so the seller got no back-chain: no host version, no deposit
+    assert not seen_by(dvp.seller, deposited, *dvp.versions())
+    assert not seen_by(dvp.buyer, *dvp.versions())
     dvp.decide(T1, commit=False)  # a second decision is a no-op
     assert dvp.balances() == (700, 300)
     # privacy: the outsider never received any of it
     everything = [deposited, *dvp.versions()]
     assert not seen_by(dvp.outsider, *everything)
     assert balance_of(dvp.outsider, dvp.token) == 0
+
+
+def test_a_later_trade_s_parties_never_receive_an_earlier_trade(dvp: Dvp) -> None:
+    first = dvp.deposit(T1, 300)
+    dvp.prepare(dvp.call(T1, 300))
+    dvp.decide(T1, commit=True)
+    earlier = [first, *dvp.versions()]
+    # the outsider sells to the buyer next: it is party to that trade only
+    dvp.seller = dvp.outsider
+    dvp.deposit(T2, 100)
+    dvp.prepare(dvp.call(T2, 100))
+    dvp.decide(T2, commit=True)
+    assert balance_of(dvp.outsider, dvp.token) == 100
+    assert not seen_by(dvp.outsider, *earlier)
+
+
+def test_an_operator_that_did_not_issue_the_token_pays_in_the_host_transaction(
+    tmp_path: Path,
+) -> None:
+    issuer = "O=Issuer, L=Tokyo, C=JP"
+    net = EmbeddedNetwork.create(
+        tmp_path / "net", nodes=(OPERATOR, BUYER, SELLER, OUTSIDER, issuer)
+    )
+    try:
+        dvp = Dvp(net)
+        dvp.token = IssuedTokenType(net.node(issuer).party, JPYC)
+        issue_tokens(net.node(issuer), JPYC, 1000, dvp.buyer.party)
+        dvp.deposit(T1, 300)
+        dvp.prepare(dvp.call(T1, 300))
+        dvp.decide(T1, commit=True)
+        assert dvp.balances() == (700, 300)
+        paid = dvp.host.state.ref.txhash  # the host version is the payment, sent to both
+        assert seen_by(dvp.seller, paid) and seen_by(dvp.buyer, paid)
+        assert find_deposit(dvp.buyer, T1, 0) is None  # the buyer's vault saw it consumed
+        assert not seen_by(dvp.outsider, *dvp.versions())
+        dvp.deposit(T2, 100)
+        dvp.prepare(dvp.call(T2, 100))
+        dvp.decide(T2, commit=False)
+        assert dvp.balances() == (700, 300)
+    finally:
+        net.close()
 
 
 def test_abort_refunds_the_buyer(dvp: Dvp) -> None:
@@ -349,6 +394,7 @@ class Parts:
         payout: TransactionState | None = None,
         host: bool = True,
         signers: tuple[object, ...] | None = None,
+        redeem: bool = False,
     ) -> LedgerTransaction:
         lock_in = StateAndRef(
             TransactionState(self.lock, CROSS_TOKEN_CONTRACT, self.notary),
@@ -356,14 +402,18 @@ class Parts:
         )
         commands = [
             Command(command or TokenRelease(T1, 0, True), signers or self.key),  # type: ignore[arg-type]
-            Command(MoveTokenCommand(self.d.token), self.key),
+            Command(
+                (RedeemTokenCommand if redeem else MoveTokenCommand)(self.lock.amount.token),
+                self.key,
+            ),
         ]
         if host:
             commands.append(Command(HostAdvance(2), self.key))
         return LedgerTransaction(
             id=b"\x02" * 32,
             inputs=(lock_in,),
-            outputs=(self.host(), payout or self.token(300, self.d.seller.party)),
+            outputs=(self.host(),)
+            + (() if redeem else (payout or self.token(300, self.d.seller.party),)),
             commands=tuple(commands),
             attachments=(),
             notary=self.notary,
@@ -381,6 +431,15 @@ def test_the_lock_is_spendable_only_by_its_release(dvp: Dvp) -> None:
     contract.verify(
         p.release(command=TokenRelease(T1, 0, False), payout=p.token(300, dvp.buyer.party))
     )
+    # the issuing operator may redeem the escrow instead (and re-issue outside the host chain)
+    redeemed = p.release(redeem=True)
+    contract.verify(redeemed)
+    tokens.verify(redeemed)
+    stranger = IssuedTokenType(dvp.outsider.party, JPYC)
+    p.lock = CrossTokenLock(T1, 0, Amount(300, stranger), dvp.buyer.party, dvp.seller.party, p.op)
+    with pytest.raises(InvalidTransactionError, match="only an operator that issued"):
+        contract.verify(p.release(redeem=True))
+    p.lock = CrossTokenLock(T1, 0, p.amount, dvp.buyer.party, dvp.seller.party, p.op)
     cases = {
         "spent only by that part's TokenRelease": p.release(command=TokenRelease(T2, 0, True)),
         "must pay 3.00 JPYC to O=Seller": p.release(payout=p.token(300, dvp.outsider.party)),

@@ -93,7 +93,9 @@ from kakehashi.ledgers.corda.tokens.model import (
     EscrowedTokens,
     FungibleToken,
     IssuedTokenType,
+    IssueTokenCommand,
     MoveTokenCommand,
+    RedeemTokenCommand,
 )
 from kakehashi.lightclients.corda import IbcHostState
 
@@ -328,10 +330,25 @@ class CrossTokenContract:
             part = parts.setdefault((value.tx_id, value.index), _Part())
             part.commands.append((value, frozenset(command.signers)))
         payouts: Counter[tuple[Amount, Party]] = Counter()
+        redeemed = {
+            c.value.token
+            for c in tx.commands_of_type(RedeemTokenCommand)
+            if isinstance(c.value, RedeemTokenCommand)
+        }
         for (tx_id, index), part in parts.items():
             payout = self._verify_part(tx, tx_id, index, part)
-            if payout is not None:
-                payouts[payout] += 1
+            if payout is None:
+                continue
+            amount, payee, operator = payout
+            if amount.token in redeemed:
+                # the token contract had its issuer sign the redeem; the issuer re-issues
+                require(
+                    amount.token.issuer == operator,
+                    f"only an operator that issued {amount.token} pays part {index} of "
+                    f"{tx_id.hex()} by redeeming and re-issuing",
+                )
+            else:
+                payouts[(amount, payee)] += 1
         tokens = Counter((t.amount, t.holder) for t in tx.outputs_of_type(FungibleToken))
         for (amount, payee), count in payouts.items():
             require(
@@ -342,8 +359,9 @@ class CrossTokenContract:
     @staticmethod
     def _verify_part(
         tx: LedgerTransaction, tx_id: bytes, index: int, part: _Part
-    ) -> tuple[Amount, Party] | None:
-        """Check one part's states and commands; returns the token it must pay out, if any."""
+    ) -> tuple[Amount, Party, Party] | None:
+        """Check one part's states and commands; returns what it must pay out, if anything:
+        the amount, to whom, and the operator releasing it."""
         what = f"part {index} of {tx_id.hex()}"
         require(len(part.ins) <= 1 and len(part.outs) <= 1, f"{what} has one escrow at a time")
         spent = part.ins[0] if part.ins else None
@@ -394,7 +412,7 @@ class CrossTokenContract:
                 f"the deposit of {what} can be reclaimed only after its expiry "
                 f"({spent.expiry_ns} ns): a time window from then on",
             )
-            return spent.amount, spent.holder
+            return spent.amount, spent.holder, spent.operator
         if steps == [TokenPrepare]:
             require(
                 isinstance(spent, CrossTokenDeposit) and isinstance(made, CrossTokenLock),
@@ -422,7 +440,11 @@ class CrossTokenContract:
                 before_expiry(spent)
             assert spent is not None
             host_signed(spent)
-            return spent.amount, spent.recipient if release.commit else spent.holder
+            return (
+                spent.amount,
+                spent.recipient if release.commit else spent.holder,
+                spent.operator,
+            )
         raise InvalidTransactionError(
             f"{what}: commands {[s.__name__ for s in steps]} are not a deposit, a reclaim, a "
             "prepare or a release"
@@ -521,20 +543,45 @@ class TokenEscrowApp:
         payee = lock.recipient if commit else lock.holder
         key = (self.operator.owning_key,)
         token = lock.amount.token
-        moved = any(
-            isinstance(c.value, MoveTokenCommand) and c.value.token == token
+        reissue = token.issuer == self.operator
+        kind = RedeemTokenCommand if reissue else MoveTokenCommand
+        staged = any(
+            isinstance(c.value, kind) and c.value.token == token
             for c in self.store.staged_states().commands
         )
-        self.store.add_states(
-            outputs=[
-                TransactionState(
-                    FungibleToken(lock.amount, payee), FUNGIBLE_TOKEN_CONTRACT, found.notary
-                )
-            ],
-            commands=[Command(TokenRelease(tx_id, index, commit), key)]
-            + ([] if moved else [Command(MoveTokenCommand(token), key)]),
+        token_command = [] if staged else [Command(kind(token), key)]
+        release = Command(TokenRelease(tx_id, index, commit), key)
+        payout = TransactionState(
+            FungibleToken(lock.amount, payee), FUNGIBLE_TOKEN_CONTRACT, found.notary
         )
-        self.store.send_to([lock.holder, lock.recipient])
+        if reissue:
+            # The issuer destroys the escrow in the host transaction and issues the payee a
+            # fresh token once the version is recorded: the payee's token then has no back-chain
+            # (a token paid out of the host transaction would carry the host's whole history,
+            # every other trade's, to the payee).
+            self.store.add_states(commands=[release, *token_command])
+            self.store.finalise_after(self._reissue(tx_id, index, commit, payout))
+        else:
+            self.store.add_states(outputs=[payout], commands=[release, *token_command])
+            self.store.send_to([lock.holder, lock.recipient])
+
+    def _reissue(
+        self, tx_id: bytes, index: int, commit: bool, payout: TransactionState
+    ) -> SignedTransaction:
+        """The issuer's payout of a released lock: deterministic (the same transaction each
+        time the release runs), so finalising it twice pays once."""
+        data = payout.data
+        assert isinstance(data, FungibleToken)
+        salt = hashlib.sha256(
+            b"kakehashi.cross.payout" + tx_id + bytes([index, int(commit)])
+        ).digest()
+        wtx = WireTransaction.create(
+            privacy_salt=salt,
+            outputs=[payout],
+            commands=[Command(IssueTokenCommand(data.amount.token), (self.operator.owning_key,))],
+            network_parameters_hash=self.host.node.network.parameters.hash(),
+        )
+        return self.host.node.sign(SignedTransaction(wtx, ()))
 
 
 def _as_lock(data: object) -> CrossTokenLock:

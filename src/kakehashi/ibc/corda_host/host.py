@@ -348,6 +348,8 @@ class _Call:
     taken: dict[_Name, StateRef] = field(default_factory=dict)  # named states it consumes
     # parties (X.500 names) the host transaction is sent to once recorded (HostStore.send_to)
     observers: set[str] = field(default_factory=set)
+    # transactions the operator finalises once the version is recorded (HostStore.finalise_after)
+    after: list[SignedTransaction] = field(default_factory=list)
 
     def has_writes(self) -> bool:
         return bool(self.values or self.private or self.inputs or self.outputs or self.commands)
@@ -492,6 +494,17 @@ class HostStore:
             self._host.node.network.party(party.name)  # a party of the network map
             if party != self._host.node.party:
                 call.observers.add(str(party.name))
+
+    def finalise_after(self, stx: SignedTransaction) -> None:
+        """Finalise ``stx`` (a transaction of the operator's that spends nothing of this host:
+        e.g. an issuer's re-issue, whose back-chain must not be the host's history) once this
+        call's version is recorded, and only then. It is kept with the pending change, so a
+        crash before it was finalised finalises it when the change completes; finalising twice
+        changes nothing, so ``stx`` must be deterministic if the call may run again. Alone it
+        makes no version."""
+        if set(stx.tx.inputs) | set(stx.tx.references):
+            raise IbcError("a transaction finalised after a host version spends no states")
+        self._writable().after.append(stx)
 
     def get_state(self, kind: str, name: str) -> TransactionState | None:
         """The application's state named ``(kind, name)`` as the running call sees it: produced
@@ -922,6 +935,14 @@ class CordaIbcHost:
         log.info("ibc host version %d recorded (tx %s, root %s)", version, stx.id.hex(), root.hex())
         if change.observers:
             self._deliver(stx, change.observers)
+        for data in change.after:
+            later = deserialize(data, SignedTransaction)
+            try:
+                self.node.finalise(later)  # its checkpoint retries an unreachable recipient
+            except KakehashiError as exc:
+                log.error(
+                    "transaction %s after host version %d failed: %s", later.id.hex(), version, exc
+                )
 
     def send_version(self, version: int, parties: Sequence[Party]) -> None:
         """Send the transaction of recorded host version ``version`` to ``parties`` (they verify
@@ -1204,6 +1225,7 @@ class _Pending:
     taken: list[tuple[str, str]]  # named states consumed
     named: list[tuple[str, str, int]]  # named states produced, with their output index
     observers: list[str] = field(default_factory=list)  # parties the transaction is sent to
+    after: list[bytes] = field(default_factory=list)  # serialised transactions to finalise then
 
 
 def _encode_pending(stx: SignedTransaction, call: _Call, state: IbcHostState) -> bytes:
@@ -1220,6 +1242,7 @@ def _encode_pending(stx: SignedTransaction, call: _Call, state: IbcHostState) ->
                 "acks": [[packet.encode(), ack] for packet, ack in call.acks],
                 "taken": sorted([k, n] for k, n in call.taken),
                 "observers": sorted(call.observers),
+                "after": [serialize(stx) for stx in call.after],
                 # output 0 is the host state; the call's outputs follow in order
                 "named": [
                     [name[0], name[1], 1 + position]
@@ -1247,4 +1270,5 @@ def _decode_pending(payload: bytes) -> _Pending:
         taken=[(str(k), str(n)) for k, n in raw.get("taken", [])],
         named=[(str(k), str(n), int(i)) for k, n, i in raw.get("named", [])],
         observers=[str(name) for name in raw.get("observers", [])],
+        after=[bytes(stx) for stx in raw.get("after", [])],
     )

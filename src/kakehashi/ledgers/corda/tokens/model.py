@@ -14,7 +14,9 @@ Rules of the fungible token contract, applied per issued token type found in a t
 (:class:`EscrowedTokens`: a deposit, a lock). A Move counts escrowed amounts with the fungible
 tokens, so moving tokens into escrow and out of it conserves the amount; whether an escrowed
 amount may be released is the escrowing contract's rule (it runs, since its state names it),
-so no holder signature is asked for an escrowed input. Issue and Redeem never touch escrows.
+so no holder signature is asked for an escrowed input. A Redeem may destroy escrowed inputs
+(the issuer signs, as for any redeem: an issuer paying out of escrow by re-issuing, which gives
+the payee a token without the escrow's history); nothing is issued or redeemed into escrow.
 """
 
 from __future__ import annotations
@@ -196,8 +198,9 @@ class FungibleTokenContract:
     def _verify_escrow(command: TokenCommand, ins: list[int], outs: list[int]) -> None:
         token = command.token
         require(
-            isinstance(command, MoveTokenCommand),
-            f"escrowed {token} moves only with a Move (never issued or redeemed in escrow)",
+            isinstance(command, MoveTokenCommand)
+            or (isinstance(command, RedeemTokenCommand) and not outs),
+            f"escrowed {token} moves with a Move or is redeemed (never issued into escrow)",
         )
         require(all(q > 0 for q in (*ins, *outs)), f"escrowed {token} must be a positive amount")
 
@@ -230,7 +233,7 @@ class FungibleTokenContract:
             )
             require(holders_signed, f"every holder of a moved {token} input must sign")
         elif isinstance(command, RedeemTokenCommand):
-            require(bool(ins), f"a redeem of {token} needs at least one input")
+            require(bool(ins) or escrowed_in > 0, f"a redeem of {token} needs at least one input")
             require(len(outs) <= 1, f"a redeem of {token} may have at most one change output")
             require(total_out < total_in, f"a redeem of {token} must destroy a positive amount")
             require(token.issuer.owning_key in signers, f"the issuer must sign a redeem of {token}")
