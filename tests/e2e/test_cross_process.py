@@ -165,3 +165,34 @@ def test_a_killed_relayer_restarts_and_the_cross_transaction_completes(
         check=True,
     )
     assert json.loads(listed.stdout) == {"open": []}
+
+
+def test_the_logistics_desk_from_the_command_line(network: PingNetwork) -> None:
+    """``kakehashi logistics deploy / register / run-now`` against the processes: a contract
+    whose deliveries the Corda ledger does not hold stays as it was, checked by a real cross
+    transaction the relayer carries."""
+    config = network.write_config(
+        name="cross-relayer", port=CROSS_PORT, version=CROSS_VERSION, link_file="cross-link.json"
+    )
+    record = network.link(config, "cross-link.json")
+    relayer = network.start_relayer("cross-relayer", config)
+    desk_key = network.directory / "desk.key"
+    desk_key.write_text(funded_accounts(n=3)[2].key.hex())
+    cli = [sys.executable, "-m", "kakehashi.cli.main", "logistics"]
+    common = ["--config", str(config), "--key", str(desk_key)]
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [*cli, *args, *common], capture_output=True, env=child_env(), timeout=180
+        )
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        return done.stdout.decode()
+
+    registry = run("deploy").strip()
+    run("register", "C-42", "2", "--registry", registry)
+    where = ["--registry", registry, "--channel", record.a_channel_id]
+    answer = json.loads(run("run-now", *where, "--wait", "90", "--json"))
+    assert relayer.running, relayer.tail()
+    (check,) = answer["checks"]
+    assert check["contract_id"] == "C-42"
+    assert check["outcome"] == "unchanged (deliveries missing)"

@@ -17,6 +17,7 @@ from rich.markup import escape
 from kakehashi import __version__
 from kakehashi.cli.evm import evm_app
 from kakehashi.cli.lcp import lcp_app
+from kakehashi.cli.logistics import logistics_app
 from kakehashi.cli.relayer import ibc_app, relayer_app
 from kakehashi.cli.tx import tx_app
 from kakehashi.errors import ConfigurationError, KakehashiError
@@ -39,6 +40,7 @@ app.add_typer(lcp_app, name="lcp")
 app.add_typer(relayer_app, name="relayer")
 app.add_typer(ibc_app, name="ibc")
 app.add_typer(tx_app, name="tx")
+app.add_typer(logistics_app, name="logistics")
 demo_app = typer.Typer(
     help="Demos: with no command, the Corda-model stablecoin story; `ping` for packets across "
     "both ledgers.",
