@@ -273,6 +273,10 @@ def test_an_operator_that_did_not_issue_the_token_pays_in_the_host_transaction(
         dvp.prepare(dvp.call(T2, 100))
         dvp.decide(T2, commit=False)
         assert dvp.balances() == (700, 300)
+        # an operator may also send a recorded version to a party on purpose
+        assert not seen_by(dvp.outsider, dvp.host.state.ref.txhash)
+        dvp.host.send_version(dvp.host.version, [dvp.outsider.party])
+        assert seen_by(dvp.outsider, dvp.host.state.ref.txhash)
     finally:
         net.close()
 

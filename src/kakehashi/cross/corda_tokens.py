@@ -17,11 +17,21 @@ first, and the host's part only moves what was deposited for it:
    low to make one, or it was reclaimed), when its terms are not the call's, when it expires
    before the host transaction's time window ends, or when the holder is not a LOCAL or CHANNEL
    signer of the part.
-3. **Commit / abort**: inside the host transaction the lock becomes a
-   :class:`~kakehashi.ledgers.corda.tokens.model.FungibleToken` held by the recipient
-   (COMMIT) or the holder (ABORT); the host sends that transaction to both
-   (:meth:`~kakehashi.ibc.corda_host.host.HostStore.send_to`), so their vaults show it. No other
-   node receives any of these transactions.
+3. **Commit / abort** pays the lock's amount to the recipient (COMMIT) or back to the holder
+   (ABORT), in the host transaction:
+
+   * when the operator issued the token (the bank runs the host): the host transaction
+     redeems the lock, and once the version is recorded the operator issues the payee a fresh
+     token (:meth:`~kakehashi.ibc.corda_host.host.HostStore.finalise_after`: deterministic,
+     completed through the host's pending path after a crash). The payee receives that issue
+     only — no back-chain, so never the host's history (every other trade's transactions);
+   * otherwise the lock becomes a
+     :class:`~kakehashi.ledgers.corda.tokens.model.FungibleToken` of the payee in the host
+     transaction, which the host sends to holder and recipient
+     (:meth:`~kakehashi.ibc.corda_host.host.HostStore.send_to`); they then fetch its back-chain,
+     the host's history included (Corda's back-chain problem; prefer the issuer as operator).
+
+   Nodes not party to the trade receive none of its transactions.
 
 **Call.** ``abi.encode(uint8 32, bytes key, bytes value)`` with ``key = abi.encode(string
 token_identifier, bytes32 issuer, bytes32 holder, bytes32 recipient)`` — each party as
@@ -41,8 +51,9 @@ for the part are one of
   ``expiry_ns`` — so the notary lets a prepare and a reclaim happen only on either side of the
   expiry, and each consumes the deposit, so at most one ever happens;
 * ``[TokenRelease(commit)]``: the lock → a token of its amount held by the recipient (commit)
-  or the holder (abort), in a host transaction of its operator, who signs. It is the ONLY way a
-  lock is spent, and only by the part it names;
+  or the holder (abort) — or, when the operator issued the token, a Redeem of it (the issuer
+  re-issues it to the payee) — in a host transaction of its operator, who signs. It is the ONLY
+  way a lock is spent, and only by the part it names;
 * ``[TokenPrepare, TokenRelease(commit)]``: the deposit → the token directly (Simple Commit's
   CALL prepares and commits in one host call: the lock is never materialised).
 
@@ -484,9 +495,18 @@ class TokenEscrowApp:
         what = f"part {call.index} of {call.tx_id.hex()}"
         if self.locked(call.tx_id, call.index) is not None:
             raise CrossTxError(f"{what} is already prepared")
-        found = find_deposit(self.host.node, call.tx_id, call.index)
         staged = set(self.store.staged_states().inputs)
-        if found is None or found.ref in staged:
+        deposits = [
+            s
+            for s in self.host.node.db.query(
+                CrossTokenDeposit, linear_id=deposit_id(call.tx_id, call.index).id
+            )
+            if s.ref not in staged
+        ]
+        found = next((s for s in deposits if _same_terms(move, s.state.data)), None) or next(
+            iter(deposits), None
+        )
+        if found is None:
             raise CrossTxError(
                 f"no deposit for {what} on {self.operator.name}: the holder must first deposit "
                 f"{move.amount} {move.token_identifier} for it (deposit()); its balance may be "
@@ -494,9 +514,7 @@ class TokenEscrowApp:
             )
         d = found.state.data
         assert isinstance(d, CrossTokenDeposit)
-        if not move.matches(d.amount.token, d.holder, d.recipient) or (
-            move.amount != d.amount.quantity
-        ):
+        if not _same_terms(move, d):
             raise CrossTxError(
                 f"the deposit for {what} ({d.amount.display()} of {d.amount.token} from "
                 f"{d.holder.name} to {d.recipient.name}) is not what the part's call moves"
@@ -582,6 +600,14 @@ class TokenEscrowApp:
             network_parameters_hash=self.host.node.network.parameters.hash(),
         )
         return self.host.node.sign(SignedTransaction(wtx, ()))
+
+
+def _same_terms(move: TokenMove, d: object) -> bool:
+    return (
+        isinstance(d, CrossTokenDeposit)
+        and move.matches(d.amount.token, d.holder, d.recipient)
+        and move.amount == d.amount.quantity
+    )
 
 
 def _as_lock(data: object) -> CrossTokenLock:

@@ -43,6 +43,14 @@ the host keeps the index, updated with the version. A named state produced and c
 same call never reaches the ledger (a transaction cannot consume its own output): only the
 commands of both steps remain, and the contracts must accept the net effect.
 
+**Delivery.** A call may name parties its host transaction is sent to once recorded
+(:meth:`HostStore.send_to`: a state it produces for them reaches their vaults; they fetch its
+back-chain from the operator, the host's history included) and transactions of the operator's
+to finalise after it (:meth:`HostStore.finalise_after`: e.g. an issuer's re-issue, which carries
+no back-chain). Both are kept with the pending change, so they happen when it completes; an
+unreachable recipient is retried by the node's recovery (its finality checkpoint).
+:meth:`CordaIbcHost.send_version` sends a recorded version's transaction to parties.
+
 **Atomicity.** A call runs against an overlay of the store; if it raises, the overlay is dropped
 and nothing is recorded. Otherwise the host builds and verifies the next host transaction and,
 in one database transaction, writes the new tree nodes and a *pending* record (the signed
