@@ -292,6 +292,7 @@ def _mount_ibc_host(web: FastAPI, node: Node, port_id: str, rpc_token: str) -> N
     from kakehashi.apps.logistics.deliveries import DeliveryCheckApp
     from kakehashi.cross.corda_apps import apps_factory
     from kakehashi.cross.corda_module import CROSS_PORT, CrossModule
+    from kakehashi.cross.corda_tokens import TokenEscrowApp
     from kakehashi.cross.http import create_cross_router
     from kakehashi.errors import NotaryError, TransportError
     from kakehashi.ibc.corda_host.host import CordaIbcHost
@@ -301,7 +302,8 @@ def _mount_ibc_host(web: FastAPI, node: Node, port_id: str, rpc_token: str) -> N
 
     router = Router()
     router.bind(port_id, EchoModule())
-    cross = CrossModule(app_factory=apps_factory(DeliveryCheckApp))  # + key-value (always)
+    # the key-value application (always), stablecoin escrow (DVP), delivery checks (logistics)
+    cross = CrossModule(app_factory=apps_factory(TokenEscrowApp, DeliveryCheckApp))
     router.bind(CROSS_PORT, cross)
     deadline = time.monotonic() + IBC_NOTARY_WAIT_S
     while True:

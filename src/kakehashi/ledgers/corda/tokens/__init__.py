@@ -3,6 +3,7 @@
 from kakehashi.ledgers.corda.tokens.model import (
     FUNGIBLE_TOKEN_CONTRACT,
     Amount,
+    EscrowedTokens,
     FungibleToken,
     FungibleTokenContract,
     IssuedTokenType,
@@ -15,6 +16,7 @@ from kakehashi.ledgers.corda.tokens.model import (
 __all__ = [
     "FUNGIBLE_TOKEN_CONTRACT",
     "Amount",
+    "EscrowedTokens",
     "FungibleToken",
     "FungibleTokenContract",
     "IssueTokenCommand",
