@@ -36,7 +36,7 @@ help:
 	@echo "make lint       ruff check $(LINT_PATHS)"
 	@echo "make typecheck  mypy src/kakehashi"
 	@echo "make test       lint + typecheck + pytest (PYTEST_WORKERS=$(PYTEST_WORKERS))"
-	@echo "make demo       run the end-to-end demo"
+	@echo "make demo       run the DVP demo across both ledgers"
 	@echo "make bench      run the benchmarks"
 	@echo "make clean      remove $(VENV), caches and build output"
 
@@ -97,7 +97,7 @@ test: $(STAMP) postgres-bins node-tools
 	$(BIN)/python -m pytest $(PYTEST_N) $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/kakehashi demo
+	$(BIN)/kakehashi demo dvp
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -43,7 +43,7 @@ app.add_typer(tx_app, name="tx")
 app.add_typer(logistics_app, name="logistics")
 demo_app = typer.Typer(
     help="Demos: with no command, the Corda-model stablecoin story; `ping` for packets across "
-    "both ledgers.",
+    "both ledgers; `dvp` for the stablecoin against an NFT across both.",
     invoke_without_command=True,
 )
 app.add_typer(demo_app, name="demo")
@@ -128,6 +128,78 @@ def demo_ping(
             err_console.print(f"[bold red]error:[/] {escape(result['error'])}", soft_wrap=True)
         console.print("[bold green]ok[/]" if result["ok"] else "[bold red]failed[/]")
     if not result["ok"]:
+        raise typer.Exit(1)
+
+
+@demo_app.command("dvp")
+def demo_dvp(
+    directory: DirOption = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print one JSON object (ok, tx_id, outcome, steps, round_trip, final)."
+        ),
+    ] = False,
+    fail_at: Annotated[
+        str | None,
+        typer.Option("--fail-at", help="A failure scenario to play; `list` names them."),
+    ] = None,
+) -> None:
+    """The DVP: a Corda-model stablecoin against an ERC-721 on the EVM chain, settled
+    atomically on the in-process network (both ledgers, LCP service, relayer)."""
+    import json
+
+    from kakehashi.apps.dvp.demo import SCENARIOS, Step, run_dvp
+
+    if fail_at == "list":
+        for name, what in SCENARIOS.items():
+            console.print(f"{name:14} {what}", markup=False)
+        return
+
+    def show(step: Step) -> None:
+        if not as_json:
+            console.print(
+                f"[green]✓[/] {escape(step.name)} [dim]({step.ledger}, {step.seconds:.2f} s)[/]"
+            )
+
+    if not as_json:
+        title = "DVP: stablecoin (Corda model) against an NFT (EVM chain)"
+        console.rule(f"[bold]Kakehashi · {title}" + (f" · --fail-at {fail_at}" if fail_at else ""))
+    try:
+        if directory is None:
+            with tempfile.TemporaryDirectory(prefix="kakehashi-dvp-") as tmp:
+                result = run_dvp(Path(tmp), fail_at=fail_at, show=show)
+        else:
+            result = run_dvp(directory, fail_at=fail_at, show=show)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(json.dumps(result.as_dict()))
+    else:
+        f, rt = result.final, result.round_trip
+        owner = (
+            "buyer"
+            if f["nft_owner"] == f["buyer_evm"]
+            else ("seller" if f["nft_owner"] == f["seller_evm"] else f["nft_owner"])
+        )
+        tx = result.tx_id[:16]
+        console.print(f"outcome: [bold]{result.outcome}[/] (cross transaction {tx}…)")
+        if result.failure:
+            console.print(f"why: {escape(result.failure)}")
+        console.print(
+            f"NFT owner: {owner}; JPYC: buyer {f['buyer_balance']}, seller {f['seller_balance']}; "
+            f"states at the outsider's node: {f['outsider_states']}",
+            markup=False,
+        )
+        console.print(
+            f"round trip ({rt['formula']}): Corda {rt['corda_ms']} ms, EVM {rt['evm_ms']} ms, "
+            f"relayer/LCP {rt['relayer_lcp_ms']} ms; sum {rt['sum_ms']} ms; end to end "
+            f"{rt['end_to_end_ms']} ms; overhead ratio {rt['overhead_ratio']}",
+            markup=False,
+        )
+        console.print("[bold green]ok[/]" if result.ok else "[bold red]failed[/]")
+    if not result.ok:
         raise typer.Exit(1)
 
 

@@ -1,0 +1,302 @@
+"""The DVP demo (``kakehashi demo dvp``): the settlement of :mod:`kakehashi.apps.dvp.settlement`
+on the in-process sandbox (:mod:`kakehashi.ops.sandbox`: the embedded EVM chain, an embedded
+Corda-model network of the bank — which runs the IBC host and issues the stablecoin — the buyer,
+the seller and an outsider, the LCP service over HTTP, a relayer), step by step, with each
+step's time and ledger, the round trip broken down as the seed analysis states it
+(3 × Corda-model transaction + 2 × EVM transaction + 3 × relayer / LCP), and the final state
+read back from both ledgers.
+
+Failure scenarios (``fail_at``, :data:`SCENARIOS`), each ending with both assets where they
+started — or, for ``relayer-crash``, the trade completed by a new relayer: atomic either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kakehashi.apps.dvp.settlement import Terms, dvp_transaction
+from kakehashi.cross.auth import corda_key_id, sign_party
+from kakehashi.cross.corda_apps import apps_factory
+from kakehashi.cross.corda_module import CROSS_PORT
+from kakehashi.cross.corda_tokens import TokenEscrowApp, deposit, reclaim
+from kakehashi.cross.status import Decision
+from kakehashi.cross.tx import Account, ChannelInfo, SignerKind
+from kakehashi.errors import ConfigurationError, InsufficientBalanceError
+from kakehashi.ledgers.corda.tokens.flows import balance_of, issue_tokens
+from kakehashi.ledgers.corda.tokens.model import IssuedTokenType, TokenType
+from kakehashi.ledgers.evm import toolchain
+from kakehashi.ledgers.evm.chain import dev_accounts
+from kakehashi.ledgers.evm.client import transact
+from kakehashi.ops.sandbox import OPERATOR, World, world
+from kakehashi.relayer.path import Direction, RoundReport
+
+__all__ = ["SCENARIOS", "DvpResult", "Step", "run_dvp"]
+
+BUYER = "O=Buyer Trust, L=Tokyo, C=JP"
+SELLER = "O=Seller Arts, L=Paris, C=FR"
+OUTSIDER = "O=Someone Else, L=Seoul, C=KR"
+JPYC = TokenType("JPYC", 0)
+PRICE, FUNDS, TOKEN_ID = 300, 1_000, 7
+PENDING_TIMEOUT_S = 4  # the no-signature scenario's transaction timeout
+
+SCENARIOS = {
+    "balance": "the buyer's balance is too low: it cannot deposit the price; the lock fails",
+    "nft-gone": "the seller transferred the NFT away after agreeing: the NFT move fails",
+    "no-signature": "the seller never signs: the transaction expires, the buyer reclaims",
+    "relayer-crash": "the relayer is killed after the lock and a new one completes the trade",
+    "timeout": "the relayer is down until the NFT move's packet times out: the trade aborts",
+}
+
+
+@dataclass
+class Step:
+    name: str
+    ledger: str  # "corda", "evm", "relayer", "both"
+    seconds: float
+
+
+@dataclass
+class DvpResult:
+    ok: bool
+    tx_id: str
+    outcome: str  # committed, aborted, expired
+    steps: list[Step] = field(default_factory=list)
+    round_trip: dict[str, Any] = field(default_factory=dict)
+    final: dict[str, Any] = field(default_factory=dict)
+    failure: str = ""  # which party, which ledger, why
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "tx_id": self.tx_id,
+            "outcome": self.outcome,
+            "steps": [s.__dict__ for s in self.steps],
+            "round_trip": self.round_trip,
+            "final": self.final,
+            "failure": self.failure,
+        }
+
+
+class _Run:
+    """One demo run on a sandbox (module docstring)."""
+
+    def __init__(self, w: World, fail_at: str | None, show: Callable[[Step], None]) -> None:
+        self.w, self.fail_at, self.show = w, fail_at, show
+        self.steps: list[Step] = []
+        self.relayer = w.link()
+        self.bank = w.network.node(OPERATOR)
+        self.buyer = w.network.node(BUYER)
+        self.seller = w.network.node(SELLER)
+        self.buyer_evm, self.seller_evm = dev_accounts()[4], dev_accounts()[5]
+        self.ledger_s: dict[str, list[float]] = {"corda": [], "evm": [], "relayer": []}
+
+    def step(self, name: str, ledger: str, action: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        result = action()
+        step = Step(name, ledger, time.perf_counter() - started)
+        self.steps.append(step)
+        self.show(step)
+        return result
+
+    def hop(self, name: str, direction: Direction, ledger: str) -> RoundReport:
+        """One relayer hop: its reads and LCP calls count as relayer / LCP processing, its
+        submission as the destination ledger's transaction."""
+        report = self.step(name, "relayer", lambda: self.relayer.relay_direction(direction))
+        relayed = report.timings.get("query", 0.0) + report.timings.get("lcp", 0.0)
+        self.ledger_s["relayer"].append(relayed)
+        self.ledger_s[ledger].append(report.timings.get("submit", 0.0))
+        return report
+
+    def timed(self, ledger: str, action: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            started = time.perf_counter()
+            try:
+                return action()
+            finally:
+                self.ledger_s[ledger].append(time.perf_counter() - started)
+
+        return run
+
+    # -- the story ----------------------------------------------------------------------------
+
+    def setting(self) -> tuple[Terms, Any]:
+        w = self.w
+        issue_tokens(self.bank, JPYC, FUNDS, self.buyer.party)
+        minter = dev_accounts()[0]
+        nft = toolchain.deploy(w.w3, "tokens/erc721", "Art", "ART", "https://art/", sender=minter)
+        mint = nft.functions.mint(self.seller_evm.address, TOKEN_ID, "7.json")
+        transact(w.w3, mint, sender=minter)
+        transact(w.w3, nft.functions.approve(w.app.address, TOKEN_ID), sender=self.seller_evm)
+        terms = Terms(
+            IssuedTokenType(self.bank.party, JPYC),
+            PRICE if self.fail_at != "balance" else FUNDS * 5,
+            bytes.fromhex(nft.address[2:]),
+            TOKEN_ID,
+            self.buyer.party,
+            self.seller.party,
+            bytes.fromhex(self.buyer_evm.address[2:]),
+            bytes.fromhex(self.seller_evm.address[2:]),
+        )
+        return terms, nft
+
+    def run(self) -> DvpResult:
+        w = self.w
+        assert w.record is not None
+        terms, nft = self.step("① buyer and seller agree the trade", "both", self.setting)
+        if self.fail_at == "nft-gone":
+            other = dev_accounts()[6].address
+            transact(
+                w.w3,
+                nft.functions.transferFrom(self.seller_evm.address, other, TOKEN_ID),
+                sender=self.seller_evm,
+            )
+        timeout_s = PENDING_TIMEOUT_S if self.fail_at == "no-signature" else 600
+        timeout = time.time_ns() + timeout_s * 10**9
+        tx = dvp_transaction(
+            terms,
+            ChannelInfo(CROSS_PORT, w.record.b_channel_id),
+            nonce=time.time_ns(),
+            timeout_ns=timeout,
+        )
+        if self.fail_at == "timeout":
+            w.cross.timeout_span = 2  # the CALL times out after 2 EVM blocks
+        self.step(
+            "② the cross-ledger transaction is created and sent to both",
+            "corda",
+            lambda: w.cross.initiate(tx),
+        )
+        started = time.perf_counter()
+        failure = ""
+
+        def buyer_signs() -> None:
+            with contextlib.suppress(InsufficientBalanceError):  # it signs anyway; no lock
+                deposit(
+                    self.buyer,
+                    terms.stablecoin,
+                    terms.price,
+                    recipient=terms.seller,
+                    operator=self.bank.party,
+                    tx_id=tx.tx_id,
+                    index=0,
+                    expiry_ns=timeout,
+                )
+            me = Account(SignerKind.LOCAL, corda_key_id(self.buyer.party.owning_key))
+            w.cross.sign(tx.tx_id, me, sign_party(self.buyer.key, tx.tx_id))
+
+        signs = self.timed("corda", buyer_signs)
+        self.step("③ the buyer deposits and signs (Corda model)", "corda", signs)
+        if self.fail_at == "no-signature":
+            return self.expire(tx, terms, nft, started)
+        sign = w.auth.functions.sign_remote(tx.encode(), 1, w.record.a_channel_id)
+        self.step(
+            "③ the seller signs (EVM chain)",
+            "evm",
+            self.timed("evm", lambda: transact(w.w3, sign, sender=self.seller_evm)),
+        )
+        evm_to_corda, corda_to_evm = self.relayer.directions()
+        locked = "④ the signature crosses; the stablecoin is locked (Corda model)"
+        self.hop(locked, evm_to_corda, "corda")
+        if self.fail_at == "relayer-crash":
+            self.step("   the relayer is killed; a new one starts", "relayer", self.restart)
+        if self.fail_at == "timeout":
+            self.step("   the relayer is down; the EVM chain moves on", "evm", self.pass_blocks)
+            self.hop("⑤ the relayer proves the NFT move's packet timed out", evm_to_corda, "corda")
+        else:
+            self.hop("⑤ the NFT moves to the buyer (EVM chain)", corda_to_evm, "evm")
+            paid = "⑥-⑦ the move is reported back; the stablecoin moves (Corda model)"
+            self.hop(paid, evm_to_corda, "corda")
+        end_to_end = time.perf_counter() - started
+        c = w.cross.coordinator(tx.tx_id)
+        assert c is not None
+        if c.decision is Decision.ABORT:
+            failure = (
+                "; ".join(
+                    f"part {i} ({'Corda model' if i == 0 else 'EVM chain'}): {why}"
+                    for i, why in {**c.failures, **c.rejected}.items()
+                )
+                or "timed out"
+            )
+        outcome = {Decision.COMMIT: "committed", Decision.ABORT: "aborted"}.get(c.decision, "open")
+        return self.result(tx.tx_id, outcome, terms, nft, end_to_end, failure)
+
+    def restart(self) -> None:
+        self.relayer = self.w.relayer()
+
+    def pass_blocks(self) -> None:
+        minter = dev_accounts()[0]
+        for _ in range(3):  # any transactions: blocks past the packet's timeout height
+            toolchain.deploy(self.w.w3, "tokens/erc20", "T", "T", 0, 1, sender=minter)
+
+    def expire(self, tx: Any, terms: Terms, nft: Any, started: float) -> DvpResult:
+        self.step(
+            "   the seller never signs; the transaction expires",
+            "both",
+            lambda: time.sleep(max(0.0, (tx.timeout_timestamp - time.time_ns()) / 1e9) + 0.1),
+        )
+        self.step(
+            "   the buyer takes its deposit back (Corda model)",
+            "corda",
+            lambda: reclaim(self.buyer, tx.tx_id, 0),
+        )
+        failure = f"part 1 (EVM chain): the seller {self.seller.party.name} never signed"
+        return self.result(tx.tx_id, "expired", terms, nft, time.perf_counter() - started, failure)
+
+    def result(
+        self, tx_id: bytes, outcome: str, terms: Terms, nft: Any, end_to_end: float, failure: str
+    ) -> DvpResult:
+        token = terms.stablecoin
+        final = {
+            "nft_owner": nft.functions.ownerOf(TOKEN_ID).call(),
+            "buyer_evm": self.buyer_evm.address,
+            "seller_evm": self.seller_evm.address,
+            "buyer_balance": balance_of(self.buyer, token),
+            "seller_balance": balance_of(self.seller, token),
+            "outsider_states": len(self.w.network.node(OUTSIDER).db.query()),
+        }
+        moved = final["nft_owner"] == self.buyer_evm.address
+        paid = final["seller_balance"] == PRICE and final["buyer_balance"] == FUNDS - PRICE
+        untouched = final["buyer_balance"] == FUNDS and final["seller_balance"] == 0
+        expected = "committed" if self.fail_at in (None, "relayer-crash") else outcome
+        atomic = (moved and paid) if outcome == "committed" else (not moved and untouched)
+        ok = outcome == expected and atomic and final["outsider_states"] == 0
+        return DvpResult(
+            ok, tx_id.hex(), outcome, self.steps, self.breakdown(end_to_end), final, failure
+        )
+
+    def breakdown(self, end_to_end: float) -> dict[str, Any]:
+        """The seed formula: 3 × Corda-model transaction + 2 × EVM transaction + 3 × relayer /
+        LCP, each component measured (ms), the sum, the end-to-end time, the overhead ratio."""
+        ms = {k: [round(v * 1000, 1) for v in vs] for k, vs in self.ledger_s.items()}
+        ledgers = sum(sum(v) for k, v in self.ledger_s.items() if k != "relayer")
+        total = ledgers + sum(self.ledger_s["relayer"])
+        return {
+            "formula": "3 x Corda-model transaction + 2 x EVM transaction + 3 x relayer/LCP",
+            "corda_ms": ms["corda"],
+            "evm_ms": ms["evm"],
+            "relayer_lcp_ms": ms["relayer"],
+            "sum_ms": round(total * 1000, 1),
+            "end_to_end_ms": round(end_to_end * 1000, 1),
+            "overhead_ratio": round(end_to_end / ledgers, 2) if ledgers else None,
+        }
+
+
+def run_dvp(
+    directory: Path, *, fail_at: str | None = None, show: Callable[[Step], None] = lambda _: None
+) -> DvpResult:
+    """Build the sandbox in ``directory`` and run the DVP (module docstring)."""
+    if fail_at is not None and fail_at not in SCENARIOS:
+        raise ConfigurationError(
+            f"no failure scenario {fail_at!r}; the scenarios: {', '.join(SCENARIOS)}"
+        )
+    with world(
+        directory,
+        cross=True,
+        corda_nodes=(OPERATOR, BUYER, SELLER, OUTSIDER),
+        cross_apps=apps_factory(TokenEscrowApp),
+    ) as w:
+        return _Run(w, fail_at, show).run()
