@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import corda_bench
 import cross_bench
+import dvp_bench
 import evm_bench
 import ibc_bench
 import relayer_bench
@@ -24,6 +25,8 @@ def main() -> None:
     relayer_bench.main()
     print()
     cross_bench.main()
+    print()
+    dvp_bench.main()
 
 
 if __name__ == "__main__":
