@@ -36,7 +36,7 @@ help:
 	@echo "make lint       ruff check $(LINT_PATHS)"
 	@echo "make typecheck  mypy src/kakehashi"
 	@echo "make test       lint + typecheck + pytest (PYTEST_WORKERS=$(PYTEST_WORKERS))"
-	@echo "make demo       run the DVP demo across both ledgers"
+	@echo "make demo       run the DVP and the logistics demos across both ledgers"
 	@echo "make bench      run the benchmarks"
 	@echo "make clean      remove $(VENV), caches and build output"
 
@@ -98,6 +98,7 @@ test: $(STAMP) postgres-bins node-tools
 
 demo: $(STAMP)
 	$(BIN)/kakehashi demo dvp
+	$(BIN)/kakehashi demo logistics
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

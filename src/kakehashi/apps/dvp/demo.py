@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kakehashi.apps.dvp.settlement import Terms, dvp_transaction
+from kakehashi.apps.result import DemoResult, Step
 from kakehashi.cross.auth import corda_key_id, sign_party
 from kakehashi.cross.corda_apps import apps_factory
 from kakehashi.cross.corda_module import CROSS_PORT
@@ -35,7 +35,7 @@ from kakehashi.ledgers.evm.client import transact
 from kakehashi.ops.sandbox import OPERATOR, World, world
 from kakehashi.relayer.path import Direction, RoundReport
 
-__all__ = ["SCENARIOS", "DvpResult", "Step", "run_dvp"]
+__all__ = ["SCENARIOS", "DemoResult", "Step", "run_dvp"]
 
 BUYER = "O=Buyer Trust, L=Tokyo, C=JP"
 SELLER = "O=Seller Arts, L=Paris, C=FR"
@@ -51,35 +51,6 @@ SCENARIOS = {
     "relayer-crash": "the relayer is killed after the lock and a new one completes the trade",
     "timeout": "the relayer is down until the NFT move's packet times out: the trade aborts",
 }
-
-
-@dataclass
-class Step:
-    name: str
-    ledger: str  # "corda", "evm", "relayer", "both"
-    seconds: float
-
-
-@dataclass
-class DvpResult:
-    ok: bool
-    tx_id: str
-    outcome: str  # committed, aborted, expired
-    steps: list[Step] = field(default_factory=list)
-    round_trip: dict[str, Any] = field(default_factory=dict)
-    final: dict[str, Any] = field(default_factory=dict)
-    failure: str = ""  # which party, which ledger, why
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "tx_id": self.tx_id,
-            "outcome": self.outcome,
-            "steps": [s.__dict__ for s in self.steps],
-            "round_trip": self.round_trip,
-            "final": self.final,
-            "failure": self.failure,
-        }
 
 
 class _Run:
@@ -144,7 +115,7 @@ class _Run:
         )
         return terms, nft
 
-    def run(self) -> DvpResult:
+    def run(self) -> DemoResult:
         w = self.w
         assert w.record is not None
         terms, nft = self.step("① buyer and seller agree the trade", "both", self.setting)
@@ -232,7 +203,7 @@ class _Run:
         for _ in range(3):  # any transactions: blocks past the packet's timeout height
             toolchain.deploy(self.w.w3, "tokens/erc20", "T", "T", 0, 1, sender=minter)
 
-    def expire(self, tx: Any, terms: Terms, nft: Any, started: float) -> DvpResult:
+    def expire(self, tx: Any, terms: Terms, nft: Any, started: float) -> DemoResult:
         self.step(
             "   the seller never signs; the transaction expires",
             "both",
@@ -248,7 +219,7 @@ class _Run:
 
     def result(
         self, tx_id: bytes, outcome: str, terms: Terms, nft: Any, end_to_end: float, failure: str
-    ) -> DvpResult:
+    ) -> DemoResult:
         token = terms.stablecoin
         final = {
             "nft_owner": nft.functions.ownerOf(TOKEN_ID).call(),
@@ -264,7 +235,7 @@ class _Run:
         expected = "committed" if self.fail_at in (None, "relayer-crash") else outcome
         atomic = (moved and paid) if outcome == "committed" else (not moved and untouched)
         ok = outcome == expected and atomic and final["outsider_states"] == 0
-        return DvpResult(
+        return DemoResult(
             ok, tx_id.hex(), outcome, self.steps, self.breakdown(end_to_end), final, failure
         )
 
@@ -287,7 +258,7 @@ class _Run:
 
 def run_dvp(
     directory: Path, *, fail_at: str | None = None, show: Callable[[Step], None] = lambda _: None
-) -> DvpResult:
+) -> DemoResult:
     """Build the sandbox in ``directory`` and run the DVP (module docstring)."""
     if fail_at is not None and fail_at not in SCENARIOS:
         raise ConfigurationError(
