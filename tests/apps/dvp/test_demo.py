@@ -27,6 +27,8 @@ def test_every_scenario_ends_atomic(tmp_path: Path, fail_at: str | None) -> None
         assert result.outcome in ("aborted", "expired") and final["nft_owner"] != final["buyer_evm"]
         assert final["seller_balance"] == 0 and result.failure  # which part, which ledger, why
     assert final["outsider_states"] == 0
+    if result.outcome != "expired":  # the initiator heard how it ended, pushed to it
+        assert final["notified"] == result.outcome
     rt = result.round_trip
     if fail_at is None:  # the seed formula: 3 Corda-model, 2 EVM, 3 relayer / LCP
         assert (len(rt["corda_ms"]), len(rt["evm_ms"]), len(rt["relayer_lcp_ms"])) == (3, 2, 3)

@@ -13,6 +13,8 @@ started — or, for ``relayer-crash``, the trade completed by a new relayer: ato
 from __future__ import annotations
 
 import contextlib
+import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +26,7 @@ from kakehashi.cross.auth import corda_key_id, sign_party
 from kakehashi.cross.corda_apps import apps_factory
 from kakehashi.cross.corda_module import CROSS_PORT
 from kakehashi.cross.corda_tokens import TokenEscrowApp, deposit, reclaim
+from kakehashi.cross.http import event_stream
 from kakehashi.cross.status import Decision
 from kakehashi.cross.tx import Account, ChannelInfo, SignerKind
 from kakehashi.errors import ConfigurationError, InsufficientBalanceError
@@ -141,6 +144,7 @@ class _Run:
             "corda",
             lambda: w.cross.initiate(tx),
         )
+        self.listen(tx.tx_id)
         started = time.perf_counter()
         failure = ""
 
@@ -182,6 +186,7 @@ class _Run:
             paid = "⑥-⑦ the move is reported back; the stablecoin moves (Corda model)"
             self.hop(paid, evm_to_corda, "corda")
         end_to_end = time.perf_counter() - started
+        self.notified()
         c = w.cross.coordinator(tx.tx_id)
         assert c is not None
         if c.decision is Decision.ABORT:
@@ -197,6 +202,37 @@ class _Run:
 
     def restart(self) -> None:
         self.relayer = self.w.relayer()
+
+    def listen(self, tx_id: bytes) -> None:
+        """The initiating user's subscription to the host's Server-Sent Events (what
+        ``GET /cross/events?tx_id=…`` streams), on its own thread."""
+        self.events: list[tuple[float, str]] = []
+        self.stop = threading.Event()
+
+        def consume() -> None:
+            for chunk in event_stream(self.w.cross, tx_id, poll_s=0.01, stop=self.stop):
+                self.events.append((time.perf_counter(), chunk))
+
+        self.listener = threading.Thread(target=consume, daemon=True)
+        self.listener.start()
+
+    def notified(self) -> None:
+        """Wait (briefly) for the ``completed`` event and show it as a step."""
+        finished = time.perf_counter()
+        self.listener.join(timeout=2.0)
+        self.stop.set()
+        done = [(t, e) for t, e in self.events if e.startswith("event: completed")]
+        if done:
+            at, chunk = done[0]
+            outcome = json.loads(chunk.split("data: ", 1)[1])["outcome"]
+            self.notification = outcome
+            step = Step(
+                f"   the initiator is notified: {outcome} (a Server-Sent Event)",
+                "corda",
+                max(0.0, at - finished),
+            )
+            self.steps.append(step)
+            self.show(step)
 
     def pass_blocks(self) -> None:
         minter = dev_accounts()[0]
@@ -214,6 +250,7 @@ class _Run:
             "corda",
             lambda: reclaim(self.buyer, tx.tx_id, 0),
         )
+        self.stop.set()  # never authenticated: nothing to notify
         failure = f"part 1 (EVM chain): the seller {self.seller.party.name} never signed"
         return self.result(tx.tx_id, "expired", terms, nft, time.perf_counter() - started, failure)
 
@@ -228,13 +265,15 @@ class _Run:
             "buyer_balance": balance_of(self.buyer, token),
             "seller_balance": balance_of(self.seller, token),
             "outsider_states": len(self.w.network.node(OUTSIDER).db.query()),
+            "notified": getattr(self, "notification", None),
         }
         moved = final["nft_owner"] == self.buyer_evm.address
         paid = final["seller_balance"] == PRICE and final["buyer_balance"] == FUNDS - PRICE
         untouched = final["buyer_balance"] == FUNDS and final["seller_balance"] == 0
         expected = "committed" if self.fail_at in (None, "relayer-crash") else outcome
         atomic = (moved and paid) if outcome == "committed" else (not moved and untouched)
-        ok = outcome == expected and atomic and final["outsider_states"] == 0
+        heard = final["notified"] == outcome or outcome == "expired"
+        ok = outcome == expected and atomic and final["outsider_states"] == 0 and heard
         return DemoResult(
             ok, tx_id.hex(), outcome, self.steps, self.breakdown(end_to_end), final, failure
         )
