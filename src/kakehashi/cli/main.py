@@ -7,7 +7,7 @@ import os
 import secrets
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlparse
 
 import typer
@@ -132,6 +132,55 @@ def demo_ping(
         raise typer.Exit(1)
 
 
+def _app_demo(
+    title: str,
+    directory: Path | None,
+    as_json: bool,
+    run: Any,
+    summary: Any,
+) -> None:
+    """Run an application demo (``run(directory, show)`` → DemoResult) in ``directory`` (a
+    temporary one by default): its steps as they happen, then ``summary(result)`` and the
+    round-trip breakdown — or one JSON object; exit 1 unless it went as intended."""
+    import json
+
+    from kakehashi.apps.result import Step
+
+    def show(step: Step) -> None:
+        if not as_json:
+            console.print(
+                f"[green]✓[/] {escape(step.name)} [dim]({step.ledger}, {step.seconds:.2f} s)[/]"
+            )
+
+    if not as_json:
+        console.rule(f"[bold]Kakehashi · {escape(title)}")
+    try:
+        if directory is None:
+            with tempfile.TemporaryDirectory(prefix="kakehashi-demo-") as tmp:
+                result = run(Path(tmp), show)
+        else:
+            result = run(directory, show)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(json.dumps(result.as_dict()))
+    else:
+        summary(result)
+        if result.failure:
+            console.print(f"why: {escape(result.failure)}")
+        rt = result.round_trip
+        console.print(
+            f"round trip ({rt['formula']}): Corda {rt['corda_ms']} ms, EVM {rt['evm_ms']} ms, "
+            f"relayer/LCP {rt['relayer_lcp_ms']} ms; sum {rt['sum_ms']} ms; end to end "
+            f"{rt['end_to_end_ms']} ms; overhead ratio {rt['overhead_ratio']}",
+            markup=False,
+        )
+        console.print("[bold green]ok[/]" if result.ok else "[bold red]failed[/]")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 @demo_app.command("dvp")
 def demo_dvp(
     directory: DirOption = None,
@@ -148,60 +197,34 @@ def demo_dvp(
 ) -> None:
     """The DVP: a Corda-model stablecoin against an ERC-721 on the EVM chain, settled
     atomically on the in-process network (both ledgers, LCP service, relayer)."""
-    import json
-
-    from kakehashi.apps.dvp.demo import SCENARIOS, Step, run_dvp
+    from kakehashi.apps.dvp.demo import SCENARIOS, run_dvp
 
     if fail_at == "list":
         for name, what in SCENARIOS.items():
             console.print(f"{name:14} {what}", markup=False)
         return
 
-    def show(step: Step) -> None:
-        if not as_json:
-            console.print(
-                f"[green]✓[/] {escape(step.name)} [dim]({step.ledger}, {step.seconds:.2f} s)[/]"
-            )
-
-    if not as_json:
-        title = "DVP: stablecoin (Corda model) against an NFT (EVM chain)"
-        console.rule(f"[bold]Kakehashi · {title}" + (f" · --fail-at {fail_at}" if fail_at else ""))
-    try:
-        if directory is None:
-            with tempfile.TemporaryDirectory(prefix="kakehashi-dvp-") as tmp:
-                result = run_dvp(Path(tmp), fail_at=fail_at, show=show)
-        else:
-            result = run_dvp(directory, fail_at=fail_at, show=show)
-    except KakehashiError as exc:
-        _fail(exc)
-        return
-    if as_json:
-        print(json.dumps(result.as_dict()))
-    else:
-        f, rt = result.final, result.round_trip
-        owner = (
-            "buyer"
-            if f["nft_owner"] == f["buyer_evm"]
-            else ("seller" if f["nft_owner"] == f["seller_evm"] else f["nft_owner"])
+    def summary(result: Any) -> None:
+        f = result.final
+        owner = {f["buyer_evm"]: "buyer", f["seller_evm"]: "seller"}.get(
+            f["nft_owner"], f["nft_owner"]
         )
         tx = result.tx_id[:16]
         console.print(f"outcome: [bold]{result.outcome}[/] (cross transaction {tx}…)")
-        if result.failure:
-            console.print(f"why: {escape(result.failure)}")
         console.print(
             f"NFT owner: {owner}; JPYC: buyer {f['buyer_balance']}, seller {f['seller_balance']}; "
             f"states at the outsider's node: {f['outsider_states']}",
             markup=False,
         )
-        console.print(
-            f"round trip ({rt['formula']}): Corda {rt['corda_ms']} ms, EVM {rt['evm_ms']} ms, "
-            f"relayer/LCP {rt['relayer_lcp_ms']} ms; sum {rt['sum_ms']} ms; end to end "
-            f"{rt['end_to_end_ms']} ms; overhead ratio {rt['overhead_ratio']}",
-            markup=False,
-        )
-        console.print("[bold green]ok[/]" if result.ok else "[bold red]failed[/]")
-    if not result.ok:
-        raise typer.Exit(1)
+
+    title = "DVP: stablecoin (Corda model) against an NFT (EVM chain)"
+    _app_demo(
+        title + (f" · --fail-at {fail_at}" if fail_at else ""),
+        directory,
+        as_json,
+        lambda where, show: run_dvp(where, fail_at=fail_at, show=show),
+        summary,
+    )
 
 
 @demo_app.command("logistics")
@@ -214,45 +237,19 @@ def demo_logistics(
 ) -> None:
     """The daily contract-status update: contracts on the EVM chain checked against delivery
     records on the Corda model, on the in-process network."""
-    import json
-
     from kakehashi.apps.logistics.demo import run_logistics
-    from kakehashi.apps.result import Step
 
-    def show(step: Step) -> None:
-        if not as_json:
-            console.print(
-                f"[green]✓[/] {escape(step.name)} [dim]({step.ledger}, {step.seconds:.2f} s)[/]"
-            )
-
-    if not as_json:
-        console.rule("[bold]Kakehashi · logistics: contract status from delivery records")
-    try:
-        if directory is None:
-            with tempfile.TemporaryDirectory(prefix="kakehashi-logistics-") as tmp:
-                result = run_logistics(Path(tmp), show=show)
-        else:
-            result = run_logistics(directory, show=show)
-    except KakehashiError as exc:
-        _fail(exc)
-        return
-    if as_json:
-        print(json.dumps(result.as_dict()))
-    else:
+    def summary(result: Any) -> None:
         for contract_id, status in result.final["statuses"].items():
             console.print(f"contract {contract_id}: {status}", markup=False)
-        if result.failure:
-            console.print(f"why: {escape(result.failure)}")
-        rt = result.round_trip
-        console.print(
-            f"round trip ({rt['formula']}): Corda {rt['corda_ms']} ms, EVM {rt['evm_ms']} ms, "
-            f"relayer/LCP {rt['relayer_lcp_ms']} ms; sum {rt['sum_ms']} ms; end to end "
-            f"{rt['end_to_end_ms']} ms; overhead ratio {rt['overhead_ratio']}",
-            markup=False,
-        )
-        console.print("[bold green]ok[/]" if result.ok else "[bold red]failed[/]")
-    if not result.ok:
-        raise typer.Exit(1)
+
+    _app_demo(
+        "logistics: contract status from delivery records",
+        directory,
+        as_json,
+        lambda where, show: run_logistics(where, show=show),
+        summary,
+    )
 
 
 @corda_app.command("init")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kakehashi.apps.dvp.settlement import Terms, dvp_transaction
-from kakehashi.apps.result import DemoResult, Step
+from kakehashi.apps.result import DemoResult, DemoRun, Step
 from kakehashi.cross.auth import corda_key_id, sign_party
 from kakehashi.cross.corda_apps import apps_factory
 from kakehashi.cross.corda_module import CROSS_PORT
@@ -36,7 +36,6 @@ from kakehashi.ledgers.evm import toolchain
 from kakehashi.ledgers.evm.chain import dev_accounts
 from kakehashi.ledgers.evm.client import transact
 from kakehashi.ops.sandbox import OPERATOR, World, world
-from kakehashi.relayer.path import Direction, RoundReport
 
 __all__ = ["SCENARIOS", "DemoResult", "Step", "run_dvp"]
 
@@ -46,6 +45,7 @@ OUTSIDER = "O=Someone Else, L=Seoul, C=KR"
 JPYC = TokenType("JPYC", 0)
 PRICE, FUNDS, TOKEN_ID = 300, 1_000, 7
 PENDING_TIMEOUT_S = 4  # the no-signature scenario's transaction timeout
+FORMULA = "3 x Corda-model transaction + 2 x EVM transaction + 3 x relayer/LCP"
 
 SCENARIOS = {
     "balance": "the buyer's balance is too low: it cannot deposit the price; the lock fails",
@@ -56,45 +56,16 @@ SCENARIOS = {
 }
 
 
-class _Run:
+class _Run(DemoRun):
     """One demo run on a sandbox (module docstring)."""
 
     def __init__(self, w: World, fail_at: str | None, show: Callable[[Step], None]) -> None:
-        self.w, self.fail_at, self.show = w, fail_at, show
-        self.steps: list[Step] = []
-        self.relayer = w.link()
+        super().__init__(w, show)
+        self.fail_at = fail_at
         self.bank = w.network.node(OPERATOR)
         self.buyer = w.network.node(BUYER)
         self.seller = w.network.node(SELLER)
         self.buyer_evm, self.seller_evm = dev_accounts()[4], dev_accounts()[5]
-        self.ledger_s: dict[str, list[float]] = {"corda": [], "evm": [], "relayer": []}
-
-    def step(self, name: str, ledger: str, action: Callable[[], Any]) -> Any:
-        started = time.perf_counter()
-        result = action()
-        step = Step(name, ledger, time.perf_counter() - started)
-        self.steps.append(step)
-        self.show(step)
-        return result
-
-    def hop(self, name: str, direction: Direction, ledger: str) -> RoundReport:
-        """One relayer hop: its reads and LCP calls count as relayer / LCP processing, its
-        submission as the destination ledger's transaction."""
-        report = self.step(name, "relayer", lambda: self.relayer.relay_direction(direction))
-        relayed = report.timings.get("query", 0.0) + report.timings.get("lcp", 0.0)
-        self.ledger_s["relayer"].append(relayed)
-        self.ledger_s[ledger].append(report.timings.get("submit", 0.0))
-        return report
-
-    def timed(self, ledger: str, action: Callable[[], Any]) -> Callable[[], Any]:
-        def run() -> Any:
-            started = time.perf_counter()
-            try:
-                return action()
-            finally:
-                self.ledger_s[ledger].append(time.perf_counter() - started)
-
-        return run
 
     # -- the story ----------------------------------------------------------------------------
 
@@ -274,25 +245,8 @@ class _Run:
         atomic = (moved and paid) if outcome == "committed" else (not moved and untouched)
         heard = final["notified"] == outcome or outcome == "expired"
         ok = outcome == expected and atomic and final["outsider_states"] == 0 and heard
-        return DemoResult(
-            ok, tx_id.hex(), outcome, self.steps, self.breakdown(end_to_end), final, failure
-        )
-
-    def breakdown(self, end_to_end: float) -> dict[str, Any]:
-        """The seed formula: 3 × Corda-model transaction + 2 × EVM transaction + 3 × relayer /
-        LCP, each component measured (ms), the sum, the end-to-end time, the overhead ratio."""
-        ms = {k: [round(v * 1000, 1) for v in vs] for k, vs in self.ledger_s.items()}
-        ledgers = sum(sum(v) for k, v in self.ledger_s.items() if k != "relayer")
-        total = ledgers + sum(self.ledger_s["relayer"])
-        return {
-            "formula": "3 x Corda-model transaction + 2 x EVM transaction + 3 x relayer/LCP",
-            "corda_ms": ms["corda"],
-            "evm_ms": ms["evm"],
-            "relayer_lcp_ms": ms["relayer"],
-            "sum_ms": round(total * 1000, 1),
-            "end_to_end_ms": round(end_to_end * 1000, 1),
-            "overhead_ratio": round(end_to_end / ledgers, 2) if ledgers else None,
-        }
+        breakdown = self.breakdown(FORMULA, end_to_end)
+        return DemoResult(ok, tx_id.hex(), outcome, self.steps, breakdown, final, failure)
 
 
 def run_dvp(

@@ -17,11 +17,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from kakehashi.apps.logistics.deliveries import DeliveryCheckApp, record_delivery
 from kakehashi.apps.logistics.desk import LogisticsDesk, status_key
-from kakehashi.apps.result import DemoResult, Step
+from kakehashi.apps.result import DemoResult, DemoRun, Step
 from kakehashi.cross.corda_apps import apps_factory
 from kakehashi.cross.corda_module import CROSS_PORT
 from kakehashi.cross.status import Decision
@@ -36,6 +35,11 @@ __all__ = ["CONTRACTS", "run_logistics"]
 CARRIER = "O=Swift Carriers, L=Osaka, C=JP"
 OUTSIDER = "O=Other Shipper, L=Busan, C=KR"
 CONTRACTS = (("SC-2026-001", 2, 2), ("SC-2026-002", 2, 1))  # (id, expected, delivered)
+FORMULA = (
+    "2 x Corda-model transaction + 3 x EVM transaction + 3 x relayer/LCP (+ the hop bringing "
+    "the decisions' acknowledgements back); the daily run's checks travel together, so each "
+    "figure is for all of them"
+)
 
 
 def run_logistics(directory: Path, *, show: Callable[[Step], None] = lambda _: None) -> DemoResult:
@@ -49,21 +53,10 @@ def run_logistics(directory: Path, *, show: Callable[[Step], None] = lambda _: N
         return _Run(w, show).run()
 
 
-class _Run:
+class _Run(DemoRun):
     def __init__(self, w: World, show: Callable[[Step], None]) -> None:
-        self.w, self.show = w, show
-        self.steps: list[Step] = []
-        self.relayer = w.link()
+        super().__init__(w, show)
         self.desk_account = dev_accounts()[0]
-        self.parts: dict[str, list[float]] = {"corda": [], "evm": [], "relayer": []}
-
-    def step(self, name: str, ledger: str, action: Callable[[], Any]) -> Any:
-        started = time.perf_counter()
-        result = action()
-        step = Step(name, ledger, time.perf_counter() - started)
-        self.steps.append(step)
-        self.show(step)
-        return result
 
     def setting(self) -> LogisticsDesk:
         w = self.w
@@ -91,15 +84,6 @@ class _Run:
                     delivered_at_ns=time.time_ns(),
                 )  # fmt: skip
 
-    def hop(self, name: str, index: int, ledger: str) -> None:
-        report = self.step(
-            name, "relayer", lambda: self.relayer.relay_direction(self.relayer.directions()[index])
-        )
-        self.parts["relayer"].append(
-            report.timings.get("query", 0.0) + report.timings.get("lcp", 0.0)
-        )
-        self.parts[ledger].append(report.timings.get("submit", 0.0))
-
     def run(self) -> DemoResult:
         desk = self.step("contracts registered on the EVM chain", "evm", self.setting)
         self.step("the carrier records deliveries (Corda model)", "corda", self.deliveries)
@@ -108,7 +92,7 @@ class _Run:
             "the daily run: a check per open contract (EVM chain)", "evm", desk.run_once
         )
         self.parts["evm"].append(self.steps[-1].seconds / max(1, len(checks)))
-        evm_to_corda, corda_to_evm = 0, 1
+        evm_to_corda, corda_to_evm = self.relayer.directions()
         self.hop("the checks cross; the Corda model answers (prepare)", evm_to_corda, "corda")
         self.hop("the answers come back; the EVM chain decides", corda_to_evm, "evm")
         self.hop("the decisions cross (Corda model)", evm_to_corda, "corda")
@@ -125,20 +109,7 @@ class _Run:
             outcomes[cid] is (Decision.COMMIT if expected[cid] == "delivered" else Decision.ABORT)
             for cid in outcomes
         )
-        ledgers = sum(sum(v) for k, v in self.parts.items() if k != "relayer")
-        ms = {k: [round(v * 1000, 1) for v in vs] for k, vs in self.parts.items()}
-        round_trip = {
-            "formula": "2 x Corda-model transaction + 3 x EVM transaction + 3 x relayer/LCP "
-            "(+ the hop bringing the decisions' acknowledgements back); the daily run's checks "
-            "travel together, so each figure is for all of them",
-            "corda_ms": ms["corda"],
-            "evm_ms": ms["evm"],
-            "relayer_lcp_ms": ms["relayer"],
-            "sum_ms": round((ledgers + sum(self.parts["relayer"])) * 1000, 1),
-            "end_to_end_ms": round(end_to_end * 1000, 1),
-            "overhead_ratio": round(end_to_end / ledgers, 2) if ledgers else None,
-            "checks": len(checks),
-        }
+        round_trip = self.breakdown(FORMULA, end_to_end) | {"checks": len(checks)}
         first = checks[0].tx.tx_id.hex() if checks else ""
         final = {
             "statuses": statuses,
