@@ -1,6 +1,6 @@
 """Benchmark of cross-ledger transactions (printed figures, never asserted).
 
-Everything real and in this one process, as ``tests/relayer/support.py`` builds it with
+Everything real and in this one process, as ``kakehashi.ops.sandbox`` builds it with
 ``cross=True``: the embedded EVM chain with ``contracts/cross/cross_kv.vy`` on port ``cross``,
 the embedded Corda-model network with a Corda IBC host running ``CrossModule``, the LCP service
 over HTTP on 127.0.0.1, and a linked relayer (``PathRelayer``). Each transaction sets one key on

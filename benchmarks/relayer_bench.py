@@ -1,6 +1,6 @@
 """Benchmark of the relayer path through the LCP service (printed figures, never asserted).
 
-Everything is real and in this one process (as in ``tests/relayer/support.py``): the embedded
+Everything is real and in this one process (the sandbox of ``kakehashi.ops.sandbox``): the embedded
 EVM chain (py-evm, QBFT seals) with the IBC handler, the Vyper LCP client and the echo app; the
 embedded Corda-model network (SQLite, real notary) with a Corda IBC host and the Python echo
 module; the LCP service (``create_app`` over a simulation enclave) served by uvicorn on
@@ -54,15 +54,11 @@ from web3 import Web3
 
 from kakehashi.ibc.clients.lcp import TAG_UPDATE_CLIENT
 from kakehashi.ibc.corda_host import CordaIbcHost
-from kakehashi.ibc.echo import EchoModule
-from kakehashi.ibc.evm_deploy import EvmDeployment, deploy_lcp_stack
+from kakehashi.ibc.evm_deploy import EvmDeployment
 from kakehashi.ibc.evm_host import EvmIbcHost
-from kakehashi.ibc.router import Router
 from kakehashi.ibc.types import Height, Order
 from kakehashi.lcp.client import LcpServiceClient
 from kakehashi.lcp.enclave import Enclave, ProofItem, SignedMessage
-from kakehashi.lcp.service import create_app
-from kakehashi.ledgers.corda.node.setup import EmbeddedNetwork
 from kakehashi.ledgers.evm.chain import (
     BlockMode,
     EmbeddedChain,
@@ -70,16 +66,12 @@ from kakehashi.ledgers.evm.chain import (
 )
 from kakehashi.ledgers.evm.provider import embedded_web3
 from kakehashi.lightclients import lcp_messages
-from kakehashi.ops.serving import serve
+from kakehashi.ops.sandbox import GAS, PORT, VERSION
+from kakehashi.ops.sandbox import world as sandbox
 from kakehashi.relayer.chains import CordaEndpoint, EvmEndpoint
 from kakehashi.relayer.link import link
 from kakehashi.relayer.path import Direction, PathRelayer, RoundReport, Side
 
-SECRET = b"kakehashi relayer benchmark operator secret"
-OPERATOR = "O=Bank A, L=London, C=GB"
-PORT = "echo"
-VERSION = "echo-1"
-GAS = 5_000_000
 SEND_GAS = 1_000_000
 PAYLOAD = b"x" * 64
 LATENCY_PACKETS = 10
@@ -281,43 +273,27 @@ class World:
 
 @contextmanager
 def linked_world(block_mode: BlockMode = "auto", interval_ms: int = 1000) -> Iterator[World]:
-    """Both ledgers, the LCP service and a linked relayer (module docstring)."""
+    """Both ledgers, the LCP service and a linked relayer (module docstring), on the sandbox
+    of ``kakehashi.ops.sandbox`` with the LCP calls and reads timed."""
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kakehashi-relayer-")))
-        network = EmbeddedNetwork.create(tmp / "corda")
-        stack.callback(network.close)
-        chain = stack.enter_context(EmbeddedChain(block_mode=block_mode, interval_ms=interval_ms))
-        enclave = Enclave(tmp / "lcp", SECRET)
-        clock = EnclaveClock(enclave)
-        url = stack.enter_context(serve(create_app(enclave)))
-        w3 = embedded_web3(chain)
-        deployment = deploy_lcp_stack(
-            w3,
-            sender=dev_accounts()[0],
-            port=PORT,
-            root_der=enclave.root_certificate,
-            cross_module=False,
-        )
-        router = Router()
-        router.bind(PORT, EchoModule())
-        host = CordaIbcHost(network.node(OPERATOR), router=router)
-        service = stack.enter_context(LcpServiceClient(url))
+        interval = interval_ms if block_mode == "interval" else None
+        box = stack.enter_context(sandbox(tmp, block_interval_ms=interval))
+        clock = EnclaveClock(box.enclave)
+        service = stack.enter_context(LcpServiceClient(box.lcp_url))
         lcp = TimedLcp(service)
-        evm = EvmEndpoint(
-            EvmIbcHost(w3, deployment.handler, sender=dev_accounts()[1], gas=GAS),
-            from_block=deployment.from_block,
-        )
+        evm = EvmEndpoint(box.evm_host(dev_accounts()[1]), from_block=box.deployment.from_block)
         a = Side(evm, port_id=PORT)
-        b = Side(CordaEndpoint(host), port_id=PORT, update_tag=bytes([TAG_UPDATE_CLIENT]))
+        b = Side(CordaEndpoint(box.host), port_id=PORT, update_tag=bytes([TAG_UPDATE_CLIENT]))
         relayer = PathRelayer(a, b, lcp)
         record = link(relayer, service, ordering=Order.UNORDERED, version=VERSION)
         reads = ReadClock()
         reads.watch(a.endpoint)
         reads.watch(b.endpoint)
         yield World(
-            chain,
-            host,
-            deployment,
+            box.chain,
+            box.host,
+            box.deployment,
             relayer,
             lcp,
             clock,
