@@ -189,7 +189,7 @@ def test_an_evm_coordinated_transaction_waits_for_a_corda_party_and_an_extension
     assert evm_decision(w, tx) is Decision.COMMIT
     assert bytes(w.app.functions.value(b"e").call()) == b"1" and w.cross.app.value(b"e") == b"1"
     timeline = [e for _, e in w.cross.timeline(tx.tx_id)]
-    assert any("the coordinator taken the SIGN for part 1" in e for e in timeline)
+    assert any("the coordinator took the SIGN for part 1" in e for e in timeline)
 
 
 def test_a_pending_evm_transaction_expires_at_its_timeout(w: World) -> None:

@@ -55,23 +55,28 @@ def _account(key_file: Path) -> Any:
         raise ConfigurationError(f"cannot read an EVM key from {key_file}: {exc}") from None
 
 
+def _registry(w3: Any, address: str) -> Any:
+    from kakehashi.ledgers.evm import toolchain
+
+    abi = toolchain.compile_contract("apps/logistics").abi
+    return w3.eth.contract(address=cast(Any, address), abi=abi)
+
+
 def _desk(config: Path, key: Path, registry: str, channel: str) -> Any:
     from kakehashi.apps.logistics.desk import LogisticsDesk
-    from kakehashi.cli.tx import _Ledgers
+    from kakehashi.cli.tx import Ledgers
     from kakehashi.cross.corda_module import CROSS_PORT
     from kakehashi.cross.tx import ChannelInfo
     from kakehashi.ibc.evm_deploy import CROSS_APP_CONTRACT
     from kakehashi.ledgers.evm import toolchain
 
-    ledgers = _Ledgers(config)
+    ledgers = Ledgers(config)
     w3 = ledgers.w3
     app = w3.eth.contract(
         address=ledgers.cross.functions.app().call(),
         abi=toolchain.compile_contract(CROSS_APP_CONTRACT).abi,
     )
-    records = w3.eth.contract(
-        address=cast(Any, registry), abi=toolchain.compile_contract("apps/logistics").abi
-    )
+    records = _registry(w3, registry)
     return LogisticsDesk(
         w3, ledgers.cross, app, records, _account(key), ChannelInfo(CROSS_PORT, channel)
     )
@@ -80,11 +85,11 @@ def _desk(config: Path, key: Path, registry: str, channel: str) -> Any:
 @logistics_app.command("deploy")
 def deploy(config_path: ConfigOption, key_file: KeyOption) -> None:
     """Deploy the contract registry (contracts/apps/logistics.vy); prints its address."""
-    from kakehashi.cli.tx import _Ledgers
+    from kakehashi.cli.tx import Ledgers
     from kakehashi.ledgers.evm import toolchain
 
     try:
-        w3 = _Ledgers(config_path).w3
+        w3 = Ledgers(config_path).w3
         registry = toolchain.deploy(w3, "apps/logistics", sender=_account(key_file))
     except KakehashiError as exc:
         _fail(exc)
@@ -101,16 +106,13 @@ def register(
     registry: RegistryOption,
 ) -> None:
     """Register a contract completed by EXPECTED deliveries."""
-    from kakehashi.cli.tx import _Ledgers
-    from kakehashi.ledgers.evm import toolchain
+    from kakehashi.cli.tx import Ledgers
     from kakehashi.ledgers.evm.client import transact
 
     try:
-        w3 = _Ledgers(config_path).w3
-        records = w3.eth.contract(
-            address=cast(Any, registry), abi=toolchain.compile_contract("apps/logistics").abi
-        )
-        transact(w3, records.functions.register(contract_id, expected), sender=_account(key_file))
+        w3 = Ledgers(config_path).w3
+        register = _registry(w3, registry).functions.register(contract_id, expected)
+        transact(w3, register, sender=_account(key_file))
     except KakehashiError as exc:
         _fail(exc)
         return

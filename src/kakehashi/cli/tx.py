@@ -61,7 +61,7 @@ def _fail(exc: KakehashiError) -> None:
     raise typer.Exit(2)
 
 
-class _Ledgers:
+class Ledgers:
     """The EVM chain's cross contract and the Corda node's /cross API of a configuration."""
 
     def __init__(self, config_path: Path) -> None:
@@ -244,7 +244,7 @@ def tx_status(tx_id: str, config_path: ConfigOption, as_json: JsonOption = False
     """The transaction as each ledger sees it (coordinator, participant) and its timeline."""
     try:
         raw = _hex_id(tx_id)
-        ledgers = _Ledgers(config_path)
+        ledgers = Ledgers(config_path)
         views = {"evm": ledgers.evm(raw), "corda": ledgers.corda(f"/cross/tx/{raw.hex()}")}
     except KakehashiError as exc:
         _fail(exc)
@@ -300,7 +300,7 @@ def tx_list(config_path: ConfigOption, as_json: JsonOption = False) -> None:
     """Open transactions (not yet decided, or decided but not acknowledged everywhere), oldest
     first, with their age."""
     try:
-        ledgers = _Ledgers(config_path)
+        ledgers = Ledgers(config_path)
         corda = ledgers.corda("/cross/tx?open_only=true") or {"transactions": []}
         rows = [dict(t, coordinator="corda") for t in corda["transactions"]] + [
             dict(t, coordinator="evm") for t in ledgers.open_on_evm()
@@ -383,7 +383,7 @@ def tx_sign(
             raise ConfigurationError("--part and --channel go together (a CHANNEL signature)")
         transaction = InitiateTx.decode(_transaction(tx))
         tx_id = transaction.tx_id
-        ledgers = _Ledgers(config_path)
+        ledgers = Ledgers(config_path)
         kind = "LOCAL" if part is None else "CHANNEL"
         if on == "evm":
             from eth_account import Account

@@ -356,9 +356,7 @@ class CrossModule:
 
     def _coordinator_event(self, packet: Packet, event: Any) -> None:
         cross = CrossPacket.decode(packet.data)
-        c = _load_coordinator(self.host.store, cross.tx_id)
-        if c is None:
-            raise CrossTxError(f"no cross transaction {cross.tx_id.hex()} coordinated here")
+        c = self._coordinated(cross.tx_id)
         self._act(self.host.store, c, event(c, cross))
 
     # -- ICS-26 callbacks ------------------------------------------------------------------------
@@ -455,7 +453,7 @@ class CrossModule:
         ack = CrossAck.decode(acknowledgement)
         sent = CrossPacket.decode(packet.data)
         if sent.kind is PacketKind.SIGN:
-            answer = "taken" if ack.status is AckStatus.OK else f"refused ({ack.reason})"
+            answer = "took" if ack.status is AckStatus.OK else f"refused ({ack.reason})"
             self._note(sent.tx_id, f"the coordinator {answer} the SIGN for part {sent.index}")
             return
 
