@@ -10,7 +10,12 @@ bytes value)`` — what the Python side (:mod:`kakehashi.cross.corda_kv`) and th
   :data:`~kakehashi.cross.tx.MAX_RETURN_VALUE` bytes; an absent key reads as ``b""``); returns
   it, so another part can link to it;
 * :data:`OP_SET_LINKED` ``(key, b"")`` — write the declared return value of the part's first
-  link (a cross-chain call: this ledger acts on what the other one answers); returns ``b"ok"``.
+  link (a cross-chain call: this ledger acts on what the other one answers); returns ``b"ok"``;
+* :data:`OP_SET_EVALUATED` ``(key, evaluator)`` (EVM chain only) — write what the contract at
+  the 20-byte address ``evaluator`` makes of the first linked part's answer
+  (``evaluate(bytes key, bytes answer) -> bytes``); returns ``b"ok"``. With a *late* link (the
+  linked part declares no value) the answer is the one its acknowledgement brings back to the
+  coordinating ledger, taken before the decision.
 
 **Locks.** A prepared write (SET, DELETE, SET_LINKED) holds an exclusive lock on its key until
 the transaction commits or aborts; a prepared GET holds a shared read lock. A write is refused
@@ -44,6 +49,7 @@ __all__ = [
     "OP_ERC721",
     "OP_GET",
     "OP_SET",
+    "OP_SET_EVALUATED",
     "OP_SET_LINKED",
     "OP_TOKEN_MOVE",
     "KvOp",
@@ -52,6 +58,7 @@ __all__ = [
     "kv_call",
     "kv_delete",
     "kv_get",
+    "kv_set_evaluated",
     "kv_set_linked",
 ]
 
@@ -59,11 +66,12 @@ OP_SET = 1
 OP_GET = 2
 OP_DELETE = 3
 OP_SET_LINKED = 4
+OP_SET_EVALUATED = 5  # the EVM application only
 OP_ERC20 = 16
 OP_ERC721 = 17
 OP_TOKEN_MOVE = 32  # the Corda model's token escrow (kakehashi.cross.corda_tokens)
 KV_OPS = frozenset({OP_SET, OP_GET, OP_DELETE, OP_SET_LINKED})
-_ALL_OPS = KV_OPS | {OP_ERC20, OP_ERC721}
+_ALL_OPS = KV_OPS | {OP_SET_EVALUATED, OP_ERC20, OP_ERC721}
 
 MAX_KEY, MAX_VALUE = 64, 192  # as contracts/cross/cross_app.vy
 OK = b"ok"
@@ -77,7 +85,7 @@ class KvOp:
 
     @property
     def writes(self) -> bool:
-        return self.op in (OP_SET, OP_DELETE, OP_SET_LINKED)
+        return self.op in (OP_SET, OP_DELETE, OP_SET_LINKED, OP_SET_EVALUATED)
 
     def encode(self) -> bytes:
         try:
@@ -115,6 +123,16 @@ def kv_set_linked(key: bytes) -> bytes:
     return _kv(OP_SET_LINKED, key)
 
 
+def kv_set_evaluated(key: bytes, evaluator: bytes) -> bytes:
+    """The call info of "set ``key`` to what ``evaluator`` (a contract's 20-byte address on the
+    EVM chain) makes of the first linked part's answer" (module docstring)."""
+    if len(evaluator) != 20:
+        raise CrossTxError("an evaluator is a 20-byte EVM contract address")
+    if not 0 < len(key) <= MAX_KEY:
+        raise CrossTxError(f"a key is 1 to {MAX_KEY} bytes")
+    return KvOp(OP_SET_EVALUATED, key, evaluator).encode()
+
+
 def asset_call(op: int, token: bytes, sender: bytes, recipient: bytes, amount: int) -> bytes:
     """EVM escrow: move ``amount`` (ERC-20) or token id ``amount`` (ERC-721) of ``token`` from
     ``sender`` (who must sign the part and have approved the cross application) to
@@ -142,6 +160,8 @@ def decode_call(call_info: bytes) -> KvOp:
     call = KvOp(int(op), bytes(key), bytes(value))
     if call.encode() != call_info:
         raise CrossTxError("the key-value call is not canonically encoded")
+    if op == OP_SET_EVALUATED and (not 0 < len(call.key) <= MAX_KEY or len(call.value) != 20):
+        raise CrossTxError("an evaluated write is (key of 1 to 64 bytes, 20-byte evaluator)")
     if op in KV_OPS:
         if not 0 < len(call.key) <= MAX_KEY or len(call.value) > MAX_VALUE:
             raise CrossTxError(f"a key is 1 to {MAX_KEY} bytes and a value at most {MAX_VALUE}")

@@ -7,12 +7,24 @@ them) puts it in their vaults and in no one else's. A record is never changed or
 
 **The call** (op :data:`OP_DELIVERIES`, run by :class:`DeliveryCheckApp` on a Corda IBC host whose
 operator is a party of the shipments): ``abi.encode(uint8 48, bytes contract_id, bytes
-abi.encode(uint8 MINIMAL, uint32 expected))`` — *minimal disclosure*: the contract id and the
-number of deliveries expected cross the boundary, and the answer is only ``b"yes"`` (that many
-records for the contract in the operator's vault) or ``b"no"``; no record leaves the ledger.
-The part reads and changes nothing, so it holds no lock; a part that declared ``b"yes"`` and
-gets ``b"no"`` fails its prepare and the whole cross transaction aborts (a contract record on
-the other ledger never shows a status this ledger does not support).
+abi.encode(uint8 mode, uint32 expected))``, in one of two privacy patterns:
+
+* *minimal disclosure* (:data:`MINIMAL`, :func:`deliveries_call`): the contract id and the
+  number of deliveries expected cross the boundary, and the answer is only ``b"yes"`` (that many
+  records for the contract in the operator's vault) or ``b"no"``; no record leaves the ledger. A
+  part that declared ``b"yes"`` and gets ``b"no"`` fails its prepare and the whole cross
+  transaction aborts (a contract record on the other ledger never shows a status this ledger
+  does not support);
+* *full disclosure* (:data:`FULL`, :func:`full_deliveries_call`, ``expected`` 0): only the
+  contract id crosses, and the answer is every delivery record of the contract,
+  ``abi.encode(string contract_id, (string shipment_id, uint64 quantity, uint64 delivered_at_ns,
+  string carrier)[] records)`` oldest first (:func:`encode_records` / :func:`decode_records`)
+  — at most :data:`MAX_ANSWER` bytes, one acknowledgement; a contract with more records than
+  fit fails its check with a reason saying so. The part declares no return value: the
+  coordinating ledger's own part takes the answer (a late link) and derives the status from it.
+
+The part reads and changes nothing, so it holds no lock: records are never changed or consumed,
+so the answer stays true (a record added later only makes a later check see more).
 """
 
 from __future__ import annotations
@@ -47,20 +59,28 @@ from kakehashi.ledgers.corda.node.node import Node
 
 __all__ = [
     "DELIVERY_CONTRACT",
+    "FULL",
+    "MAX_ANSWER",
     "MINIMAL",
     "OP_DELIVERIES",
     "DeliveryCheckApp",
     "DeliveryRecordState",
     "RecordDelivery",
+    "decode_records",
     "deliveries",
     "deliveries_call",
+    "encode_records",
+    "full_deliveries_call",
     "record_delivery",
 ]
 
 DELIVERY_CONTRACT = "kakehashi.logistics.DeliveryContract"
 OP_DELIVERIES = 48
-MINIMAL = 1
+MINIMAL, FULL = 1, 2
 MAX_ID = 64
+MAX_CARRIER = 256  # bytes of a carrier's X.500 name in an answer
+MAX_ANSWER = 1792  # kakehashi.cross.packets.MAX_ANSWER: what one acknowledgement carries
+_RECORDS_ABI = ["string", "(string,uint64,uint64,string)[]"]
 YES, NO = b"yes", b"no"
 
 
@@ -105,7 +125,8 @@ class DeliveryContract:
                 0 < len(record.contract_id) <= MAX_ID and 0 < len(record.shipment_id) <= MAX_ID,
                 f"contract and shipment ids have 1 to {MAX_ID} characters",
             )
-            require(record.quantity > 0, "a delivery has a positive quantity")
+            require(0 < record.quantity < 2**64, "a delivery has a positive quantity (uint64)")
+            require(0 <= record.delivered_at_ns < 2**64, "a delivery time is a uint64 (ns)")
             require(bool(record.parties), "a record is shared with the shipment's parties")
             require(
                 len(set(record.parties)) == len(record.parties)
@@ -153,29 +174,62 @@ def deliveries(node: Node, contract_id: str) -> list[DeliveryRecordState]:
     return found
 
 
-def deliveries_call(contract_id: str, expected: int) -> bytes:
-    """The call info of "are there ``expected`` deliveries for ``contract_id``?" (minimal
-    disclosure: the answer is ``b"yes"`` or ``b"no"``)."""
+def _call(contract_id: str, mode: int, expected: int) -> bytes:
     if not 0 < len(contract_id.encode()) <= MAX_ID or not 0 <= expected < 2**32:
         raise CrossTxError(f"a contract id has 1 to {MAX_ID} bytes; expected is a uint32")
-    query = abi_encode(["uint8", "uint32"], [MINIMAL, expected])
+    query = abi_encode(["uint8", "uint32"], [mode, expected])
     return bytes(
         abi_encode(["uint8", "bytes", "bytes"], [OP_DELIVERIES, contract_id.encode(), query])
     )
 
 
-def _decode(call_info: bytes) -> tuple[str, int]:
+def deliveries_call(contract_id: str, expected: int) -> bytes:
+    """The call info of "are there ``expected`` deliveries for ``contract_id``?" (minimal
+    disclosure: the answer is ``b"yes"`` or ``b"no"``)."""
+    return _call(contract_id, MINIMAL, expected)
+
+
+def full_deliveries_call(contract_id: str) -> bytes:
+    """The call info of "every delivery record of ``contract_id``" (full disclosure: the
+    answer is :func:`encode_records` of them)."""
+    return _call(contract_id, FULL, 0)
+
+
+def encode_records(contract_id: str, records: Sequence[DeliveryRecordState]) -> bytes:
+    """A full-disclosure answer: ``contract_id`` and ``records`` (module docstring)."""
+    rows = [(r.shipment_id, r.quantity, r.delivered_at_ns, str(r.carrier.name)) for r in records]
+    if any(len(row[3].encode()) > MAX_CARRIER for row in rows):
+        raise CrossTxError(f"a carrier's name over {MAX_CARRIER} bytes does not fit an answer")
+    return bytes(abi_encode(_RECORDS_ABI, [contract_id, rows]))
+
+
+def decode_records(answer: bytes) -> tuple[str, list[tuple[str, int, int, str]]]:
+    """(contract id, [(shipment id, quantity, delivered at ns, carrier)]) of a full-disclosure
+    answer; CrossTxError for anything else."""
+    try:
+        contract_id, rows = abi_decode(_RECORDS_ABI, answer, strict=True)
+    except (DecodingError, ValueError, TypeError, OverflowError, UnicodeDecodeError) as exc:
+        raise CrossTxError(f"not a full-disclosure deliveries answer: {exc}") from None
+    decoded = [(str(s), int(q), int(t), str(c)) for s, q, t, c in rows]
+    if bytes(abi_encode(_RECORDS_ABI, [contract_id, decoded])) != answer:
+        raise CrossTxError("the deliveries answer is not canonically encoded")
+    return str(contract_id), decoded
+
+
+def _decode(call_info: bytes) -> tuple[str, int, int]:
     try:
         op, contract_id, query = abi_decode(["uint8", "bytes", "bytes"], call_info, strict=True)
         mode, expected = abi_decode(["uint8", "uint32"], query, strict=True)
         text = bytes(contract_id).decode()
     except (DecodingError, ValueError, TypeError, OverflowError, UnicodeDecodeError) as exc:
         raise CrossTxError(f"not a deliveries call: {exc}") from None
-    if op != OP_DELIVERIES or mode != MINIMAL:
-        raise CrossTxError(f"not a minimal-disclosure deliveries call (op {op}, mode {mode})")
-    if deliveries_call(text, expected) != call_info:
+    if op != OP_DELIVERIES or mode not in (MINIMAL, FULL):
+        raise CrossTxError(f"not a deliveries call (op {op}, mode {mode})")
+    if mode == FULL and expected != 0:
+        raise CrossTxError("a full-disclosure deliveries call passes the contract id only")
+    if _call(text, int(mode), int(expected)) != call_info:
         raise CrossTxError("the deliveries call is not canonically encoded")
-    return text, int(expected)
+    return text, int(mode), int(expected)
 
 
 @dataclass
@@ -187,12 +241,22 @@ class DeliveryCheckApp:
     ops: frozenset[int] = frozenset({OP_DELIVERIES})
 
     def prepare(self, call: PartCall) -> bytes:
-        contract_id, expected = _decode(call.call_info)
+        contract_id, mode, expected = _decode(call.call_info)
         try:
-            count = len(deliveries(self.host.node, contract_id))
+            found = deliveries(self.host.node, contract_id)
         except InvalidTransactionError as exc:  # pragma: no cover - a corrupt vault row
             raise CrossTxError(f"cannot read the delivery records: {exc}") from None
-        return YES if count == expected else NO
+        if mode == MINIMAL:
+            return YES if len(found) == expected else NO
+        found.sort(key=lambda r: (r.delivered_at_ns, r.shipment_id))
+        answer = encode_records(contract_id, found)
+        if len(answer) > MAX_ANSWER:
+            raise CrossTxError(
+                f"contract {contract_id} has {len(found)} delivery records, {len(answer)} bytes: "
+                f"more than one answer carries ({MAX_ANSWER} bytes); check it with minimal "
+                "disclosure"
+            )
+        return answer
 
     def commit(self, tx_id: bytes, index: int) -> None:
         """Nothing to apply: the call only read."""

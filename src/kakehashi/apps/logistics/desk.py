@@ -3,15 +3,21 @@
 For each contract registered in ``contracts/apps/logistics.vy`` whose status (the cross
 application's key ``status/<id>``) is not yet ``delivered``, :meth:`LogisticsDesk.run_once`
 initiates one Two-Phase Commit cross transaction coordinated by the EVM chain, signed by the
-desk's account as it initiates:
+desk's account as it initiates. Part 0 runs on the EVM chain and holds a write lock on the
+contract record (its status key) while the transaction runs; part 1 runs on the Corda-model
+ledger across ``channel``. By the contract's privacy pattern:
 
-* part 0, on the EVM chain: set ``status/<id>`` to ``delivered`` (a write lock on the contract
-  record while the transaction runs), linked to part 1;
-* part 1, on the Corda-model ledger across ``channel``: the minimal-disclosure deliveries call
-  (:func:`~kakehashi.apps.logistics.deliveries.deliveries_call`), declaring ``b"yes"``.
+* minimal disclosure: part 0 sets the status to ``delivered``, linked to part 1, the
+  yes / no deliveries call (:func:`~kakehashi.apps.logistics.deliveries.deliveries_call`)
+  declaring ``b"yes"``: on commit the status is ``delivered``; when the Corda ledger does not
+  hold the expected deliveries part 1 fails and the status stays as it was;
+* full disclosure: part 1 is the full deliveries call
+  (:func:`~kakehashi.apps.logistics.deliveries.full_deliveries_call`, no declared answer) and
+  part 0 sets the status to what the registry's ``evaluate`` makes of the records it answers
+  (:func:`~kakehashi.cross.kv.kv_set_evaluated`, a late link: the EVM chain takes the answer
+  from the acknowledgement before it decides): ``delivered``, or ``partial: n of m``.
 
-A relayer carries the rest: the status becomes ``delivered`` on commit; when the Corda ledger
-does not hold the expected deliveries its part fails and the status stays as it was.
+A relayer carries the rest.
 :meth:`LogisticsDesk.outcome` reads a transaction's decision; :func:`next_run` is when a daily
 schedule runs next.
 """
@@ -24,8 +30,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kakehashi.apps.logistics.deliveries import deliveries_call
-from kakehashi.cross.kv import kv_call
+from kakehashi.apps.logistics.deliveries import deliveries_call, full_deliveries_call
+from kakehashi.cross.kv import kv_call, kv_set_evaluated
 from kakehashi.cross.status import Decision
 from kakehashi.cross.tx import (
     Account,
@@ -58,6 +64,7 @@ class Check:
     contract_id: str
     expected: int
     tx: InitiateTx
+    full: bool = False  # full disclosure
 
 
 @dataclass
@@ -78,24 +85,39 @@ class LogisticsDesk:
 
     def contracts(self) -> list[tuple[str, int, bytes]]:
         """Every registered contract: (id, deliveries expected, status)."""
+        return [(cid, expected, status) for cid, expected, _, status in self.registered()]
+
+    def registered(self) -> list[tuple[str, int, bool, bytes]]:
+        """Every registered contract: (id, deliveries expected, full disclosure, status)."""
         found = []
         for index in range(int(self.registry.functions.count().call())):
-            contract_id, expected = self.registry.functions.record(index).call()
+            contract_id, expected, full = self.registry.functions.record(index).call()
             status = bytes(self.app.functions.value(status_key(contract_id)).call())
-            found.append((str(contract_id), int(expected), status))
+            found.append((str(contract_id), int(expected), bool(full), status))
         return found
 
-    def transaction(self, contract_id: str, expected: int) -> InitiateTx:
+    def transaction(self, contract_id: str, expected: int, *, full: bool = False) -> InitiateTx:
+        """The check of one contract (module docstring)."""
         me = (Account(SignerKind.LOCAL, bytes.fromhex(self.initiator.address[2:])),)
-        update = kv_call(status_key(contract_id), DELIVERED)
+        key = status_key(contract_id)
+        if full:
+            evaluator = bytes.fromhex(self.registry.address[2:])
+            parts = (
+                ContractTransaction(
+                    self.channel, me, kv_set_evaluated(key, evaluator), b"ok", (Link(1),)
+                ),
+                ContractTransaction(self.channel, me, full_deliveries_call(contract_id)),
+            )
+        else:
+            parts = (
+                ContractTransaction(self.channel, me, kv_call(key, DELIVERED), b"ok", (Link(1),)),
+                ContractTransaction(self.channel, me, deliveries_call(contract_id, expected), YES),
+            )
         return InitiateTx(
             self.chain_id,
             next(self._nonces),
             CommitProtocol.TPC,
-            (
-                ContractTransaction(self.channel, me, update, b"ok", (Link(1),)),
-                ContractTransaction(self.channel, me, deliveries_call(contract_id, expected), YES),
-            ),
+            parts,
             Height(0, 0),
             (time.time_ns() // 10**9 + self.timeout_s) * 10**9,
         )
@@ -103,17 +125,17 @@ class LogisticsDesk:
     def run_once(self) -> list[Check]:
         """Initiate the check of every contract not yet delivered."""
         checks = []
-        for contract_id, expected, status in self.contracts():
+        for contract_id, expected, full, status in self.registered():
             if status == DELIVERED:
                 continue
-            tx = self.transaction(contract_id, expected)
+            tx = self.transaction(contract_id, expected, full=full)
             transact(
                 self.w3,
                 self.cross.functions.initiate(tx.encode(), 0),
                 sender=self.initiator,
                 description=f"the delivery check of contract {contract_id}",
             )
-            checks.append(Check(contract_id, expected, tx))
+            checks.append(Check(contract_id, expected, tx, full))
         return checks
 
     def outcome(self, check: Check) -> Decision:
