@@ -104,19 +104,31 @@ def register(
     config_path: ConfigOption,
     key_file: KeyOption,
     registry: RegistryOption,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Full disclosure: the Corda ledger answers with every delivery record (default: "
+            "minimal disclosure, the answer is yes / no).",
+        ),
+    ] = False,
 ) -> None:
-    """Register a contract completed by EXPECTED deliveries."""
+    """Register a contract completed by EXPECTED deliveries, with its privacy pattern."""
     from kakehashi.cli.tx import Ledgers
     from kakehashi.ledgers.evm.client import transact
 
     try:
         w3 = Ledgers(config_path).w3
-        register = _registry(w3, registry).functions.register(contract_id, expected)
+        functions = _registry(w3, registry).functions
+        register = (functions.register_full if full else functions.register)(contract_id, expected)
         transact(w3, register, sender=_account(key_file))
     except KakehashiError as exc:
         _fail(exc)
         return
-    console.print(f"registered {contract_id}: {expected} deliveries complete it", markup=False)
+    pattern = "full disclosure" if full else "minimal disclosure"
+    console.print(
+        f"registered {contract_id}: {expected} deliveries complete it ({pattern})", markup=False
+    )
 
 
 def _run(desk: Any, wait_s: float, as_json: bool) -> list[dict[str, Any]]:
@@ -131,12 +143,22 @@ def _run(desk: Any, wait_s: float, as_json: bool) -> list[dict[str, Any]]:
     while time.monotonic() < deadline and Decision.UNKNOWN in outcomes.values():
         time.sleep(0.5)
         outcomes = {c.tx.tx_id: desk.outcome(c) for c in checks}
-    names = {Decision.COMMIT: "delivered", Decision.ABORT: "unchanged (deliveries missing)"}
+    statuses = {cid: status for cid, _, status in desk.contracts()}
+
+    def outcome(check: Any) -> str:
+        decision = outcomes[check.tx.tx_id]
+        if decision is Decision.COMMIT:
+            return statuses[check.contract_id].decode(errors="replace")
+        if decision is Decision.ABORT:
+            return "unchanged (deliveries missing)"
+        return "running"
+
     return [
         {
             "contract_id": c.contract_id,
+            "pattern": "full" if c.full else "minimal",
             "tx_id": c.tx.tx_id.hex(),
-            "outcome": names.get(outcomes[c.tx.tx_id], "running"),
+            "outcome": outcome(c),
         }
         for c in checks
     ]
@@ -147,10 +169,10 @@ def _print(rows: list[dict[str, Any]], as_json: bool) -> None:
         print(json.dumps({"checks": rows}))
         return
     table = Table(title="delivery checks", title_justify="left")
-    for column in ("contract", "outcome", "cross transaction"):
+    for column in ("contract", "disclosure", "outcome", "cross transaction"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["contract_id"], row["outcome"], row["tx_id"][:16] + "…")
+        table.add_row(row["contract_id"], row["pattern"], row["outcome"], row["tx_id"][:16] + "…")
     console.print(table)
 
 

@@ -17,7 +17,7 @@ from kakehashi.apps.logistics.deliveries import (
     MAX_ANSWER,
     MINIMAL,
     OP_DELIVERIES,
-    _decode,
+    decode_deliveries_call,
     decode_records,
     deliveries_call,
     full_deliveries_call,
@@ -37,14 +37,16 @@ def _answer(contract_id: str, rows: list[tuple[str, int, int, str]]) -> bytes:
 
 
 def test_each_pattern_sends_only_what_it_names() -> None:
-    assert _decode(deliveries_call("C-1", 3)) == ("C-1", MINIMAL, 3)
-    assert _decode(full_deliveries_call("C-1")) == ("C-1", FULL, 0)
+    assert decode_deliveries_call(deliveries_call("C-1", 3)) == ("C-1", MINIMAL, 3)
+    assert decode_deliveries_call(full_deliveries_call("C-1")) == ("C-1", FULL, 0)
     query = abi_encode(["uint8", "uint32"], [FULL, 2])  # full disclosure passes the id only
     with pytest.raises(CrossTxError, match="contract id only"):
-        _decode(bytes(abi_encode(["uint8", "bytes", "bytes"], [OP_DELIVERIES, b"C-1", query])))
+        decode_deliveries_call(
+            bytes(abi_encode(["uint8", "bytes", "bytes"], [OP_DELIVERIES, b"C-1", query]))
+        )
     for bad in (b"", deliveries_call("C-1", 3)[:-1], deliveries_call("C-1", 3) + bytes(32)):
         with pytest.raises(CrossTxError):
-            _decode(bad)
+            decode_deliveries_call(bad)
     with pytest.raises(CrossTxError, match="1 to 64"):
         full_deliveries_call("")
 

@@ -66,6 +66,7 @@ __all__ = [
     "DeliveryCheckApp",
     "DeliveryRecordState",
     "RecordDelivery",
+    "decode_deliveries_call",
     "decode_records",
     "deliveries",
     "deliveries_call",
@@ -216,7 +217,8 @@ def decode_records(answer: bytes) -> tuple[str, list[tuple[str, int, int, str]]]
     return str(contract_id), decoded
 
 
-def _decode(call_info: bytes) -> tuple[str, int, int]:
+def decode_deliveries_call(call_info: bytes) -> tuple[str, int, int]:
+    """(contract id, mode, expected) of a deliveries call; CrossTxError for anything else."""
     try:
         op, contract_id, query = abi_decode(["uint8", "bytes", "bytes"], call_info, strict=True)
         mode, expected = abi_decode(["uint8", "uint32"], query, strict=True)
@@ -241,7 +243,7 @@ class DeliveryCheckApp:
     ops: frozenset[int] = frozenset({OP_DELIVERIES})
 
     def prepare(self, call: PartCall) -> bytes:
-        contract_id, mode, expected = _decode(call.call_info)
+        contract_id, mode, expected = decode_deliveries_call(call.call_info)
         try:
             found = deliveries(self.host.node, contract_id)
         except InvalidTransactionError as exc:  # pragma: no cover - a corrupt vault row
