@@ -346,8 +346,23 @@ def corda_serve(
     ibc_port: Annotated[
         str, typer.Option("--ibc-port", help="Port id the echo application binds.")
     ] = "echo",
+    cross_timeout_blocks: Annotated[
+        int | None,
+        typer.Option(
+            "--cross-timeout-blocks",
+            min=1,
+            help="With --ibc: the Cross Framework's packets time out this many blocks of the "
+            "counterparty chain after they are sent (default 1000; short values let a stalled "
+            "transaction abort quickly, e.g. in tests).",
+        ),
+    ] = None,
 ) -> None:
-    """Run one node or notary of a network as an HTTP server (port from the network map)."""
+    """Run one node or notary of a network as an HTTP server (port from the network map).
+
+    Every node also serves its party's use-case routes with its RPC token (docs/apps.md,
+    "Running the use cases as processes"): ``POST /rpc/cross/deposit`` and
+    ``/rpc/cross/reclaim`` (a DVP buyer's deposit for a cross transaction and its reclaim after
+    expiry), ``POST`` / ``GET /rpc/logistics/deliveries`` (a carrier's delivery records)."""
     import uvicorn
 
     from kakehashi.ledgers.corda.model.identity import X500Name
@@ -375,6 +390,8 @@ def corda_serve(
             raise ConfigurationError(
                 f"{party} is a notary: --ibc runs an IBC host on a node; serve a node with --ibc"
             )
+        if cross_timeout_blocks is not None and not ibc:
+            raise ConfigurationError("--cross-timeout-blocks sets the IBC host's: add --ibc")
     except KakehashiError as exc:
         _fail(exc)
         return
@@ -385,10 +402,14 @@ def corda_serve(
         if pending:
             console.print(f"{len(pending)} transaction(s) still await delivery; will retry")
     web = create_app(peer, rpc_token)
+    if isinstance(peer, Node):
+        from kakehashi.cli.party_api import create_party_router
+
+        web.include_router(create_party_router(peer, app_token=rpc_token))
     if ibc:
         assert isinstance(peer, Node)
         try:
-            _mount_ibc_host(web, peer, ibc_port, rpc_token)
+            _mount_ibc_host(web, peer, ibc_port, rpc_token, cross_timeout_blocks or 1_000)
         except KakehashiError as exc:
             _fail(exc)
             return
@@ -401,9 +422,12 @@ IBC_NOTARY_WAIT_S = 30.0
 """How long ``corda serve --ibc`` waits for the notary to create or resume the IBC host."""
 
 
-def _mount_ibc_host(web: FastAPI, node: Node, port_id: str, rpc_token: str) -> None:
+def _mount_ibc_host(
+    web: FastAPI, node: Node, port_id: str, rpc_token: str, cross_timeout_blocks: int = 1_000
+) -> None:
     """Open ``node``'s IBC host with the echo module on ``port_id`` and the Cross Framework
-    module on port ``cross``; serve the host under /ibc and the cross module under /cross.
+    module on port ``cross`` (its packets timing out ``cross_timeout_blocks`` counterparty
+    blocks after they are sent); serve the host under /ibc and the cross module under /cross.
 
     Creating (or finishing a pending change of) the host needs the notary, which may be starting
     at the same time: wait for it a while, then fail with its error.
@@ -424,7 +448,10 @@ def _mount_ibc_host(web: FastAPI, node: Node, port_id: str, rpc_token: str) -> N
     router = Router()
     router.bind(port_id, EchoModule())
     # the key-value application (always), stablecoin escrow (DVP), delivery checks (logistics)
-    cross = CrossModule(app_factory=apps_factory(TokenEscrowApp, DeliveryCheckApp))
+    cross = CrossModule(
+        app_factory=apps_factory(TokenEscrowApp, DeliveryCheckApp),
+        timeout_span=cross_timeout_blocks,
+    )
     router.bind(CROSS_PORT, cross)
     deadline = time.monotonic() + IBC_NOTARY_WAIT_S
     while True:

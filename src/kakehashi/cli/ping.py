@@ -147,11 +147,18 @@ class Process:
 
 @dataclass
 class PingNetwork:
-    """The processes of one linked path (module docstring), in ``directory``."""
+    """The processes of one linked path (module docstring), in ``directory``.
+
+    ``nodes``: more Corda nodes (X.500 names), each served by its own ``kakehashi corda serve``
+    process (the use cases' parties: :meth:`node_url`, :meth:`node_token`, :meth:`node_key`);
+    the IBC host stays on :data:`CORDA_NODE`. ``cross_timeout_blocks``: the host's
+    ``--cross-timeout-blocks`` (None: the default); :meth:`restart_host` changes it."""
 
     directory: Path
     progress: Callable[[str], None] = lambda _text: None
     processes: dict[str, Process] = field(default_factory=dict)
+    nodes: tuple[str, ...] = ()
+    cross_timeout_blocks: int | None = None
     evm_port: int = 0
     lcp_port: int = 0
     corda_base: int = 0
@@ -187,7 +194,7 @@ class PingNetwork:
     def start_ledgers(self) -> None:
         """The EVM node, the Corda notary and node (with its IBC host), the LCP service."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        base = free_ports(6)
+        base = free_ports(6 + len(self.nodes))
         self.evm_port, self.lcp_port, self.metrics_port = base, base + 1, base + 2
         self.corda_base = base + 3
         corda_dir = self.directory / "corda"
@@ -202,6 +209,7 @@ class PingNetwork:
                     CORDA_NOTARY,
                     "--node",
                     CORDA_NODE,
+                    *(arg for name in self.nodes for arg in ("--node", name)),
                     "--base-port",
                     str(self.corda_base),
                 ],
@@ -233,20 +241,13 @@ class PingNetwork:
             ["corda", "serve", str(corda_dir), "--name", CORDA_NOTARY],
             f"http://{HOST}:{self.corda_base}/health",
         )
-        self._process(
-            "corda",
-            [
-                "corda",
-                "serve",
-                str(corda_dir),
-                "--name",
-                CORDA_NODE,
-                "--ibc",
-                "--ibc-port",
-                PORT_ID,
-            ],
-            f"{self.corda_url}/ibc/info",
-        )
+        self._process("corda", self._host_args(), f"{self.corda_url}/ibc/info")
+        for name in self.nodes:
+            self._process(
+                self._node_process(name),
+                ["corda", "serve", str(corda_dir), "--name", name],
+                f"{self.node_url(name)}/health",
+            )
         self._process(
             "lcp",
             [
@@ -261,11 +262,50 @@ class PingNetwork:
             ],
             f"{self.lcp_url}/health",
         )
-        for name in ("evm", "notary", "corda", "lcp"):
+        names = ["notary", "corda", *map(self._node_process, self.nodes), "lcp"]
+        for name in ("evm", *names):
             self.processes[name].start()
         self._wait_evm()
-        for name in ("notary", "corda", "lcp"):
+        for name in names:
             self.processes[name].wait_ready()
+
+    def _host_args(self) -> list[str]:
+        args = ["corda", "serve", str(self.directory / "corda"), "--name", CORDA_NODE]
+        args += ["--ibc", "--ibc-port", PORT_ID]
+        if self.cross_timeout_blocks is not None:
+            args += ["--cross-timeout-blocks", str(self.cross_timeout_blocks)]
+        return args
+
+    def restart_host(self, cross_timeout_blocks: int | None = None) -> None:
+        """Stop the host node's process and start it again (on the same database) with
+        ``--cross-timeout-blocks`` (None: the default); waits until it serves /ibc again."""
+        self.cross_timeout_blocks = cross_timeout_blocks
+        proc = self.processes["corda"]
+        proc.stop()
+        proc.args = self._host_args()
+        proc.start()
+        proc.wait_ready()
+
+    @staticmethod
+    def _node_process(name: str) -> str:
+        return f"corda-{_slug(name)}"
+
+    def node_url(self, name: str) -> str:
+        """The URL of Corda node (or notary) ``name``, from the network map."""
+        from kakehashi.ledgers.corda.node.network import NetworkMap
+
+        url = NetworkMap.load(self.directory / "corda" / "network-map.toml").info(name).url
+        if not url:
+            raise ConfigurationError(f"the network map gives no URL for {name}")
+        return url
+
+    def node_token(self, name: str) -> str:
+        """The RPC token of Corda node ``name`` (its ``rpc.token``)."""
+        return (self.directory / "corda" / _slug(name) / "rpc.token").read_text().strip()
+
+    def node_key(self, name: str) -> Path:
+        """The identity key file of Corda node ``name``."""
+        return self.directory / "corda" / _slug(name) / "identity.key"
 
     def _wait_evm(self) -> None:
         proc = self.processes["evm"]
@@ -389,7 +429,7 @@ link_file = "{link_file}"
     def send_from_corda(self, data: bytes) -> Packet:
         from kakehashi.ibc.corda_host.remote import RemoteCordaHost
 
-        token = (self.directory / "corda" / _slug(CORDA_NODE) / "rpc.token").read_text().strip()
+        token = self.node_token(CORDA_NODE)
         with RemoteCordaHost(self.corda_url, app_token=token) as host:
             return host.send_packet(PORT_ID, self.record.b_channel_id, data, Height(0, 10**9))
 
