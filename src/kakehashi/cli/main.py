@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from kakehashi import __version__
+from kakehashi.cli.dvp import dvp_app
 from kakehashi.cli.evm import evm_app
 from kakehashi.cli.lcp import lcp_app
 from kakehashi.cli.logistics import logistics_app
@@ -41,6 +42,7 @@ app.add_typer(relayer_app, name="relayer")
 app.add_typer(ibc_app, name="ibc")
 app.add_typer(tx_app, name="tx")
 app.add_typer(logistics_app, name="logistics")
+app.add_typer(dvp_app, name="dvp")
 demo_app = typer.Typer(
     help="Demos: with no command, the Corda-model stablecoin story; `ping` for packets across "
     "both ledgers; `dvp` for the stablecoin against an NFT across both; `logistics` for the "

@@ -299,9 +299,13 @@ class PingNetwork:
             raise ConfigurationError(f"the network map gives no URL for {name}")
         return url
 
+    def node_token_file(self, name: str) -> Path:
+        """The file holding Corda node ``name``'s RPC token."""
+        return self.directory / "corda" / _slug(name) / "rpc.token"
+
     def node_token(self, name: str) -> str:
         """The RPC token of Corda node ``name`` (its ``rpc.token``)."""
-        return (self.directory / "corda" / _slug(name) / "rpc.token").read_text().strip()
+        return self.node_token_file(name).read_text().strip()
 
     def node_key(self, name: str) -> Path:
         """The identity key file of Corda node ``name``."""
