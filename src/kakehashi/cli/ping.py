@@ -6,7 +6,9 @@ chain), ``kakehashi corda serve`` for a notary and a node running the IBC host (
 ``kakehashi lcp serve`` (simulation enclave) and ``kakehashi relayer start`` — deploys the IBC
 contracts on the chain, writes the relayer's configuration and runs ``kakehashi relayer link``.
 Every process logs to ``DIR/logs``; :meth:`PingNetwork.close` ends them all, whatever happened.
-The end-to-end tests use the same class (to kill the relayer with SIGKILL and start it again).
+The end-to-end tests use the same class (to kill the relayer with SIGKILL and start it again);
+the use cases' tests give it more Corda nodes (``nodes=``: each its own ``kakehashi corda serve``
+process) and restart the host with ``--cross-timeout-blocks`` (:meth:`PingNetwork.restart_host`).
 """
 
 from __future__ import annotations
