@@ -179,6 +179,22 @@ def test_the_dvp_command_line_refuses_cleanly(tmp_path: Path) -> None:
     assert not_hex.exit_code == 2 and "canonical encoding in hex" in not_hex.output
 
 
+def test_the_carrier_command_line_refuses_cleanly(tmp_path: Path) -> None:
+    runner = CliRunner()
+    token = tmp_path / "rpc.token"
+    args = ["logistics", "record", "C-1", "S-1", "3", "--party", BANK]
+    node = ["--node", "http://127.0.0.1:9", "--token-file", str(token)]
+    missing = runner.invoke(cli, [*args, *node])
+    assert missing.exit_code == 2 and "cannot read the RPC token" in missing.output
+    token.write_text("t\n")
+    down = runner.invoke(cli, [*args, *node])
+    assert down.exit_code == 2 and "unreachable" in down.output
+    no_party = runner.invoke(cli, ["logistics", "record", "C-1", "S-1", "3", *node])
+    assert no_party.exit_code == 2 and "--party" in no_party.output
+    zero = runner.invoke(cli, ["logistics", "record", "C-1", "S-1", "0", "--party", BANK, *node])
+    assert zero.exit_code == 2
+
+
 def test_cross_timeout_blocks_needs_ibc(tmp_path: Path) -> None:
     runner = CliRunner()
     directory = tmp_path / "net"

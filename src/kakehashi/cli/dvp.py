@@ -45,7 +45,9 @@ def _fail(exc: KakehashiError) -> None:
     raise typer.Exit(2)
 
 
-def _post(node: str, token_file: Path, path: str, body: dict[str, Any]) -> Any:
+def post_to_node(node: str, token_file: Path, path: str, body: dict[str, Any]) -> Any:
+    """POST ``body`` to a node's RPC route ``path`` with its token; NodeRefused when it says
+    no."""
     try:
         token = token_file.read_text().strip()
     except OSError as exc:
@@ -93,7 +95,7 @@ def dvp_deposit(
     consent: the host's prepare locks it); reclaimable after the transaction's timeout."""
     try:
         body = {"tx": _transaction(tx), "index": part, "operator": operator}
-        answer = _post(node, token_file, "/rpc/cross/deposit", body)
+        answer = post_to_node(node, token_file, "/rpc/cross/deposit", body)
     except KakehashiError as exc:
         _fail(exc)
         return
@@ -120,7 +122,7 @@ def dvp_reclaim(
     """Take back the deposit for part PART of a cross transaction that timed out."""
     try:
         body = {"tx_id": tx_id.removeprefix("0x"), "index": part}
-        answer = _post(node, token_file, "/rpc/cross/reclaim", body)
+        answer = post_to_node(node, token_file, "/rpc/cross/reclaim", body)
     except KakehashiError as exc:
         _fail(exc)
         return

@@ -176,6 +176,48 @@ def _print(rows: list[dict[str, Any]], as_json: bool) -> None:
     console.print(table)
 
 
+@logistics_app.command("record")
+def record(
+    contract_id: str,
+    shipment_id: str,
+    quantity: Annotated[int, typer.Argument(min=1, help="The quantity delivered.")],
+    parties: Annotated[
+        list[str],
+        typer.Option(
+            "--party", help="A party of the shipment (X.500 name; repeat for each).", min=1
+        ),
+    ],
+    node: Annotated[str, typer.Option("--node", help="The carrier's node's URL.")],
+    token_file: Annotated[
+        Path, typer.Option("--token-file", help="The carrier node's rpc.token (in its folder).")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """As a carrier: record a delivery on its own Corda node, shared with the shipment's
+    parties only."""
+    from kakehashi.cli.dvp import post_to_node
+
+    body = {
+        "contract_id": contract_id,
+        "shipment_id": shipment_id,
+        "quantity": quantity,
+        "parties": parties,
+    }
+    try:
+        answer = post_to_node(node, token_file, "/rpc/logistics/deliveries", body)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(json.dumps(answer))
+    else:
+        console.print(
+            f"recorded {shipment_id} of {contract_id} ({quantity}) for {', '.join(parties)}: "
+            f"transaction {answer['tx_id']}",
+            markup=False,
+        )
+
+
 @logistics_app.command("run-now")
 def run_now(
     config_path: ConfigOption,
