@@ -138,7 +138,7 @@ def settle_many(w: World, terms: Terms, first_id: int, n: int) -> tuple[float, l
     nonce = w.w3.eth.get_transaction_count(seller_evm.address, "pending")
     sent = []
     for i, tx in enumerate(txs):
-        call = w.auth.functions.sign_remote(tx.encode(), 1, w.record.a_channel_id)
+        call = w.auth.functions.sign_remote(tx.view(1).encode(), 1, w.record.a_channel_id)
         built = call.build_transaction(
             {"from": seller_evm.address, "nonce": nonce + i, "gas": 2_000_000}
         )

@@ -9,7 +9,10 @@
         (`sign_remote` there). Nothing is prepared before the last signature; none is taken
         after the transaction's timeout. It reacts to acknowledgements and proven timeouts (a
         DECIDE that times out is sent again). As a participant it answers PREPARE / CALL /
-        DECIDE packets (`kakehashi.cross.participant` rules) and sends SIGN packets. Parts run
+        DECIDE packets (`kakehashi.cross.participant` rules) and sends SIGN packets. The
+        coordinator is given the whole transaction (`initiate`); each participant is sent only
+        the view of it revealing its part and the parts that part links to (the others: their
+        digests), and checks the view's id before running anything. Parts run
         in the bound application (`contracts/cross/cross_app.vy`: key-value state with locks,
         ERC-20 / ERC-721 escrow), which gets the part's call, its signers and the declared
         return values of the parts it links to; a part that returns anything but its declared
@@ -30,7 +33,6 @@ authenticator: public(address)  # contracts/cross/cross_auth.vy (bound once: bin
 
 NO_PART: constant(uint8) = 255
 CROSS_PORT: constant(String[5]) = "cross"
-MAX_TX: constant(uint256) = 7800  # a SIGN packet carries the signer and the transaction
 
 
 interface IHandler:
@@ -55,10 +57,20 @@ interface ICrossApp:
     def abort(tx_id: bytes32, index: uint8): nonpayable
 
 
+struct Opened:  # cross_auth.open_view's answer
+    reason: String[transaction.MAX_REASON]
+    part: transaction.ContractTransaction
+    linked: DynArray[Bytes[transaction.MAX_RETURN_VALUE], transaction.MAX_LINKS]
+
+
 interface ICrossAuth:
-    def register(payload: Bytes[MAX_TX], initiator: address) -> bool: nonpayable
+    def register(payload: Bytes[transaction.MAX_TX], initiator: address) -> (bytes32, bool): nonpayable
+    def view_of(payload: Bytes[transaction.MAX_TX], index: uint8) -> Bytes[transaction.MAX_VIEW]: pure
+    def open_view(tx_id: bytes32, view: Bytes[transaction.MAX_PAYLOAD], index: uint8) -> Opened: view
     def on_sign_packet(
-        payload: Bytes[MAX_TX],
+        tx_id: bytes32,
+        view: Bytes[transaction.MAX_VIEW],
+        index: uint8,
         signer: Bytes[transaction.MAX_ACCOUNT_ID],
         port: String[types.MAX_PORT],
         channel: String[types.MAX_ID],
@@ -83,6 +95,9 @@ c_has_declared: HashMap[bytes32, HashMap[uint8, bool]]
 c_declared: HashMap[bytes32, HashMap[uint8, bytes32]]  # keccak256 of the declared value
 c_port: HashMap[bytes32, HashMap[uint8, String[types.MAX_PORT]]]
 c_channel: HashMap[bytes32, HashMap[uint8, String[types.MAX_ID]]]
+# the full encoding of a transaction initiated before all its signers signed (kept until it
+# starts: a CHANNEL signer's SIGN packet carries only a view, not what the other parts need)
+waiting: HashMap[bytes32, Bytes[transaction.MAX_TX]]
 
 event CrossInitiated:
     tx_id: indexed(bytes32)
@@ -150,7 +165,7 @@ def _only_handler():
 
 @internal
 @pure
-def _tx(payload: Bytes[transaction.MAX_PAYLOAD]) -> transaction.InitiateTx:
+def _tx(payload: Bytes[transaction.MAX_TX]) -> transaction.InitiateTx:
     return abi_decode(payload, transaction.InitiateTx)
 
 
@@ -159,16 +174,15 @@ def _tx(payload: Bytes[transaction.MAX_PAYLOAD]) -> transaction.InitiateTx:
 
 @internal
 def _prepare(
-    tx_id: bytes32, index: uint8, t: transaction.InitiateTx
+    tx_id: bytes32,
+    index: uint8,
+    part: transaction.ContractTransaction,
+    linked: DynArray[Bytes[transaction.MAX_RETURN_VALUE], transaction.MAX_LINKS],
 ) -> (bool, Bytes[transaction.MAX_RETURN_VALUE], String[transaction.MAX_REASON]):
     """Run part ``index`` in the application with locks: (prepared, return value, reason).
     A return value other than the declared one releases what was locked and fails."""
     if self.app == empty(address):
         return False, b"", "no cross application is bound on this chain"
-    part: transaction.ContractTransaction = t.contract_transactions[index]
-    linked: DynArray[Bytes[transaction.MAX_RETURN_VALUE], transaction.MAX_LINKS] = []
-    for j: uint8 in part.links:
-        linked.append(t.contract_transactions[j].return_value)
     prepared: bool = False
     value: Bytes[transaction.MAX_RETURN_VALUE] = b""
     reason: String[transaction.MAX_REASON] = ""
@@ -198,18 +212,16 @@ def _finish(tx_id: bytes32, index: uint8, commit: bool):
 
 @internal
 def _run(packet: transaction.CrossPacket, record: bytes32) -> Bytes[types.MAX_ACK]:
-    if sha256(packet.payload) != packet.tx_id:
-        return transaction.failed("the packet's transaction does not hash to its tx id")
-    t: transaction.InitiateTx = self._tx(packet.payload)
-    if convert(packet.index, uint256) >= len(t.contract_transactions):
-        return transaction.failed("the transaction has no such part")
-    if transaction.expired(t):
+    opened: Opened = staticcall ICrossAuth(self.authenticator).open_view(
+        packet.tx_id, packet.payload, packet.index
+    )
+    if len(opened.reason) > 0:  # never runs: a wrong or hiding view, or too late
         self.parts[record] = transaction.PART_ABORT
-        return transaction.failed("the transaction timed out before this part ran")
+        return transaction.failed(opened.reason)
     prepared: bool = False
     value: Bytes[transaction.MAX_RETURN_VALUE] = b""
     reason: String[transaction.MAX_REASON] = ""
-    prepared, value, reason = self._prepare(packet.tx_id, packet.index, t)
+    prepared, value, reason = self._prepare(packet.tx_id, packet.index, opened.part, opened.linked)
     if not prepared:
         self.parts[record] = transaction.PART_ABORT
         log CrossStep(tx_id=packet.tx_id, index=packet.index, step=STEP_FAILED_HERE)
@@ -247,12 +259,12 @@ def _apply_decision(packet: transaction.CrossPacket, record: bytes32) -> Bytes[t
 def _recv_sign(packet: types.Packet, cross: transaction.CrossPacket) -> Bytes[types.MAX_ACK]:
     """Coordinator: a CHANNEL signer's signature, proven over IBC by the ledger it signed on."""
     signer: Bytes[transaction.MAX_ACCOUNT_ID] = b""
-    payload: Bytes[MAX_TX] = b""
-    signer, payload = abi_decode(cross.payload, (Bytes[transaction.MAX_ACCOUNT_ID], Bytes[MAX_TX]))
-    if sha256(payload) != cross.tx_id:
-        return transaction.failed("the signed transaction does not hash to its tx id")
+    view: Bytes[transaction.MAX_VIEW] = b""
+    signer, view = abi_decode(
+        cross.payload, (Bytes[transaction.MAX_ACCOUNT_ID], Bytes[transaction.MAX_VIEW])
+    )
     reason: String[transaction.MAX_REASON] = extcall ICrossAuth(self.authenticator).on_sign_packet(
-        payload, signer, packet.destination_port, packet.destination_channel
+        cross.tx_id, view, cross.index, signer, packet.destination_port, packet.destination_channel
     )
     if len(reason) > 0:
         return transaction.failed(reason)
@@ -372,15 +384,19 @@ def _commit_if_all_prepared(tx_id: bytes32):
 
 
 @external
-def start(payload: Bytes[MAX_TX]):
+def start(tx_id: bytes32):
     """Every signer signed (the authentication contract says so): run the commit protocol."""
     assert msg.sender == self.authenticator, "CROSS: only the authentication contract starts"
-    self._start(sha256(payload), self._tx(payload), payload)
+    payload: Bytes[transaction.MAX_TX] = self.waiting[tx_id]
+    assert len(payload) != 0, "CROSS: not a transaction awaiting its start"
+    self.waiting[tx_id] = b""
+    self._start(tx_id, self._tx(payload), payload)
 
 
 @internal
-def _start(tx_id: bytes32, t: transaction.InitiateTx, payload: Bytes[MAX_TX]):
-    """Every signer signed: prepare the local part, then send CALL / PREPARE packets."""
+def _start(tx_id: bytes32, t: transaction.InitiateTx, payload: Bytes[transaction.MAX_TX]):
+    """Every signer signed: prepare the local part, then send CALL / PREPARE packets, each with
+    the view of the transaction for its part."""
     c: Coordination = self.coordinations[tx_id]
     assert c.count != 0 and not self.c_started[tx_id], "CROSS: not a transaction awaiting its start"
     self.c_started[tx_id] = True
@@ -389,7 +405,9 @@ def _start(tx_id: bytes32, t: transaction.InitiateTx, payload: Bytes[MAX_TX]):
         prepared: bool = False
         value: Bytes[transaction.MAX_RETURN_VALUE] = b""
         reason: String[transaction.MAX_REASON] = ""
-        prepared, value, reason = self._prepare(tx_id, c.local, t)
+        prepared, value, reason = self._prepare(
+            tx_id, c.local, t.contract_transactions[c.local], transaction.linked(t, c.local)
+        )
         if not prepared:
             self.c_failed[tx_id][c.local] = True
             log CrossStep(tx_id=tx_id, index=c.local, step=STEP_FAILED_HERE)
@@ -403,22 +421,28 @@ def _start(tx_id: bytes32, t: transaction.InitiateTx, payload: Bytes[MAX_TX]):
         if i == c.local:
             continue
         self.c_sent[tx_id][i] = True
+        view: Bytes[transaction.MAX_VIEW] = staticcall ICrossAuth(self.authenticator).view_of(
+            payload, i
+        )
         if t.commit_protocol == transaction.COMMIT_SIMPLE:
-            self._send(tx_id, i, transaction.PACKET_CALL, payload)
+            self._send(tx_id, i, transaction.PACKET_CALL, view)
         else:
-            self._send(tx_id, i, transaction.PACKET_PREPARE, payload)
+            self._send(tx_id, i, transaction.PACKET_PREPARE, view)
 
 
 @external
-def initiate(payload: Bytes[MAX_TX], local: uint8) -> bytes32:
-    """Start a cross transaction (its canonical encoding) with this chain as coordinator,
+def initiate(payload: Bytes[transaction.MAX_TX], local: uint8) -> bytes32:
+    """Start a cross transaction (its full encoding) with this chain as coordinator,
     running part ``local`` (NO_PART: none). Refuses a known tx id or a passed timeout. The
     caller signs as a LOCAL signer if the transaction names it; the commit protocol starts
     once every signer has signed."""
     t: transaction.InitiateTx = self._tx(payload)
-    tx_id: bytes32 = sha256(payload)
+    assert self.authenticator != empty(address), "CROSS: no authentication contract is bound"
+    tx_id: bytes32 = empty(bytes32)
+    done: bool = False
+    tx_id, done = extcall ICrossAuth(self.authenticator).register(payload, msg.sender)
     assert self.coordinations[tx_id].count == 0, "CROSS: cross transaction already initiated"
-    assert not transaction.expired(t), "CROSS: cross transaction timed out"
+    assert not transaction.expired(t.timeout_height, t.timeout_timestamp), "CROSS: cross transaction timed out"
     count: uint8 = convert(len(t.contract_transactions), uint8)
     assert count >= 2, "CROSS: a cross transaction has two parts or more"
     assert t.commit_protocol == transaction.COMMIT_TPC or count == 2, "CROSS: Simple Commit joins two parts"
@@ -444,9 +468,10 @@ def initiate(payload: Bytes[MAX_TX], local: uint8) -> bytes32:
         self.c_channel[tx_id][i] = part.cross_chain_channel.channel
         self.c_has_declared[tx_id][i] = part.has_return_value
         self.c_declared[tx_id][i] = keccak256(part.return_value)
-    assert self.authenticator != empty(address), "CROSS: no authentication contract is bound"
-    if extcall ICrossAuth(self.authenticator).register(payload, msg.sender):
+    if done:
         self._start(tx_id, t, payload)  # the caller was the only signer
+    else:
+        self.waiting[tx_id] = payload
     return tx_id
 
 

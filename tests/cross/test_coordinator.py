@@ -57,14 +57,17 @@ def test_packets_and_acks_round_trip_and_check_their_transaction() -> None:
         CrossPacket.decide(tx.tx_id, 1, Decision.ABORT),
     ):
         assert CrossPacket.decode(packet.encode()) == packet
-    assert CrossPacket.call(tx, 1).transaction() == tx
+    assert CrossPacket.call(tx, 1).view() == tx.view(1)  # part 1 links to part 0: both shown
+    assert CrossPacket.prepare(tx, 0).view().parts[1] == tx.contract_transactions[1].digest
     assert CrossPacket.decide(tx.tx_id, 0, Decision.COMMIT).decision is Decision.COMMIT
-    with pytest.raises(SerializationError, match="hash to its tx id"):
-        CrossPacket(PacketKind.CALL, dvp(nonce=1).tx_id, 1, tx.encode())
+    with pytest.raises(SerializationError, match="not of the transaction"):
+        CrossPacket(PacketKind.CALL, dvp(nonce=1).tx_id, 1, tx.view(1).encode())
+    with pytest.raises(SerializationError):  # the whole transaction is not a view
+        CrossPacket(PacketKind.CALL, tx.tx_id, 1, tx.encode())
     with pytest.raises(SerializationError, match="one byte"):
         CrossPacket(PacketKind.DECIDE, tx.tx_id, 1, b"\x07")
     with pytest.raises(CrossTxError, match="no part 5"):
-        CrossPacket.call(tx, 5).transaction()
+        CrossPacket.call(tx, 5)
     for ack in (CrossAck.ok(b"ok"), CrossAck.failed("no balance")):
         assert CrossAck.decode(ack.encode()) == ack
     with pytest.raises(SerializationError):

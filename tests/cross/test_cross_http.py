@@ -57,13 +57,18 @@ def test_initiate_sign_and_read_over_http(
     }
 
     remote_body = {
-        "tx": tx.encode().hex(),
+        "view": tx.view(1).encode().hex(),
         "index": 1,
         "channel": hosts.chan_b,
         "id": remote.id.hex(),
         "signature": good,
     }
     assert http_b.post("/cross/sign-remote", json={**remote_body, "index": 7}).status_code == 409
+    hiding = {**remote_body, "view": tx.view(0).encode().hex()}  # part 1 only as its digest
+    refused = http_b.post("/cross/sign-remote", json=hiding)
+    assert refused.status_code == 409 and "hides part 1" in refused.json()["detail"]
+    whole = {**remote_body, "view": tx.encode().hex()}  # the full form is not a view
+    assert http_b.post("/cross/sign-remote", json=whole).status_code == 400
     assert http_b.post("/cross/sign-remote", json=remote_body).json()["sent"] == "SIGN"
     relay(hosts, back=True)
     assert http_a.get(f"/cross/tx/{tx.tx_id.hex()}").json()["authentication"]["status"] == (
@@ -72,4 +77,12 @@ def test_initiate_sign_and_read_over_http(
     relay(hosts)
     view = http_a.get(f"/cross/tx/{tx.tx_id.hex()}").json()
     assert view["coordinator"]["decision"] == "COMMIT" and view["coordinator"]["done"]
+    shown = http_b.get(f"/cross/tx/{tx.tx_id.hex()}").json()["view"]  # the participant's
+    assert shown == {
+        str(i): {
+            "part": "revealed" if i == 1 else "hidden",
+            "digest": part.digest.hex(),
+        }
+        for i, part in enumerate(tx.contract_transactions)
+    }
     assert http_b.get(f"/cross/kv/{b'k'.hex()}").json() == {"value": b"v".hex(), "locked_by": None}

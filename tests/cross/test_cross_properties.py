@@ -103,7 +103,7 @@ class Trades:
             transact(w.w3, w.kv.functions.initiate(tx.encode(), 0), sender=SELLER)
         else:
             w.cross.initiate(tx)
-            sign = w.auth.functions.sign_remote(tx.encode(), 1, w.record.a_channel_id)
+            sign = w.auth.functions.sign_remote(tx.view(1).encode(), 1, w.record.a_channel_id)
             transact(w.w3, sign, sender=SELLER)
         self.txs.append((coordinator, tx, amount, key, value))
 

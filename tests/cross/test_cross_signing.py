@@ -107,10 +107,20 @@ def test_a_corda_coordinated_trade_waits_for_the_evm_seller_to_sign_there(w: Wor
     assert w.cross.app.locked_by(b"trade-1") is None  # nothing ran
     with pytest.raises(TransactionRevertedError, match="not a CHANNEL signer"):
         transact(
-            w.w3, w.auth.functions.sign_remote(tx.encode(), 1, w.record.a_channel_id), sender=BUYER
+            w.w3,
+            w.auth.functions.sign_remote(tx.view(1).encode(), 1, w.record.a_channel_id),
+            sender=BUYER,
+        )
+    with pytest.raises(TransactionRevertedError, match="hides that part"):  # only its digest
+        transact(
+            w.w3,
+            w.auth.functions.sign_remote(tx.view(0).encode(), 1, w.record.a_channel_id),
+            sender=SELLER,
         )
     transact(
-        w.w3, w.auth.functions.sign_remote(tx.encode(), 1, w.record.a_channel_id), sender=SELLER
+        w.w3,
+        w.auth.functions.sign_remote(tx.view(1).encode(), 1, w.record.a_channel_id),
+        sender=SELLER,
     )
     run(relayer, rounds=6)
     c = w.cross.coordinator(tx.tx_id)

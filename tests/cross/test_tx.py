@@ -1,5 +1,6 @@
 """The cross-ledger transaction model: canonical encoding, id, rules, initiation, statuses — and
-the same id computed by Vyper on the embedded EVM chain (``contracts/cross/tx_id.vy``)."""
+the same encoding and id computed by Vyper on the embedded EVM chain
+(``contracts/cross/tx_id.vy``). Views and salted part commitments: tests/cross/test_views.py."""
 
 from __future__ import annotations
 
@@ -62,9 +63,10 @@ def dvp(**changes: Any) -> InitiateTx:
 # ----------------------------------------------------------------------------- encoding
 
 
-def test_the_id_is_sha256_of_the_canonical_encoding_and_decode_inverts_it() -> None:
+def test_the_id_commits_to_the_parts_digests_and_decode_inverts_the_encoding() -> None:
     tx = dvp()
-    assert tx.tx_id == hashlib.sha256(tx.encode()).digest()
+    digests = [hashlib.sha256(ct.encode()).digest() for ct in tx.contract_transactions]
+    assert tx.digests == tuple(digests)  # the salted parts' commitments (tests/cross/test_views)
     assert InitiateTx.decode(tx.encode()) == tx
     assert dvp(nonce=8).tx_id != tx.tx_id
     assert tx.signers() == (EVM_BUYER, CORDA_SELLER)
@@ -113,6 +115,7 @@ def test_contract_transaction_rules() -> None:
         (replace(second, signers=()), "1 to 3 signers"),
         (replace(second, signers=(CORDA_SELLER, CORDA_SELLER)), "twice"),
         (replace(second, call_info=b"x" * (MAX_CALL_INFO + 1)), "call info"),
+        (replace(second, salt=b"\x01" * 31), "salt is 32 bytes"),
         (replace(second, cross_chain_channel=ChannelInfo("cross", "bad id!")), "identifier"),
     ]
     for part, match in cases:
@@ -178,6 +181,7 @@ def transactions(draw: st.DrawFn) -> InitiateTx:
                 draw(st.binary(max_size=200)),
                 values[index],
                 tuple(Link(s) for s in links),
+                draw(st.binary(min_size=32, max_size=32)),
             )
         )
     return InitiateTx(

@@ -273,6 +273,13 @@ def tx_status(tx_id: str, config_path: ConfigOption, as_json: JsonOption = False
         if "participant" in view:
             parts = ", ".join(f"part {i} {s}" for i, s in view["participant"].items())
             console.print(f"{ledger}: participant, {parts}", markup=False)
+        if "view" in view:  # what the participant was shown of the transaction
+            shown = ", ".join(
+                f"part {i} {p['part']}"
+                + (f" (digest {p['digest'][:16]}…)" if p["part"] == "hidden" else "")
+                for i, p in view["view"].items()
+            )
+            console.print(f"{ledger}: was shown {shown}", markup=False)
     table = Table(title="timeline", title_justify="left")
     table.add_column("time (UTC)")
     table.add_column("ledger")
@@ -344,7 +351,9 @@ def _transaction(text: str) -> bytes:
 
 @tx_app.command("sign")
 def tx_sign(
-    tx: Annotated[str, typer.Argument(help="The transaction's encoding (hex), or a file of it.")],
+    tx: Annotated[
+        str, typer.Argument(help="The transaction's full encoding (hex), or a file of it.")
+    ],
     config_path: ConfigOption,
     on: Annotated[str, typer.Option("--on", help="The ledger you sign on: evm or corda.")],
     key_file: Annotated[
@@ -370,7 +379,9 @@ def tx_sign(
 ) -> None:
     """Sign a cross transaction as one of its signers: LOCAL on the coordinating ledger, or
     CHANNEL on the ledger across a part's channel (a SIGN packet then proves it to the
-    coordinator; a relayer carries it). The transaction runs once every signer has signed."""
+    coordinator; a relayer carries it). The transaction runs once every signer has signed.
+    A CHANNEL signature sends that ledger only the view of the transaction revealing the part
+    (and the parts it links to), never the whole transaction."""
     from kakehashi.cross.auth import corda_key_id
     from kakehashi.cross.tx import InitiateTx
     from kakehashi.ledgers.corda.node.setup import load_key
@@ -396,7 +407,7 @@ def tx_sign(
             call = (
                 functions.sign(transaction.encode())
                 if part is None
-                else functions.sign_remote(transaction.encode(), part, channel)
+                else functions.sign_remote(transaction.view(part).encode(), part, channel)
             )
             transact(ledgers.w3, call, sender=account, description=f"{kind} signature")
             signer = account.address
@@ -411,7 +422,8 @@ def tx_sign(
                 body["signature"] = signature
                 status = ledgers.corda_post("/cross/sign", body)["authentication"]
             else:
-                body = {"tx": transaction.encode().hex(), "index": part, "channel": channel}
+                view = transaction.view(part).encode().hex()
+                body = {"view": view, "index": part, "channel": channel}
                 body |= {"id": key_id.hex(), "signature": signature}
                 ledgers.corda_post("/cross/sign-remote", body)
                 status = "SENT"

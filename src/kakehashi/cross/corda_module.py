@@ -11,10 +11,13 @@ crash loses nothing.
 Nothing runs before every signer the transaction names has signed (:meth:`CrossModule.initiate`
 with this node's party and given signatures, :meth:`CrossModule.sign`, SIGN packets from the
 ledgers across the parts' channels; :meth:`CrossModule.sign_remote` sends one for a party of
-this ledger). Parts run in :class:`~kakehashi.cross.corda_apps.CordaApps`: the key-value
-application (:class:`~kakehashi.cross.corda_kv.StateKeyValueApp`: records as Corda states,
-moved into lock states by a prepare, in the same notarised host version; calls:
-:mod:`kakehashi.cross.kv`) and any other application added by op.
+this ledger). A participant is sent only the view of a transaction its part needs
+(:meth:`~kakehashi.cross.tx.InitiateTx.view`) and keeps it (:meth:`CrossModule.view`: the parts
+it saw, the others' digests); the coordinator keeps the whole transaction. Parts run in
+:class:`~kakehashi.cross.corda_apps.CordaApps`: the key-value application
+(:class:`~kakehashi.cross.corda_kv.StateKeyValueApp`: records as Corda states, moved into lock
+states by a prepare, in the same notarised host version; calls: :mod:`kakehashi.cross.kv`) and
+any other application added by op.
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ from kakehashi.cross.tx import (
     MAX_CONTRACT_TRANSACTIONS,
     Account,
     ChannelInfo,
+    ContractTransaction,
     CrossTxError,
     InitiateTx,
     SignerKind,
+    TxView,
     check_initiation,
 )
 from kakehashi.errors import KakehashiError
@@ -54,6 +59,7 @@ CROSS_VERSION = "cross-1"
 _KV, _LOCK, _STAGED = "app:kv", "app:kv-lock", "app:kv-staged"
 _COORDINATOR, _PARTICIPANT = "app:cross-c", "app:cross-p"
 _TIMELINE, _INDEX, _AUTH = "app:cross-t", "app:cross-i", "app:cross-a"
+_VIEW = "app:cross-v"  # a participant's view of a transaction (the parts it was shown)
 _COORDINATED = "coordinated"
 
 
@@ -221,30 +227,31 @@ class CrossModule:
         return self.host.execute(action)
 
     def sign_remote(
-        self, tx: InitiateTx, index: int, channel_id: str, account: Account, signature: bytes
+        self,
+        tx: TxView | InitiateTx,
+        index: int,
+        channel_id: str,
+        account: Account,
+        signature: bytes,
     ) -> None:
         """A party of this ledger, a CHANNEL signer of part ``index`` of a transaction
         coordinated across this host's ``channel_id`` (port ``cross``), signs the tx id with
-        its key; a SIGN packet proves it to the coordinator."""
-        if not 0 <= index < len(tx.contract_transactions):
-            raise CrossTxError(f"the transaction has no part {index}")
-        if account.kind is not SignerKind.CHANNEL or (
-            account not in tx.contract_transactions[index].signers
-        ):
+        its key; a SIGN packet proves it to the coordinator. ``tx``: the view revealing part
+        ``index`` and the parts it links to (a whole transaction is sent as that view)."""
+        view = tx.view(index) if isinstance(tx, InitiateTx) else tx
+        part = view.part(index)
+        tx_id = view.tx_id
+        if account.kind is not SignerKind.CHANNEL or account not in part.signers:
             raise CrossTxError(
-                f"0x{account.id.hex()} is not a CHANNEL signer of part {index} of {tx.tx_id.hex()}"
+                f"0x{account.id.hex()} is not a CHANNEL signer of part {index} of {tx_id.hex()}"
             )
-        verify_party_signature(account, tx.tx_id, signature)
+        verify_party_signature(account, tx_id, signature)
 
         def action(store: HostStore) -> None:
-            if Authentication(tx).expired(
-                self.host.pending_height(), self.host.pending_timestamp_ns()
-            ):
-                raise CrossTxError(
-                    f"cross transaction {tx.tx_id.hex()} timed out: no more signatures"
-                )
-            self._note(tx.tx_id, f"CHANNEL signer of part {index} signed here: sent SIGN")
-            self._send(CROSS_PORT, channel_id, CrossPacket.sign(tx, index, account.id))
+            if view.expired(self.host.pending_height(), self.host.pending_timestamp_ns()):
+                raise CrossTxError(f"cross transaction {tx_id.hex()} timed out: no more signatures")
+            self._note(tx_id, f"CHANNEL signer of part {index} signed here: sent SIGN")
+            self._send(CROSS_PORT, channel_id, CrossPacket.sign(view, index, account.id))
 
         self.host.execute(action)
 
@@ -303,6 +310,12 @@ class CrossModule:
             if data:
                 found[index] = PartStatus(cbor2.loads(data)[0])
         return found
+
+    def view(self, tx_id: bytes) -> TxView | None:
+        """The view of ``tx_id`` this host was sent as a participant (parts it ran, the parts
+        they link to; the others only as digests)."""
+        data = self.host.store.get_object(_VIEW, tx_id.hex())
+        return None if data is None else TxView.decode(data)
 
     def timeline(self, tx_id: bytes) -> list[tuple[int, str]]:
         """What this host did for ``tx_id``, with the host time (ns) of each step."""
@@ -408,6 +421,8 @@ class CrossModule:
         cross = CrossPacket.decode(packet.data)
         if cross.kind is PacketKind.SIGN:
             return self._recv_sign(packet, cross).encode()
+        if cross.kind is not PacketKind.DECIDE:
+            self._keep_view(cross)
         records = _StoredRecords(self.host.store)
         participant = Participant(self.app, records)
         try:
@@ -425,17 +440,43 @@ class CrossModule:
         )
         return ack.encode()
 
+    def _keep_view(self, cross: CrossPacket) -> None:
+        """Remember the view a PREPARE / CALL showed, merged with one already kept (a
+        transaction may run two parts here)."""
+        view = cross.view()
+        kept = self.view(cross.tx_id)
+        if kept is not None:
+            parts = tuple(
+                mine if isinstance(mine, ContractTransaction) else theirs
+                for mine, theirs in zip(kept.parts, view.parts, strict=True)
+            )
+            view = TxView(
+                view.chain_id,
+                view.nonce,
+                view.commit_protocol,
+                parts,
+                view.timeout_height,
+                view.timeout_timestamp,
+            )
+        self.host.store.set_object(_VIEW, cross.tx_id.hex(), view.encode())
+
     def _recv_sign(self, packet: Packet, cross: CrossPacket) -> CrossAck:
+        """A CHANNEL signer of part ``index`` signed on the ledger across its channel: its
+        view must reveal part ``index``, name a transaction coordinated here, and the signer
+        must be one of that part's CHANNEL signers, the part reached over this channel."""
         account = Account(SignerKind.CHANNEL, cross.signer)
+        try:
+            part = cross.view().part(cross.index)
+        except CrossTxError as exc:
+            return CrossAck.failed(str(exc))
         c = _load_coordinator(self.host.store, cross.tx_id)
         if c is None:
             return CrossAck.failed("no such cross transaction is coordinated here")
         over = ChannelInfo(packet.destination_port, packet.destination_channel)
-        if not any(
-            part.cross_chain_channel == over and account in part.signers
-            for part in c.tx.contract_transactions
-        ):
-            return CrossAck.failed("not a CHANNEL signer of a part reached over this channel")
+        if part.cross_chain_channel != over or account not in part.signers:
+            return CrossAck.failed(
+                f"not a CHANNEL signer of part {cross.index} reached over this channel"
+            )
         auth = _load_auth(self.host.store, c.tx)
         try:
             auth.sign_channel(account, self.host.pending_height(), self.host.pending_timestamp_ns())

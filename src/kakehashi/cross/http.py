@@ -2,8 +2,9 @@
 --ibc``): what a user or a test reads of its cross transactions, and starting one.
 
 * ``GET /cross/tx/{tx_id}`` — this host's view: as coordinator (protocol, decision, each part's
-  status, failures, decisions acknowledged, done) and as participant (each part it ran here);
-  404 when it knows nothing of it.
+  status, failures, decisions acknowledged, done) and as participant (each part it ran here,
+  and ``view``: per part of the transaction, ``revealed`` or ``hidden`` with its digest); 404
+  when it knows nothing of it.
 * ``GET /cross/tx[?open_only=true]`` — the transactions this node coordinated (protocol,
   decision, done, time initiated); ``/cross/tx/{tx_id}`` also carries the ``timeline``.
 * ``GET /cross/kv/{key}`` — the key-value application's committed value and lock (hex).
@@ -14,9 +15,11 @@
 * ``POST /cross/sign`` ``{"tx_id": HEX, "kind", "id", "signature"}`` — a LOCAL signer's
   signature over the tx id with its Corda-model key, or an EXTENSION signer's, for a
   transaction coordinated here. Public: the signature is the authentication.
-* ``POST /cross/sign-remote`` ``{"tx": HEX, "index": 1, "channel": "channel-0", "id": HEX,
+* ``POST /cross/sign-remote`` ``{"view": HEX, "index": 1, "channel": "channel-0", "id": HEX,
   "signature": HEX}`` — a party of this ledger, a CHANNEL signer of part ``index`` of a
-  transaction coordinated across ``channel``, signs; a SIGN packet carries it there. Public.
+  transaction coordinated across ``channel``, signs; a SIGN packet carries it there. ``view``
+  is ``TxView.encode()`` of the view revealing part ``index`` and the parts it links to
+  (``InitiateTx.view(index)``): this ledger is never given the other parts. Public.
 
 * ``GET /cross/events[?tx_id=HEX]`` — **Server-Sent Events**: the transactions this node
   coordinates as they move: ``authenticated`` (every signer signed), ``decided`` (COMMIT or
@@ -44,10 +47,10 @@ from pydantic import BaseModel
 
 from kakehashi.cross.corda_module import CrossModule
 from kakehashi.cross.status import Decision
-from kakehashi.cross.tx import Account, InitiateTx, SignerKind
+from kakehashi.cross.tx import Account, ContractTransaction, InitiateTx, SignerKind, TxView
 from kakehashi.errors import KakehashiError, SerializationError, SignatureError
 
-__all__ = ["create_cross_router", "event_stream"]
+__all__ = ["create_cross_router", "event_stream", "view_parts"]
 
 
 class SignatureBody(BaseModel):
@@ -67,7 +70,7 @@ class SignBody(SignatureBody):
 
 
 class SignRemoteBody(BaseModel):
-    tx: str
+    view: str
     index: int
     channel: str
     id: str
@@ -95,6 +98,17 @@ def _hex(value: str, what: str) -> bytes:
         return bytes.fromhex(value.removeprefix("0x"))
     except ValueError:
         raise HTTPException(400, f"{what} is not hex") from None
+
+
+def view_parts(view: TxView) -> dict[str, dict[str, str]]:
+    """Per part of a participant's view: ``revealed`` or ``hidden``, with its digest."""
+    return {
+        str(i): {
+            "part": "revealed" if isinstance(part, ContractTransaction) else "hidden",
+            "digest": digest.hex(),
+        }
+        for i, (part, digest) in enumerate(zip(view.parts, view.digests, strict=True))
+    }
 
 
 def _progress(module: CrossModule, tx_id: bytes) -> tuple[str, ...]:
@@ -188,6 +202,9 @@ def create_cross_router(module: CrossModule, *, app_token: str) -> APIRouter:
         participant = {str(i): s.name for i, s in module.participant(key).items()}
         if participant:
             answer["participant"] = participant
+        view = module.view(key)
+        if view is not None:
+            answer["view"] = view_parts(view)
         timeline = module.timeline(key)
         if timeline:
             answer["timeline"] = [{"time_ns": t, "event": e} for t, e in timeline]
@@ -262,12 +279,12 @@ def create_cross_router(module: CrossModule, *, app_token: str) -> APIRouter:
     def sign_remote(body: SignRemoteBody) -> dict[str, Any]:
         account = Account(SignerKind.CHANNEL, _hex(body.id, "id"))
         try:
-            tx = InitiateTx.decode(_hex(body.tx, "tx"))
+            view = TxView.decode(_hex(body.view, "view"))
             module.sign_remote(
-                tx, body.index, body.channel, account, _hex(body.signature, "signature")
+                view, body.index, body.channel, account, _hex(body.signature, "signature")
             )
         except KakehashiError as exc:
             raise _refused(exc) from None
-        return {"tx_id": tx.tx_id.hex(), "sent": "SIGN"}
+        return {"tx_id": view.tx_id.hex(), "sent": "SIGN"}
 
     return router

@@ -2,12 +2,14 @@
 
 * :class:`CrossPacket` ``(kind, tx_id, index, payload)``: ``PREPARE`` (two-phase commit: prepare
   part ``index`` and hold it), ``CALL`` (Simple Commit: run part ``index`` and commit at once),
-  both with the whole transaction's canonical encoding as payload so the receiver checks
-  ``sha256(payload) == tx_id`` and reads its own part; ``DECIDE`` (commit or abort a prepared
-  part; payload one byte, :class:`~kakehashi.cross.status.Decision`); ``SIGN`` (from a
+  both with the view of the transaction for part ``index`` as payload
+  (:meth:`~kakehashi.cross.tx.InitiateTx.view`: the header, part ``index`` and the parts it links
+  to, the other parts' digests) so the receiver checks that the view's id is ``tx_id`` and
+  reads its own part — never the parts it has no business with; ``DECIDE`` (commit or abort a
+  prepared part; payload one byte, :class:`~kakehashi.cross.status.Decision`); ``SIGN`` (from a
   participant ledger to the coordinator: a CHANNEL signer of part ``index`` signed there;
-  payload ``abi.encode(bytes signer id, bytes transaction)``, the transaction hashing to the
-  tx id — proven by IBC like any packet, so the coordinator takes the signature).
+  payload ``abi.encode(bytes signer id, bytes view)``, the view of part ``index`` having the tx
+  id — proven by IBC like any packet, so the coordinator takes the signature).
 * :class:`CrossAck` ``(status, return_value, reason)``: OK with the part's actual return value,
   or FAILED with a reason a person can read.
 
@@ -17,7 +19,6 @@ module and the Python one read each other's bytes; decoding accepts only canonic
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -26,7 +27,7 @@ from eth_abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 
 from kakehashi.cross.status import Decision
-from kakehashi.cross.tx import MAX_ACCOUNT_ID, MAX_RETURN_VALUE, CrossTxError, InitiateTx
+from kakehashi.cross.tx import MAX_ACCOUNT_ID, MAX_RETURN_VALUE, CrossTxError, InitiateTx, TxView
 from kakehashi.errors import SerializationError
 
 __all__ = [
@@ -71,33 +72,36 @@ class CrossPacket:
         if self.kind is PacketKind.DECIDE:
             if len(self.payload) != 1 or self.payload[0] not in (Decision.COMMIT, Decision.ABORT):
                 raise SerializationError("a DECIDE packet carries one byte: COMMIT or ABORT")
-        elif hashlib.sha256(self._tx_bytes()).digest() != self.tx_id:
-            raise SerializationError("the packet's transaction does not hash to its tx id")
+        elif TxView.decode(self._view_bytes()).tx_id != self.tx_id:
+            raise SerializationError("the packet's view is not of the transaction it names")
 
-    def _tx_bytes(self) -> bytes:
+    def _view_bytes(self) -> bytes:
         if self.kind is not PacketKind.SIGN:
             return self.payload
         try:
-            signer, tx = abi_decode(["bytes", "bytes"], self.payload, strict=True)
+            signer, view = abi_decode(["bytes", "bytes"], self.payload, strict=True)
         except (DecodingError, ValueError, TypeError, OverflowError) as exc:
             raise SerializationError(f"not a SIGN packet's payload: {exc}") from None
         if not 0 < len(signer) <= MAX_ACCOUNT_ID:
             raise SerializationError(f"a signer id is 1 to {MAX_ACCOUNT_ID} bytes")
-        return bytes(tx)
+        if bytes(abi_encode(["bytes", "bytes"], [signer, view])) != self.payload:
+            raise SerializationError("the SIGN packet's payload is not canonically encoded")
+        return bytes(view)
 
     @classmethod
     def prepare(cls, tx: InitiateTx, index: int) -> CrossPacket:
-        return cls(PacketKind.PREPARE, tx.tx_id, index, tx.encode())
+        return cls(PacketKind.PREPARE, tx.tx_id, index, tx.view(index).encode())
 
     @classmethod
     def call(cls, tx: InitiateTx, index: int) -> CrossPacket:
-        return cls(PacketKind.CALL, tx.tx_id, index, tx.encode())
+        return cls(PacketKind.CALL, tx.tx_id, index, tx.view(index).encode())
 
     @classmethod
-    def sign(cls, tx: InitiateTx, index: int, signer: bytes) -> CrossPacket:
-        """A CHANNEL signer's signature of part ``index``, for the coordinator."""
-        payload = bytes(abi_encode(["bytes", "bytes"], [signer, tx.encode()]))
-        return cls(PacketKind.SIGN, tx.tx_id, index, payload)
+    def sign(cls, view: TxView, index: int, signer: bytes) -> CrossPacket:
+        """A CHANNEL signer's signature of part ``index``, for the coordinator (``view``: the
+        one part ``index``'s ledger was shown, :meth:`InitiateTx.view`)."""
+        payload = bytes(abi_encode(["bytes", "bytes"], [signer, view.encode()]))
+        return cls(PacketKind.SIGN, view.tx_id, index, payload)
 
     @property
     def signer(self) -> bytes:
@@ -115,14 +119,12 @@ class CrossPacket:
             raise CrossTxError(f"a {self.kind.name} packet carries no decision")
         return Decision(self.payload[0])
 
-    def transaction(self) -> InitiateTx:
-        """The transaction a PREPARE / CALL / SIGN packet carries (its id already checked)."""
+    def view(self) -> TxView:
+        """The view a PREPARE / CALL / SIGN packet carries (its id already checked; whether it
+        reveals what part ``index`` needs is :meth:`TxView.part`'s to say)."""
         if self.kind is PacketKind.DECIDE:
             raise CrossTxError("a DECIDE packet carries no transaction")
-        tx = InitiateTx.decode(self._tx_bytes())
-        if not self.index < len(tx.contract_transactions):
-            raise CrossTxError(f"the transaction has no part {self.index}")
-        return tx
+        return TxView.decode(self._view_bytes())
 
     def encode(self) -> bytes:
         return bytes(

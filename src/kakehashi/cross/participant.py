@@ -1,6 +1,10 @@
 """A participant's side of a cross transaction: what a ledger does with the coordinator's
 packets (DESIGN.md §6). Pure apart from the :class:`CrossApp` it drives.
 
+Each PREPARE / CALL carries the view of the transaction for its part
+(:meth:`~kakehashi.cross.tx.InitiateTx.view`): a view that hides the part, or a part it links
+to, fails the part without running it (the coordinator then aborts).
+
 * ``PREPARE`` (two-phase commit): run the part with locks (:meth:`CrossApp.prepare`). If the
   part declared a return value and the actual one differs, the prepare fails and what it locked
   is released at once. Answer OK with the return value, or FAILED with the reason.
@@ -20,7 +24,7 @@ from typing import Protocol
 
 from kakehashi.cross.packets import CrossAck, CrossPacket, PacketKind
 from kakehashi.cross.status import Decision, PartStatus, advance_part
-from kakehashi.cross.tx import Account, CrossTxError, InitiateTx
+from kakehashi.cross.tx import Account, CrossTxError, InitiateTx, TxView
 from kakehashi.errors import KakehashiError
 from kakehashi.ibc.types import Height
 
@@ -41,11 +45,12 @@ class PartCall:
     linked: tuple[bytes, ...] = ()
 
     @classmethod
-    def of(cls, tx: InitiateTx, index: int) -> PartCall:
-        part = tx.contract_transactions[index]
-        parts = tx.contract_transactions
-        linked = tuple(parts[link.source].return_value or b"" for link in part.links)
-        return cls(tx.tx_id, index, part.call_info, part.signers, linked)
+    def of(cls, tx: InitiateTx | TxView, index: int) -> PartCall:
+        """Part ``index`` of the whole transaction (the coordinator's own part) or of the view
+        a participant was sent (CrossTxError if it hides what the part needs)."""
+        view = tx.view(index) if isinstance(tx, InitiateTx) else tx
+        part = view.part(index)
+        return cls(view.tx_id, index, part.call_info, part.signers, view.linked(index))
 
 
 class CrossApp(Protocol):
@@ -97,26 +102,30 @@ class Participant:
         if record.status is not PartStatus.NONE:  # decided (ABORT) before its PREPARE came
             record.ack = CrossAck.failed("the transaction was already aborted")
             return record.ack
-        tx = packet.transaction()
-        record.ack = self._run(tx, packet, record, height, timestamp_ns)
+        try:
+            view = packet.view()
+            view.part(packet.index)
+        except CrossTxError as exc:  # it hides what the part needs: never run it
+            record.status = PartStatus.ABORT
+            record.ack = CrossAck.failed(str(exc))
+            return record.ack
+        record.ack = self._run(view, packet, record, height, timestamp_ns)
         return record.ack
 
     def _run(
         self,
-        tx: InitiateTx,
+        view: TxView,
         packet: CrossPacket,
         record: PartRecord,
         height: Height,
         timestamp_ns: int,
     ) -> CrossAck:
-        if (not tx.timeout_height.is_zero() and height >= tx.timeout_height) or (
-            tx.timeout_timestamp and timestamp_ns >= tx.timeout_timestamp
-        ):
+        if view.expired(height, timestamp_ns):
             record.status = PartStatus.ABORT
             return CrossAck.failed("the transaction timed out before this part ran")
-        part = tx.contract_transactions[packet.index]
+        part = view.part(packet.index)
         try:
-            value = self.app.prepare(PartCall.of(tx, packet.index))
+            value = self.app.prepare(PartCall.of(view, packet.index))
         except KakehashiError as exc:  # refused: nothing locked
             record.status = PartStatus.ABORT
             return CrossAck.failed(str(exc))

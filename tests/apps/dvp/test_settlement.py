@@ -96,7 +96,7 @@ def settle(w: World, terms: Terms, relayer: PathRelayer) -> bytes:
     )
     me = Account(SignerKind.LOCAL, corda_key_id(buyer.party.owning_key))
     w.cross.sign(tx.tx_id, me, sign_party(buyer.key, tx.tx_id))
-    sign = w.auth.functions.sign_remote(tx.encode(), 1, w.record.a_channel_id)
+    sign = w.auth.functions.sign_remote(tx.view(1).encode(), 1, w.record.a_channel_id)
     transact(w.w3, sign, sender=SELLER_EVM)  # ③ the seller signs on the EVM chain
     run(relayer)  # ④-⑦
     return tx.tx_id
@@ -158,7 +158,7 @@ def test_a_buyer_who_cannot_pay_leaves_both_assets_where_they_were(w: World) -> 
     w.cross.sign(tx_id, me, sign_party(buyer.key, tx_id))
     transact(
         w.w3,
-        w.auth.functions.sign_remote(c.tx.encode(), 1, w.record.a_channel_id),
+        w.auth.functions.sign_remote(c.tx.view(1).encode(), 1, w.record.a_channel_id),
         sender=SELLER_EVM,
     )
     run(relayer)

@@ -130,7 +130,7 @@ def test_the_evm_contract_becomes_delivered_only_as_the_records_say(
         and CrossPacket.decode(packet.data).kind is PacketKind.PREPARE
     ]
     question, answer = exchange
-    assert question.transaction().contract_transactions[1].call_info == deliveries_call("C-7", 2)
+    assert question.view().part(1).call_info == deliveries_call("C-7", 2)
     if delivered == 2:
         assert answer.return_value == b"yes"
     else:

@@ -138,7 +138,7 @@ class _Run(DemoRun):
         self.step("③ the buyer deposits and signs (Corda model)", "corda", signs)
         if self.fail_at == "no-signature":
             return self.expire(tx, terms, nft, started)
-        sign = w.auth.functions.sign_remote(tx.encode(), 1, w.record.a_channel_id)
+        sign = w.auth.functions.sign_remote(tx.view(1).encode(), 1, w.record.a_channel_id)
         self.step(
             "③ the seller signs (EVM chain)",
             "evm",

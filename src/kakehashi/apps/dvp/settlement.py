@@ -23,6 +23,7 @@ The steps as the business sees them, and where each happens:
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from kakehashi.cross.auth import corda_key_id
@@ -63,7 +64,9 @@ def dvp_transaction(
 ) -> InitiateTx:
     """The cross transaction settling ``terms`` (module docstring); ``channel`` is the Corda
     host's cross channel to the EVM chain, ``timeout_ns`` when an unfinished settlement gives
-    up (the buyer's deposit is reclaimable from then)."""
+    up (the buyer's deposit is reclaimable from then). Each part is salted at random: the EVM
+    chain is sent part 1 and only the digest of part 0, which no guess of the price or the
+    parties opens."""
     buyer = Account(SignerKind.LOCAL, corda_key_id(terms.buyer.owning_key))
     seller = Account(SignerKind.CHANNEL, terms.seller_evm)
     cash = token_call(terms.stablecoin, terms.buyer, terms.seller, terms.price)
@@ -73,8 +76,8 @@ def dvp_transaction(
         nonce,
         CommitProtocol.SIMPLE,
         (
-            ContractTransaction(channel, (buyer,), cash, OK),
-            ContractTransaction(channel, (seller,), nft, OK),
+            ContractTransaction(channel, (buyer,), cash, OK, salt=secrets.token_bytes(32)),
+            ContractTransaction(channel, (seller,), nft, OK, salt=secrets.token_bytes(32)),
         ),
         Height(0, 0),
         timeout_ns,

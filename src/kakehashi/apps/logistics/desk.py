@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kakehashi.apps.logistics.deliveries import deliveries_call, full_deliveries_call
@@ -113,11 +114,13 @@ class LogisticsDesk:
                 ContractTransaction(self.channel, me, kv_call(key, DELIVERED), b"ok", (Link(1),)),
                 ContractTransaction(self.channel, me, deliveries_call(contract_id, expected), YES),
             )
+        # salted at random: the Corda ledger is sent part 1 and only part 0's digest
+        salted = tuple(replace(part, salt=secrets.token_bytes(32)) for part in parts)
         return InitiateTx(
             self.chain_id,
             next(self._nonces),
             CommitProtocol.TPC,
-            parts,
+            salted,
             Height(0, 0),
             (time.time_ns() // 10**9 + self.timeout_s) * 10**9,
         )
