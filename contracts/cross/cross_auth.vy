@@ -16,8 +16,8 @@
         the signer's part and the parts it links to — this chain, where every node sees every
         transaction, is never given a remote transaction's other parts.
         A signer position is bit 3i+s: signer s of part i.
-        It also serves the module the transaction's ids and views (`register`, `view_of`,
-        `open_view`): their code keeps the module within the contract size limit (EIP-170).
+        It also serves the module the transaction's views (`view_of`, `open_view`): their code
+        keeps the module within the contract size limit (EIP-170).
 """
 
 from ibc import types
@@ -163,12 +163,11 @@ def _sign_full(
 
 
 @external
-def register(payload: Bytes[transaction.MAX_TX], initiator: address) -> (bytes32, bool):
-    """The module initiated this transaction (its full encoding); its caller signs if it is a
-    LOCAL signer. (Its id, whether every signer has signed: the module then starts at once.)"""
+def register(tx_id: bytes32, payload: Bytes[transaction.MAX_TX], initiator: address) -> bool:
+    """The module initiated this transaction (its id, its full encoding); its caller signs if
+    it is a LOCAL signer. Whether every signer has signed (the module then starts at once)."""
     assert msg.sender == module, "CROSS: only the cross module registers transactions"
     t: transaction.InitiateTx = self._tx(payload)
-    tx_id: bytes32 = transaction.tx_id(t)
     assert self.required[tx_id] == 0, "CROSS: cross transaction already initiated"
     self.required[tx_id] = self._required(t)
     signer: Bytes[transaction.MAX_ACCOUNT_ID] = concat(convert(initiator, bytes20), b"")
@@ -177,7 +176,7 @@ def register(payload: Bytes[transaction.MAX_TX], initiator: address) -> (bytes32
     reason, done = self._sign_as(
         tx_id, False, self._positions(t, transaction.SIGNER_LOCAL, signer), transaction.SIGNER_LOCAL, signer
     )
-    return tx_id, done
+    return done
 
 
 @external

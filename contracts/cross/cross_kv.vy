@@ -64,7 +64,7 @@ struct Opened:  # cross_auth.open_view's answer
 
 
 interface ICrossAuth:
-    def register(payload: Bytes[transaction.MAX_TX], initiator: address) -> (bytes32, bool): nonpayable
+    def register(tx_id: bytes32, payload: Bytes[transaction.MAX_TX], initiator: address) -> bool: nonpayable
     def view_of(payload: Bytes[transaction.MAX_TX], index: uint8) -> Bytes[transaction.MAX_VIEW]: pure
     def open_view(tx_id: bytes32, view: Bytes[transaction.MAX_PAYLOAD], index: uint8) -> Opened: view
     def on_sign_packet(
@@ -437,10 +437,7 @@ def initiate(payload: Bytes[transaction.MAX_TX], local: uint8) -> bytes32:
     caller signs as a LOCAL signer if the transaction names it; the commit protocol starts
     once every signer has signed."""
     t: transaction.InitiateTx = self._tx(payload)
-    assert self.authenticator != empty(address), "CROSS: no authentication contract is bound"
-    tx_id: bytes32 = empty(bytes32)
-    done: bool = False
-    tx_id, done = extcall ICrossAuth(self.authenticator).register(payload, msg.sender)
+    tx_id: bytes32 = transaction.tx_id(t)
     assert self.coordinations[tx_id].count == 0, "CROSS: cross transaction already initiated"
     assert not transaction.expired(t.timeout_height, t.timeout_timestamp), "CROSS: cross transaction timed out"
     count: uint8 = convert(len(t.contract_transactions), uint8)
@@ -468,7 +465,8 @@ def initiate(payload: Bytes[transaction.MAX_TX], local: uint8) -> bytes32:
         self.c_channel[tx_id][i] = part.cross_chain_channel.channel
         self.c_has_declared[tx_id][i] = part.has_return_value
         self.c_declared[tx_id][i] = keccak256(part.return_value)
-    if done:
+    assert self.authenticator != empty(address), "CROSS: no authentication contract is bound"
+    if extcall ICrossAuth(self.authenticator).register(tx_id, payload, msg.sender):
         self._start(tx_id, t, payload)  # the caller was the only signer
     else:
         self.waiting[tx_id] = payload

@@ -344,12 +344,8 @@ class TxView:
 
     def linked(self, index: int) -> tuple[bytes, ...]:
         """The declared return values of the parts part ``index`` links to, in link order."""
-        values = []
-        for link in self.part(index).links:
-            source = self.parts[link.source]
-            assert isinstance(source, ContractTransaction)  # part() checked it is revealed
-            values.append(source.return_value or b"")
-        return tuple(values)
+        sources = [self.parts[link.source] for link in self.part(index).links]  # all revealed
+        return tuple(p.return_value or b"" for p in sources if isinstance(p, ContractTransaction))
 
     def expired(self, height: Height, timestamp_ns: int) -> bool:
         """Whether the timeout passed at a ledger's ``height`` and time."""
