@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from kakehashi.cli.tx import evm_view
 from kakehashi.cross.auth import corda_key_id
 from kakehashi.cross.corda_module import CROSS_PORT
 from kakehashi.cross.kv import kv_call
@@ -88,6 +89,13 @@ def test_corda_coordinates_and_the_evm_chain_commits_with_it(
     assert bytes(w.app.functions.value(b"invoice-9").call()) == b"settled"
     assert bytes(w.app.functions.writer(b"invoice-9").call()) == bytes(32)
     assert not w.cross.app.locks()
+    # what the EVM chain was shown (kakehashi tx status): its part, and part 0's digest only
+    shown = evm_view(w.evm_host().handler, tx.tx_id)
+    assert shown == tx.view(1) and shown.parts[0] == tx.contract_transactions[0].digest
+    assert shown.shown()["0"] == {
+        "part": "hidden",
+        "digest": tx.contract_transactions[0].digest.hex(),
+    }
 
 
 def test_a_key_locked_on_the_evm_chain_aborts_the_transaction_on_both(w: World) -> None:

@@ -143,6 +143,19 @@ def test_a_view_reveals_its_part_and_the_parts_it_links_to_and_keeps_the_id() ->
         tx.view(3)
 
 
+def test_views_of_one_transaction_merge_and_say_what_they_show() -> None:
+    tx = three_parts()
+    both = tx.view(0).merged(tx.view(1))  # a ledger running parts 0 and 1
+    assert both == tx.revealing({0, 1}) and both.tx_id == tx.tx_id
+    assert both.shown() == {
+        "0": {"part": "revealed", "digest": tx.contract_transactions[0].digest.hex()},
+        "1": {"part": "revealed", "digest": tx.contract_transactions[1].digest.hex()},
+        "2": {"part": "hidden", "digest": tx.contract_transactions[2].digest.hex()},
+    }
+    with pytest.raises(CrossTxError, match="two different transactions"):
+        both.merged(replace(tx, nonce=1).view(1))
+
+
 def test_a_view_that_hides_what_a_part_needs_is_refused() -> None:
     tx = three_parts()
     with pytest.raises(CrossTxError, match="hides part 1, its own"):

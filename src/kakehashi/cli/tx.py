@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kakehashi.cross.tx import CrossTxError
+from kakehashi.cross.tx import CrossTxError, TxView
 from kakehashi.errors import (
     ConfigurationError,
     KakehashiError,
@@ -78,6 +78,7 @@ class Ledgers:
             raise ConfigurationError("the configuration must name an EVM chain and a Corda node")
         self.w3 = connect(evm.rpc)
         handler = EvmIbcHost(self.w3, evm.handler, sender=evm.handler).handler
+        self.handler = handler
         address = handler.functions.ports(CROSS_PORT).call()
         if int(address, 16) == 0:
             raise ConfigurationError(
@@ -184,6 +185,9 @@ class Ledgers:
         }
         if participant:
             answer["participant"] = participant
+        shown = evm_view(self.handler, tx_id, self.from_block)
+        if shown is not None:
+            answer["view"] = shown.shown()
         return answer or None
 
     def _authentication(self, tx_id: bytes) -> str:
@@ -227,6 +231,26 @@ class Ledgers:
                     }
                 )
         return listed
+
+
+def evm_view(handler: Any, tx_id: bytes, from_block: int | str = 0) -> TxView | None:
+    """What the EVM chain was shown of ``tx_id`` as a participant: the views its PREPARE / CALL
+    packets carried (read back from the IBC handler's ``RecvPacket`` events), merged; None when
+    it received none."""
+    from kakehashi.cross.packets import CrossPacket, PacketKind
+    from kakehashi.ibc.evm_deploy import CROSS_PORT
+    from kakehashi.ibc.types import Packet
+
+    view = None
+    for event in handler.events.RecvPacket().get_logs(from_block=from_block):
+        packet = Packet.decode(bytes(event["args"]["packet"]))
+        if packet.destination_port != CROSS_PORT:
+            continue
+        cross = CrossPacket.decode(packet.data)
+        if cross.tx_id != tx_id or cross.kind not in (PacketKind.PREPARE, PacketKind.CALL):
+            continue
+        view = cross.view() if view is None else view.merged(cross.view())
+    return view
 
 
 def _hex_id(tx_id: str) -> bytes:

@@ -37,7 +37,6 @@ from kakehashi.cross.tx import (
     MAX_CONTRACT_TRANSACTIONS,
     Account,
     ChannelInfo,
-    ContractTransaction,
     CrossTxError,
     InitiateTx,
     SignerKind,
@@ -446,18 +445,7 @@ class CrossModule:
         view = cross.view()
         kept = self.view(cross.tx_id)
         if kept is not None:
-            parts = tuple(
-                mine if isinstance(mine, ContractTransaction) else theirs
-                for mine, theirs in zip(kept.parts, view.parts, strict=True)
-            )
-            view = TxView(
-                view.chain_id,
-                view.nonce,
-                view.commit_protocol,
-                parts,
-                view.timeout_height,
-                view.timeout_timestamp,
-            )
+            view = kept.merged(view)
         self.host.store.set_object(_VIEW, cross.tx_id.hex(), view.encode())
 
     def _recv_sign(self, packet: Packet, cross: CrossPacket) -> CrossAck:

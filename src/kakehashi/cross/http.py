@@ -47,10 +47,10 @@ from pydantic import BaseModel
 
 from kakehashi.cross.corda_module import CrossModule
 from kakehashi.cross.status import Decision
-from kakehashi.cross.tx import Account, ContractTransaction, InitiateTx, SignerKind, TxView
+from kakehashi.cross.tx import Account, InitiateTx, SignerKind, TxView
 from kakehashi.errors import KakehashiError, SerializationError, SignatureError
 
-__all__ = ["create_cross_router", "event_stream", "view_parts"]
+__all__ = ["create_cross_router", "event_stream"]
 
 
 class SignatureBody(BaseModel):
@@ -98,17 +98,6 @@ def _hex(value: str, what: str) -> bytes:
         return bytes.fromhex(value.removeprefix("0x"))
     except ValueError:
         raise HTTPException(400, f"{what} is not hex") from None
-
-
-def view_parts(view: TxView) -> dict[str, dict[str, str]]:
-    """Per part of a participant's view: ``revealed`` or ``hidden``, with its digest."""
-    return {
-        str(i): {
-            "part": "revealed" if isinstance(part, ContractTransaction) else "hidden",
-            "digest": digest.hex(),
-        }
-        for i, (part, digest) in enumerate(zip(view.parts, view.digests, strict=True))
-    }
 
 
 def _progress(module: CrossModule, tx_id: bytes) -> tuple[str, ...]:
@@ -204,7 +193,7 @@ def create_cross_router(module: CrossModule, *, app_token: str) -> APIRouter:
             answer["participant"] = participant
         view = module.view(key)
         if view is not None:
-            answer["view"] = view_parts(view)
+            answer["view"] = view.shown()
         timeline = module.timeline(key)
         if timeline:
             answer["timeline"] = [{"time_ns": t, "event": e} for t, e in timeline]

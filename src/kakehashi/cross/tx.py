@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Container, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any
 
@@ -341,6 +341,28 @@ class TxView:
                 f"value part {index} takes"
             )
         return part
+
+    def merged(self, other: TxView) -> TxView:
+        """This view with the parts ``other`` (a view of the same transaction) reveals too (a
+        ledger that runs two parts was sent two views)."""
+        if other.tx_id != self.tx_id:
+            raise CrossTxError("views of two different transactions do not merge")
+        parts = tuple(
+            mine if isinstance(mine, ContractTransaction) else theirs
+            for mine, theirs in zip(self.parts, other.parts, strict=True)
+        )
+        return replace(self, parts=parts)
+
+    def shown(self) -> dict[str, dict[str, str]]:
+        """Per part (by index): ``revealed`` or ``hidden``, with its digest (JSON-ready: what
+        ``kakehashi tx status`` prints of a participant's view)."""
+        return {
+            str(i): {
+                "part": "revealed" if isinstance(part, ContractTransaction) else "hidden",
+                "digest": digest.hex(),
+            }
+            for i, (part, digest) in enumerate(zip(self.parts, self.digests, strict=True))
+        }
 
     def linked(self, index: int) -> tuple[bytes, ...]:
         """The declared return values of the parts part ``index`` links to, in link order."""
