@@ -12,6 +12,7 @@ import cross_bench
 import dvp_bench
 import evm_bench
 import ibc_bench
+import logistics_bench
 import relayer_bench
 
 
@@ -27,6 +28,8 @@ def main() -> None:
     cross_bench.main()
     print()
     dvp_bench.main()
+    print()
+    logistics_bench.main()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@
 
 MAX_ID: constant(uint256) = 64
 MAX_CONTRACTS: constant(uint256) = 256
-MAX_ANSWER: constant(uint256) = 1792  # kakehashi.cross.packets.MAX_ANSWER
+MAX_ANSWER: constant(uint256) = 1600  # kakehashi.cross.packets.MAX_ANSWER
 MAX_RECORDS: constant(uint256) = 8  # more than fit one answer
 MAX_STATUS: constant(uint256) = 192  # a value of the cross application
 DECODE_BOUND: constant(uint256) = 6144  # >= the largest ABI encoding of an answer's type

@@ -11,6 +11,13 @@
           transaction holds any lock on the key (so no write skew); they return b"ok";
         * GET (2) returns the committed value (at most 96 bytes; an absent key reads b"")
           under a shared read lock, refused while another transaction holds the write lock;
+        * SET_EVALUATED (5), value `evaluator (20 bytes) ‖ source (1 byte)`: a write, under the
+          exclusive lock, of what the contract `evaluator` makes of part `source`'s answer —
+          `evaluator.evaluate(key, answer) -> bytes` (a view). The answer is the return value
+          part `source`'s acknowledgement brings back (`answer`, from the module, before it
+          decides), so it runs only as the coordinating ledger's own part of a Two-Phase
+          Commit, and `source` is another part. A refused answer (the evaluator reverts or
+          returns something malformed) aborts the transaction; returns b"ok";
         * ERC20 (16) / ERC721 (17), key `abi.encode(token, sender, recipient)`, value
           `abi.encode(amount or token id)`: prepare escrows the asset here with
           `transferFrom(sender, self, ...)` (the sender signs the part and approved this
@@ -36,6 +43,8 @@ OP_SET: constant(uint8) = 1
 OP_GET: constant(uint8) = 2
 OP_DELETE: constant(uint8) = 3
 OP_SET_LINKED: constant(uint8) = 4
+OP_SET_EVALUATED: constant(uint8) = 5
+EVALUATED_VALUE: constant(uint256) = 21  # evaluator ‖ source
 OP_ERC20: constant(uint8) = 16
 OP_ERC721: constant(uint8) = 17
 
@@ -43,6 +52,17 @@ OK: constant(Bytes[2]) = b"ok"
 SECP256K1: constant(Bytes[1]) = b"\x01"  # the scheme byte of an EXTENSION signer 0x01 ‖ address
 
 module: public(immutable(address))
+
+
+struct Coordination:  # cross_kv.coordination
+    protocol: uint8
+    local: uint8
+    count: uint8
+    decision: uint8
+
+
+interface ICrossModule:
+    def coordination(tx_id: bytes32) -> Coordination: view
 
 
 interface IERC20:
@@ -78,6 +98,29 @@ stage_op: HashMap[bytes32, uint8]  # 0 never prepared, the op while prepared, DE
 stage_key: HashMap[bytes32, bytes32]  # keccak256(key) of a key-value part
 stage_value: HashMap[bytes32, Bytes[MAX_VALUE]]  # what a write part writes on commit
 escrows: HashMap[bytes32, Escrow]  # an asset part's escrow
+# an evaluated write awaiting its answer: (source + 1) << 160 | evaluator, and its key
+awaiting: HashMap[bytes32, uint256]
+awaiting_key: HashMap[bytes32, Bytes[CALL_KEY]]  # (at most MAX_KEY bytes)
+
+
+event Evaluated:
+    tx_id: indexed(bytes32)
+    index: uint8
+    source: uint8
+    value: Bytes[MAX_VALUE]
+
+
+event Refused:  # a part that could not be prepared, and why
+    tx_id: indexed(bytes32)
+    index: uint8
+    reason: String[transaction.MAX_REASON]
+
+
+event AnswerRefused:
+    tx_id: indexed(bytes32)
+    index: uint8
+    source: uint8
+    reason: String[transaction.MAX_REASON]
 
 
 @deploy
@@ -205,6 +248,9 @@ def _decode(
             return "a key is 1 to 64 bytes", 0, b"", b""
         if op != OP_SET and len(val) > 0:
             return "only a SET carries a value", 0, b"", b""
+    elif op == OP_SET_EVALUATED:
+        if len(key) == 0 or len(key) > MAX_KEY or len(val) != EVALUATED_VALUE:
+            return "an evaluated write is (key of 1 to 64 bytes, 20-byte evaluator and 1-byte source)", 0, b"", b""
     elif op == OP_ERC20 or op == OP_ERC721:
         if len(key) != ASSET_KEY or len(val) != 32:
             return "an asset call is abi.encode(token, sender, recipient), abi.encode(amount)", 0, b"", b""
@@ -295,7 +341,12 @@ def _finish_kv(tx_id: bytes32, record: bytes32, op: uint8, commit: bool):
         self.read_parts[key_hash] -= 1
         self.tx_read_parts[keccak256(concat(key_hash, tx_id))] -= 1
         return
-    if commit:
+    unanswered: bool = False
+    if op == OP_SET_EVALUATED:  # (the module decides only after the answer came)
+        unanswered = self.awaiting[record] != 0
+        self.awaiting[record] = 0
+        self.awaiting_key[record] = b""
+    if commit and not unanswered:
         if op == OP_DELETE:
             self.values[key_hash] = b""
             self.present[key_hash] = False
@@ -435,12 +486,87 @@ def prepare(
     returned: Bytes[transaction.MAX_RETURN_VALUE] = b""
     if op == OP_ERC20 or op == OP_ERC721:
         prepared, returned, reason = self._prepare_asset(record, op, key, val, signers)
+    elif op == OP_SET_EVALUATED:
+        reason = self._evaluation_check(tx_id, index, val)
+        if len(reason) == 0:
+            prepared, returned, reason = self._prepare_kv(tx_id, record, op, key, b"", linked)
+        if prepared:
+            source: uint256 = convert(slice(val, 20, 1), uint256)
+            evaluator: uint256 = convert(slice(val, 0, 20), uint256)
+            self.awaiting[record] = ((source + 1) << 160) | evaluator
+            self.awaiting_key[record] = key
     else:
         prepared, returned, reason = self._prepare_kv(tx_id, record, op, key, val, linked)
     if prepared:
         self.stage_op[record] = op
         self.held_plus_one += 1
+    else:
+        log Refused(tx_id=tx_id, index=index, reason=reason)
     return prepared, returned, reason
+
+
+@internal
+@view
+def _evaluation_check(
+    tx_id: bytes32, index: uint8, val: Bytes[MAX_VALUE]
+) -> String[transaction.MAX_REASON]:
+    """Why an evaluated write cannot run as part ``index`` (empty: it can)."""
+    c: Coordination = staticcall ICrossModule(module).coordination(tx_id)
+    if c.count == 0 or c.local != index:
+        return "an evaluated write takes another part's answer: it runs only as the coordinating ledger's own part"
+    if c.protocol != transaction.COMMIT_TPC:
+        return "an evaluated write needs Two-Phase Commit (the answer must come before the decision)"
+    source: uint256 = convert(slice(val, 20, 1), uint256)
+    if source >= convert(c.count, uint256) or source == convert(index, uint256):
+        return concat("an evaluated write names part ", uint2str(source), ", not another part of the transaction")
+    evaluator: address = convert(convert(convert(slice(val, 0, 20), uint256), uint160), address)
+    if not evaluator.is_contract:
+        return concat("no evaluator contract at ", self._hex(evaluator))
+    return ""
+
+
+@external
+@nonreentrant
+def answer(
+    tx_id: bytes32, index: uint8, source: uint8, answer: Bytes[transaction.MAX_ANSWER]
+) -> String[transaction.MAX_REASON]:
+    """Part ``source`` prepared and answered ``answer``: a staged evaluated write of part
+    ``index`` awaiting it takes what its evaluator makes of it. A reason when the answer is
+    refused (the module then aborts); empty otherwise, and when nothing awaits this answer."""
+    assert msg.sender == module, "CROSS_APP: only the cross module calls"
+    record: bytes32 = self._record(tx_id, index)
+    awaited: uint256 = self.awaiting[record]
+    if awaited == 0 or awaited >> 160 != convert(source, uint256) + 1:
+        return ""
+    evaluator: address = convert(convert(awaited & (2**160 - 1), uint160), address)
+    ok: bool = False
+    out: Bytes[320] = b""
+    ok, out = raw_call(
+        evaluator,
+        abi_encode(self.awaiting_key[record], answer, method_id=method_id("evaluate(bytes,bytes)")),
+        max_outsize=320,
+        is_static_call=True,
+        revert_on_failure=False,
+    )
+    reason: String[transaction.MAX_REASON] = ""
+    n: uint256 = 0
+    if not ok:
+        reason = concat("the evaluator ", self._hex(evaluator), " refused part ", uint2str(source), "'s answer")
+    elif len(out) < 64 or extract32(out, 0, output_type=uint256) != 32:
+        reason = "the evaluator returned something other than bytes"
+    else:
+        n = extract32(out, 32, output_type=uint256)
+        if n > MAX_VALUE or len(out) != 64 + (n + 31) // 32 * 32:
+            reason = "the evaluator returned more than a value (192 bytes) or malformed bytes"
+    if len(reason) > 0:
+        log AnswerRefused(tx_id=tx_id, index=index, source=source, reason=reason)
+        return reason
+    value: Bytes[MAX_VALUE] = abi_decode(out, Bytes[MAX_VALUE])
+    self.stage_value[record] = value
+    self.awaiting[record] = 0
+    self.awaiting_key[record] = b""
+    log Evaluated(tx_id=tx_id, index=index, source=source, value=value)
+    return ""
 
 
 @internal

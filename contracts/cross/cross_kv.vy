@@ -55,6 +55,9 @@ interface ICrossApp:
     ) -> (bool, Bytes[transaction.MAX_RETURN_VALUE], String[transaction.MAX_REASON]): nonpayable
     def commit(tx_id: bytes32, index: uint8): nonpayable
     def abort(tx_id: bytes32, index: uint8): nonpayable
+    def answer(
+        tx_id: bytes32, index: uint8, source: uint8, answer: Bytes[transaction.MAX_ANSWER]
+    ) -> String[transaction.MAX_REASON]: nonpayable
 
 
 struct Opened:  # cross_auth.open_view's answer
@@ -129,7 +132,7 @@ STEP_ABORTED_HERE: constant(uint8) = 11
 STEP_AUTHENTICATED: constant(uint8) = 12  # every signer signed (index NO_PART)
 STEP_SENT_SIGN: constant(uint8) = 13  # a CHANNEL signer's signature sent to the coordinator
 
-parts: public(HashMap[bytes32, uint8])  # keccak256(tx id ‖ index) -> PART_*
+parts: public(HashMap[bytes32, uint8])  # keccak256(tx id ‖ index) -> PART_* (participant)
 answers: HashMap[bytes32, Bytes[types.MAX_ACK]]  # keccak256(tx id ‖ index) -> first answer
 
 
@@ -149,12 +152,6 @@ def bind(application: address, authentication: address):
     assert application != empty(address) and authentication != empty(address), "CROSS: no application"
     self.app = application
     self.authenticator = authentication
-
-
-@external
-@view
-def part_status(tx_id: bytes32, index: uint8) -> uint8:
-    return self.parts[keccak256(concat(tx_id, convert(index, bytes1)))]
 
 
 @internal
@@ -481,7 +478,7 @@ def on_acknowledgement_packet(
     cross: transaction.CrossPacket = abi_decode(packet.data, transaction.CrossPacket)
     tx_id: bytes32 = cross.tx_id
     i: uint8 = cross.index
-    ack: transaction.CrossAck = abi_decode(acknowledgement, transaction.CrossAck)
+    ack: transaction.CrossAnswer = abi_decode(acknowledgement, transaction.CrossAnswer)
     if cross.kind == transaction.PACKET_SIGN:  # our signer's signature reached its coordinator
         if ack.status == transaction.ACK_OK:
             log CrossStep(tx_id=tx_id, index=i, step=STEP_ANSWERED_OK)
@@ -513,7 +510,11 @@ def on_acknowledgement_packet(
         self._decide(tx_id, transaction.DECISION_COMMIT)
         return
     self.c_status[tx_id][i] = transaction.PART_PREPARE
-    if self.c_has_declared[tx_id][i] and keccak256(ack.return_value) != self.c_declared[tx_id][i]:
+    refused: bool = self.c_has_declared[tx_id][i] and keccak256(ack.return_value) != self.c_declared[tx_id][i]
+    if not refused and c.local != NO_PART and c.decision == 0:
+        # the answer, for a local part that takes it (an evaluated write); a reason refuses it
+        refused = len(extcall ICrossApp(self.app).answer(tx_id, c.local, i, ack.return_value)) > 0
+    if refused:
         self.c_rejected[tx_id][i] = True
         self._decide(tx_id, transaction.DECISION_ABORT)
         return

@@ -265,9 +265,20 @@ struct CrossPacket:
     payload: Bytes[MAX_PAYLOAD]
 
 
-struct CrossAck:
+# an acknowledgement's return value (kakehashi.cross.packets.MAX_ANSWER): the largest whose
+# CrossAnswer encoding (with the longest reason) fits an acknowledgement, types.MAX_ACK
+MAX_ANSWER: constant(uint256) = 1600
+
+
+struct CrossAck:  # what this chain answers (its parts return at most MAX_RETURN_VALUE)
     status: uint8
     return_value: Bytes[MAX_RETURN_VALUE]
+    reason: String[MAX_REASON]
+
+
+struct CrossAnswer:  # what this chain reads: the same encoding, a return value up to MAX_ANSWER
+    status: uint8
+    return_value: Bytes[MAX_ANSWER]
     reason: String[MAX_REASON]
 
 

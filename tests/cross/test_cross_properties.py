@@ -29,7 +29,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from kakehashi.cross.auth import corda_key_id
 from kakehashi.cross.corda_module import CROSS_PORT
 from kakehashi.cross.kv import OP_ERC20, asset_call, kv_call
-from kakehashi.cross.status import Decision, PartStatus
+from kakehashi.cross.status import Decision, PartStatus, part_record
 from kakehashi.cross.tx import (
     Account,
     ChannelInfo,
@@ -122,7 +122,7 @@ class Trades:
         else:
             c = w.cross.coordinator(tx.tx_id)
             corda = PartStatus.NONE if c is None else c.parts[0]
-            evm = PartStatus(w.kv.functions.part_status(tx.tx_id, 1).call())
+            evm = PartStatus(w.kv.functions.parts(part_record(tx.tx_id, 1)).call())
         return evm, corda
 
 

@@ -14,6 +14,7 @@ from kakehashi.cross.kv import (
     OP_ERC721,
     OP_GET,
     OP_SET,
+    OP_SET_EVALUATED,
     OP_SET_LINKED,
     KvOp,
     asset_call,
@@ -21,6 +22,7 @@ from kakehashi.cross.kv import (
     kv_call,
     kv_delete,
     kv_get,
+    kv_set_evaluated,
     kv_set_linked,
 )
 from kakehashi.cross.tx import CrossTxError
@@ -46,6 +48,22 @@ def test_an_asset_call_names_token_sender_recipient_and_amount() -> None:
         asset_call(OP_ERC20, token, sender[:19], recipient, 1)
     with pytest.raises(CrossTxError, match="not an asset op"):
         asset_call(OP_SET, token, sender, recipient, 1)
+
+
+def test_an_evaluated_write_names_its_evaluator_and_source() -> None:
+    evaluator = b"\x05" * 20
+    call = decode_call(kv_set_evaluated(b"status/C-1", evaluator, 1))
+    assert call == KvOp(OP_SET_EVALUATED, b"status/C-1", evaluator + b"\x01") and call.writes
+    for bad_evaluator, key, source, error in [
+        (evaluator[:19], b"k", 1, "20-byte"),
+        (evaluator, b"", 1, "a key is 1 to"),
+        (evaluator, b"k", 4, "a source part is 0 to 3"),
+    ]:
+        with pytest.raises(CrossTxError, match=error):
+            kv_set_evaluated(key, bad_evaluator, source)
+    wrong = abi_encode(["uint8", "bytes", "bytes"], [OP_SET_EVALUATED, b"k", evaluator])
+    with pytest.raises(CrossTxError, match="1-byte source"):
+        decode_call(wrong)
 
 
 @pytest.mark.parametrize(

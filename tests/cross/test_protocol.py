@@ -225,3 +225,36 @@ def test_a_participant_refuses_a_late_prepare_and_a_commit_it_never_prepared() -
     )
     refused = participant.on_packet(CrossPacket.prepare(other, 1), NOW, 0)
     assert refused.reason == "the transaction was already aborted" and store.locks == {}
+
+
+def test_an_answer_larger_than_an_acknowledgement_carries_fails_the_part() -> None:
+    from kakehashi.cross.packets import MAX_ANSWER
+    from kakehashi.errors import SerializationError
+
+    assert CrossAck.ok(b"r" * MAX_ANSWER).return_value == b"r" * MAX_ANSWER
+    with pytest.raises(SerializationError, match=f"at most {MAX_ANSWER}"):
+        CrossAck.ok(b"r" * (MAX_ANSWER + 1))
+
+    class Talkative(LockingStore):
+        def prepare(self, call: PartCall) -> bytes:
+            super().prepare(call)
+            return b"r" * (MAX_ANSWER + 1)
+
+    store = Talkative()
+    tx = InitiateTx(
+        "t",
+        1,
+        CommitProtocol.TPC,
+        tuple(
+            ContractTransaction(
+                ChannelInfo("cross", "channel-0"),
+                (Account(SignerKind.LOCAL, b"\x01" * 20),),
+                b"set k=v",  # no declared return value: any answer, up to the bound
+            )
+            for _ in range(2)
+        ),
+        Height(0, 1_000),
+    )
+    answer = Participant(store).on_packet(CrossPacket.prepare(tx, 1), NOW, 0)
+    assert "more than an acknowledgement carries" in answer.reason
+    assert store.locks == {} and store.staged == {}  # what it prepared was dropped

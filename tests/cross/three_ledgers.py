@@ -33,7 +33,7 @@ from kakehashi.cross.corda_module import (
     CrossModule,
 )
 from kakehashi.cross.kv import kv_call
-from kakehashi.cross.status import Decision, PartStatus
+from kakehashi.cross.status import Decision, PartStatus, part_record
 from kakehashi.cross.tx import (
     Account,
     ChannelInfo,
@@ -229,7 +229,7 @@ class ThreeLedgers:
         """Part ``index`` of ``tx`` as ``ledger`` holds it (as participant or as the coordinator
         running it)."""
         if ledger == EVM:
-            status = int(self.kv.functions.part_status(tx.tx_id, index).call())
+            status = int(self.kv.functions.parts(part_record(tx.tx_id, index)).call())
             c = self.kv.functions.coordination(tx.tx_id).call()
             if not status and c[2] and c[1] == index:
                 status = int(self.kv.functions.coordination_part(tx.tx_id, index).call()[0])

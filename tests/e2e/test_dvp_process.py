@@ -36,6 +36,7 @@ from kakehashi.ledgers.corda.node.network import NetworkMap
 from kakehashi.ledgers.corda.tokens.model import IssuedTokenType, TokenType
 from kakehashi.ledgers.evm import toolchain
 from kakehashi.ledgers.evm.client import funded_accounts, transact
+from tests.apps.dvp.test_privacy import everything_the_evm_chain_holds
 from tests.e2e.use_cases import HOST, EventListener, UseCaseNetwork, wait_for
 
 BANK = HOST
@@ -237,6 +238,14 @@ def test_the_trade_commits(fresh: Dvp) -> None:
     c = net.wait_done(trade.tx.tx_id)
     assert c["decision"] == "COMMIT" and c["parts"] == {"0": "COMMIT", "1": "COMMIT"}
     dvp.settled(trade, committed=True, seller_txs=seller_txs)
+
+    # the EVM node holds its own part, and of the stablecoin part only the salted digest
+    held = everything_the_evm_chain_holds(net.w3)
+    corda_part, nft_part = trade.tx.contract_transactions
+    assert any(nft_part.call_info in data for data in held)
+    assert any(corda_part.digest in data for data in held)
+    for secret in (corda_part.call_info, corda_part.salt, corda_part.signers[0].id):
+        assert not any(secret in data for data in held)
 
 
 def test_the_buyers_balance_is_too_low(fresh: Dvp) -> None:

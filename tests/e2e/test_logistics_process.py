@@ -1,7 +1,7 @@
 """The logistics daily update (issue 7, use case 2) with every party its own process: contract
 records on the EVM chain whose status follows the deliveries a carrier records on the Corda
-model, checked with minimal disclosure by Two-Phase Commit cross transactions the EVM chain
-coordinates.
+model, checked by Two-Phase Commit cross transactions the EVM chain coordinates — with minimal
+disclosure, then with full disclosure.
 
 Processes, one network for the module (:class:`tests.e2e.use_cases.UseCaseNetwork`): the EVM
 node, the Corda notary, the buyer's node (``corda serve --ibc``: the IBC host, a party of the
@@ -12,7 +12,10 @@ runs ``kakehashi logistics deploy | register | run-now`` as processes against th
 Checked: the statuses on the EVM chain (``delivered`` where the deliveries match, unchanged
 where they do not), the outsider's node holding nothing, and exactly what crossed the boundary
 — the packets the EVM chain sent (the contract id and the expected count, no delivery record)
-and the acknowledgements it took back (only ``b"yes"`` / ``b"no"``).
+and the acknowledgements it took back (only ``b"yes"`` / ``b"no"``); with full disclosure
+(contracts registered ``--full``, deliveries recorded with the carrier's ``kakehashi logistics
+record``) the contract id only out, every record back, and the status the EVM chain derived
+(``delivered`` / ``partial: n of m``), as ``kakehashi tx status`` shows it.
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ from typing import Any
 
 import pytest
 
-from kakehashi.apps.logistics.deliveries import deliveries_call
+from kakehashi.apps.logistics.deliveries import (
+    decode_records,
+    deliveries_call,
+    full_deliveries_call,
+)
 from kakehashi.apps.logistics.desk import status_key
 from kakehashi.cross.corda_module import CROSS_PORT
 from kakehashi.cross.packets import AckStatus, CrossAck, CrossPacket, PacketKind
@@ -159,6 +166,54 @@ def test_the_daily_update_sets_the_status_the_deliveries_support(desk: Desk) -> 
     _only_counts_out_and_yes_or_no_back(desk, {"C-1": [b"yes"], "C-2": [b"no", b"yes"]})
 
 
+def test_full_disclosure_brings_every_record_and_the_status_they_support(desk: Desk) -> None:
+    """C-3 (two deliveries expected, both recorded) and C-4 (two expected, one recorded),
+    registered with full disclosure: both checks commit, C-3 ``delivered``, C-4 ``partial: 1
+    of 2``; the Corda host was asked for the contract id only and answered with the records."""
+    import json
+
+    net = desk.net
+    if not desk.registry:
+        desk.registry = desk.logistics("deploy").strip()
+    for contract_id in ("C-3", "C-4"):
+        desk.logistics("register", contract_id, "2", "--registry", desk.registry, "--full")
+    carrier = ["--node", net.url(CARRIER), "--token-file", str(net.net.node_token_file(CARRIER))]
+    for contract_id, shipment in (("C-3", 1), ("C-3", 2), ("C-4", 1)):
+        shipment_id = f"{contract_id}/S-{shipment}"
+        recorded = net.cli_json(
+            "logistics", "record", contract_id, shipment_id, "7", "--party", BUYER, *carrier
+        )  # fmt: skip
+        assert len(recorded["tx_id"]) == 64
+        desk.shipments.append(shipment_id)
+
+    outcomes = desk.run_now()
+    assert outcomes == {"C-3": "delivered", "C-4": "partial: 1 of 2"}
+    assert desk.status("C-3") == b"delivered" and desk.status("C-4") == b"partial: 1 of 2"
+    _outsider_saw_nothing(net)
+
+    asked = {
+        cid: (cross, ack)
+        for cross, data, ack in desk.crossed()
+        if cross.kind is PacketKind.PREPARE
+        for cid in ("C-3", "C-4")
+        if full_deliveries_call(cid) in data
+    }
+    for contract_id, count in (("C-3", 2), ("C-4", 1)):
+        cross, ack = asked[contract_id]
+        assert not cross.view().revealed(0)  # the EVM chain's own part: only its digest
+        answered_id, rows = decode_records(ack.return_value)
+        assert answered_id == contract_id
+        assert [(r[0], r[1], r[3]) for r in rows] == [
+            (f"{contract_id}/S-{i + 1}", 7, CARRIER) for i in range(count)
+        ]
+        shown = json.loads(
+            net.cli("tx", "status", cross.tx_id.hex(), "--config", str(net.config), "--json").stdout
+        )
+        events = [e["event"] for e in shown["evm"]["timeline"]]
+        status = "delivered" if count == 2 else "partial: 1 of 2"
+        assert f"part 0 takes part 1's answer: '{status}'" in events, events
+
+
 def _outsider_saw_nothing(net: UseCaseNetwork) -> None:
     assert net.vault(OUTSIDER) == [] and net.transactions(OUTSIDER) == []
     listed = net.ok(OUTSIDER, "GET", "/rpc/logistics/deliveries?contract_id=C-1")
@@ -182,6 +237,8 @@ def _only_counts_out_and_yes_or_no_back(desk: Desk, answers: dict[str, list[byte
             assert (ack.status, ack.return_value) == (AckStatus.OK, b"")
             continue
         assert cross.index == 1  # the Corda ledger's part
+        if any(full_deliveries_call(cid) in data for cid in ("C-3", "C-4")):
+            continue  # the full-disclosure test's
         (contract_id,) = [
             cid for cid, n in EXPECTED.items() if deliveries_call(cid, n) in cross.payload
         ]

@@ -67,18 +67,16 @@ def _desk(config: Path, key: Path, registry: str, channel: str) -> Any:
     from kakehashi.cli.tx import Ledgers
     from kakehashi.cross.corda_module import CROSS_PORT
     from kakehashi.cross.tx import ChannelInfo
-    from kakehashi.ibc.evm_deploy import CROSS_APP_CONTRACT
-    from kakehashi.ledgers.evm import toolchain
 
     ledgers = Ledgers(config)
-    w3 = ledgers.w3
-    app = w3.eth.contract(
-        address=ledgers.cross.functions.app().call(),
-        abi=toolchain.compile_contract(CROSS_APP_CONTRACT).abi,
-    )
-    records = _registry(w3, registry)
+    records = _registry(ledgers.w3, registry)
     return LogisticsDesk(
-        w3, ledgers.cross, app, records, _account(key), ChannelInfo(CROSS_PORT, channel)
+        ledgers.w3,
+        ledgers.cross,
+        ledgers.app,
+        records,
+        _account(key),
+        ChannelInfo(CROSS_PORT, channel),
     )
 
 

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from kakehashi.cross.status import part_record
 from kakehashi.cross.tx import CrossTxError, TxView
 from kakehashi.errors import (
     ConfigurationError,
@@ -61,11 +62,28 @@ def _fail(exc: KakehashiError) -> None:
     raise typer.Exit(2)
 
 
+_APP_EVENTS: dict[str, Any] = {
+    "Refused": lambda a: f"part {a['index']} could not be prepared here: {a['reason']}",
+    "AnswerRefused": lambda a: (
+        f"part {a['source']}'s answer refused by part {a['index']}: {a['reason']}"
+    ),
+    "Evaluated": lambda a: (
+        f"part {a['index']} takes part {a['source']}'s answer: "
+        f"{bytes(a['value']).decode(errors='replace')!r}"
+    ),
+}
+
+
 class Ledgers:
     """The EVM chain's cross contract and the Corda node's /cross API of a configuration."""
 
     def __init__(self, config_path: Path) -> None:
-        from kakehashi.ibc.evm_deploy import CROSS_AUTH_CONTRACT, CROSS_CONTRACT, CROSS_PORT
+        from kakehashi.ibc.evm_deploy import (
+            CROSS_APP_CONTRACT,
+            CROSS_AUTH_CONTRACT,
+            CROSS_CONTRACT,
+            CROSS_PORT,
+        )
         from kakehashi.ibc.evm_host import EvmIbcHost
         from kakehashi.ledgers.evm import toolchain
         from kakehashi.ledgers.evm.client import connect
@@ -91,6 +109,10 @@ class Ledgers:
         self.auth = self.w3.eth.contract(
             address=self.cross.functions.authenticator().call(),
             abi=toolchain.compile_contract(CROSS_AUTH_CONTRACT).abi,
+        )
+        self.app = self.w3.eth.contract(
+            address=self.cross.functions.app().call(),
+            abi=toolchain.compile_contract(CROSS_APP_CONTRACT).abi,
         )
         self.from_block = evm.from_block
         self.http = httpx.Client(base_url=corda.url, trust_env=False, timeout=10)
@@ -174,6 +196,9 @@ class Ledgers:
             entries.append(
                 ((e["blockNumber"], e["logIndex"]), f"{_KINDS[args['kind']]} {signer} signed")
             )
+        for event, say in _APP_EVENTS.items():  # the application's reasons and evaluations
+            for e in self._logs(event, tx_id, self.app):
+                entries.append(((e["blockNumber"], e["logIndex"]), say(e["args"])))
         if entries:  # in chain order (several steps share a block and its time)
             answer["timeline"] = [
                 {"time_ns": self._time(order[0]), "event": text} for order, text in sorted(entries)
@@ -181,7 +206,7 @@ class Ledgers:
         participant = {
             str(i): _PARTS[status]
             for i in range(4)
-            if (status := self.cross.functions.part_status(tx_id, i).call())
+            if (status := self.cross.functions.parts(part_record(tx_id, i)).call())
         }
         if participant:
             answer["participant"] = participant

@@ -11,11 +11,13 @@ bytes value)`` — what the Python side (:mod:`kakehashi.cross.corda_kv`) and th
   it, so another part can link to it;
 * :data:`OP_SET_LINKED` ``(key, b"")`` — write the declared return value of the part's first
   link (a cross-chain call: this ledger acts on what the other one answers); returns ``b"ok"``;
-* :data:`OP_SET_EVALUATED` ``(key, evaluator)`` (EVM chain only) — write what the contract at
-  the 20-byte address ``evaluator`` makes of the first linked part's answer
-  (``evaluate(bytes key, bytes answer) -> bytes``); returns ``b"ok"``. With a *late* link (the
-  linked part declares no value) the answer is the one its acknowledgement brings back to the
-  coordinating ledger, taken before the decision.
+* :data:`OP_SET_EVALUATED` ``(key, evaluator ‖ source)`` (EVM chain only) — write what the
+  contract at the 20-byte address ``evaluator`` makes of part ``source``'s answer
+  (``evaluate(bytes key, bytes answer) -> bytes``, a view); returns ``b"ok"``. The answer is the
+  return value part ``source``'s acknowledgement brings back to the coordinating ledger (up to
+  :data:`~kakehashi.cross.packets.MAX_ANSWER` bytes, declared or not), taken before the
+  decision: so the part runs only as the coordinating EVM chain's own part of a Two-Phase
+  Commit; an answer the evaluator refuses aborts the transaction.
 
 **Locks.** A prepared write (SET, DELETE, SET_LINKED) holds an exclusive lock on its key until
 the transaction commits or aborts; a prepared GET holds a shared read lock. A write is refused
@@ -37,7 +39,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError, EncodingError
 
-from kakehashi.cross.tx import MAX_CALL_INFO, CrossTxError
+from kakehashi.cross.tx import MAX_CALL_INFO, MAX_CONTRACT_TRANSACTIONS, CrossTxError
 
 __all__ = [
     "KV_OPS",
@@ -123,14 +125,16 @@ def kv_set_linked(key: bytes) -> bytes:
     return _kv(OP_SET_LINKED, key)
 
 
-def kv_set_evaluated(key: bytes, evaluator: bytes) -> bytes:
+def kv_set_evaluated(key: bytes, evaluator: bytes, source: int) -> bytes:
     """The call info of "set ``key`` to what ``evaluator`` (a contract's 20-byte address on the
-    EVM chain) makes of the first linked part's answer" (module docstring)."""
+    EVM chain) makes of part ``source``'s answer" (module docstring)."""
     if len(evaluator) != 20:
         raise CrossTxError("an evaluator is a 20-byte EVM contract address")
     if not 0 < len(key) <= MAX_KEY:
         raise CrossTxError(f"a key is 1 to {MAX_KEY} bytes")
-    return KvOp(OP_SET_EVALUATED, key, evaluator).encode()
+    if not 0 <= source < MAX_CONTRACT_TRANSACTIONS:
+        raise CrossTxError(f"a source part is 0 to {MAX_CONTRACT_TRANSACTIONS - 1}")
+    return KvOp(OP_SET_EVALUATED, key, evaluator + bytes([source])).encode()
 
 
 def asset_call(op: int, token: bytes, sender: bytes, recipient: bytes, amount: int) -> bytes:
@@ -160,8 +164,10 @@ def decode_call(call_info: bytes) -> KvOp:
     call = KvOp(int(op), bytes(key), bytes(value))
     if call.encode() != call_info:
         raise CrossTxError("the key-value call is not canonically encoded")
-    if op == OP_SET_EVALUATED and (not 0 < len(call.key) <= MAX_KEY or len(call.value) != 20):
-        raise CrossTxError("an evaluated write is (key of 1 to 64 bytes, 20-byte evaluator)")
+    if op == OP_SET_EVALUATED and (not 0 < len(call.key) <= MAX_KEY or len(call.value) != 21):
+        raise CrossTxError(
+            "an evaluated write is (key of 1 to 64 bytes, 20-byte evaluator and 1-byte source)"
+        )
     if op in KV_OPS:
         if not 0 < len(call.key) <= MAX_KEY or len(call.value) > MAX_VALUE:
             raise CrossTxError(f"a key is 1 to {MAX_KEY} bytes and a value at most {MAX_VALUE}")

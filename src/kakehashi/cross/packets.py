@@ -10,8 +10,8 @@
   participant ledger to the coordinator: a CHANNEL signer of part ``index`` signed there;
   payload ``abi.encode(bytes signer id, bytes view)``, the view of part ``index`` having the tx
   id — proven by IBC like any packet, so the coordinator takes the signature).
-* :class:`CrossAck` ``(status, return_value, reason)``: OK with the part's actual return value,
-  or FAILED with a reason a person can read.
+* :class:`CrossAck` ``(status, return_value, reason)``: OK with the part's actual return value
+  (its answer, at most :data:`MAX_ANSWER` bytes), or FAILED with a reason a person can read.
 
 Both encode as the Ethereum ABI of a tuple (:data:`PACKET_ABI`, :data:`ACK_ABI`) so the Vyper
 module and the Python one read each other's bytes; decoding accepts only canonical bytes.
@@ -27,11 +27,12 @@ from eth_abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 
 from kakehashi.cross.status import Decision
-from kakehashi.cross.tx import MAX_ACCOUNT_ID, MAX_RETURN_VALUE, CrossTxError, InitiateTx, TxView
+from kakehashi.cross.tx import MAX_ACCOUNT_ID, CrossTxError, InitiateTx, TxView
 from kakehashi.errors import SerializationError
 
 __all__ = [
     "ACK_ABI",
+    "MAX_ANSWER",
     "MAX_REASON",
     "PACKET_ABI",
     "AckStatus",
@@ -43,6 +44,11 @@ __all__ = [
 PACKET_ABI = "(uint8,bytes32,uint8,bytes)"
 ACK_ABI = "(uint8,bytes,string)"
 MAX_REASON = 256
+MAX_ANSWER = 1600
+"""The longest return value an acknowledgement carries (a declared one is at most
+:data:`~kakehashi.cross.tx.MAX_RETURN_VALUE`): the largest whose encoding, with the longest
+reason, fits the EVM chain's acknowledgement bound (2 KiB; ``contracts/cross/transaction.vy``
+``CrossAnswer``)."""
 
 
 class PacketKind(IntEnum):
@@ -150,8 +156,8 @@ class CrossAck:
     reason: str = ""
 
     def __post_init__(self) -> None:
-        if len(self.return_value) > MAX_RETURN_VALUE:
-            raise SerializationError(f"a return value is at most {MAX_RETURN_VALUE} bytes")
+        if len(self.return_value) > MAX_ANSWER:
+            raise SerializationError(f"an answer is at most {MAX_ANSWER} bytes")
         if len(self.reason.encode()) > MAX_REASON:
             raise SerializationError(f"a failure reason is at most {MAX_REASON} bytes")
 

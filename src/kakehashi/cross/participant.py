@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from kakehashi.cross.packets import CrossAck, CrossPacket, PacketKind
+from kakehashi.cross.packets import MAX_ANSWER, CrossAck, CrossPacket, PacketKind
 from kakehashi.cross.status import Decision, PartStatus, advance_part
 from kakehashi.cross.tx import Account, CrossTxError, InitiateTx, TxView
 from kakehashi.errors import KakehashiError
@@ -134,6 +134,13 @@ class Participant:
             record.status = PartStatus.ABORT
             return CrossAck.failed(
                 f"the part returned 0x{value.hex()}, not the declared 0x{part.return_value.hex()}"
+            )
+        if len(value) > MAX_ANSWER:
+            self.app.abort(packet.tx_id, packet.index)
+            record.status = PartStatus.ABORT
+            return CrossAck.failed(
+                f"the part's answer is {len(value)} bytes, more than an acknowledgement carries "
+                f"({MAX_ANSWER})"
             )
         record.status = advance_part(record.status, PartStatus.PREPARE)
         if packet.kind is PacketKind.CALL:  # Simple Commit: the callee commits at once

@@ -8,16 +8,25 @@
 
 :func:`advance_part` and :func:`decide` are the only moves: a repeated move is a no-op (every
 state machine step is idempotent: a decision packet delivered twice changes nothing), any other
-move raises :class:`~kakehashi.cross.tx.CrossTxError`. Pure.
+move raises :class:`~kakehashi.cross.tx.CrossTxError`. :func:`part_record` is the key the EVM
+cross module keeps a participant part's status under (``cross_kv.parts``). Pure.
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
 
+from eth_utils import keccak
+
 from kakehashi.cross.tx import CrossTxError
 
-__all__ = ["AuthStatus", "Decision", "PartStatus", "advance_part", "decide"]
+__all__ = ["AuthStatus", "Decision", "PartStatus", "advance_part", "decide", "part_record"]
+
+
+def part_record(tx_id: bytes, index: int) -> bytes:
+    """``keccak256(tx id ‖ index)``: where ``contracts/cross/cross_kv.vy`` keeps the status of
+    part ``index`` it runs as a participant (``parts(record)``)."""
+    return bytes(keccak(tx_id + bytes([index])))
 
 
 class AuthStatus(IntEnum):

@@ -36,6 +36,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 
+from kakehashi.cross.packets import MAX_ANSWER
 from kakehashi.cross.participant import PartCall
 from kakehashi.cross.tx import CrossTxError
 from kakehashi.errors import InvalidTransactionError
@@ -80,7 +81,6 @@ OP_DELIVERIES = 48
 MINIMAL, FULL = 1, 2
 MAX_ID = 64
 MAX_CARRIER = 256  # bytes of a carrier's X.500 name in an answer
-MAX_ANSWER = 1792  # kakehashi.cross.packets.MAX_ANSWER: what one acknowledgement carries
 _RECORDS_ABI = ["string", "(string,uint64,uint64,string)[]"]
 YES, NO = b"yes", b"no"
 

@@ -13,9 +13,9 @@ ledger across ``channel``. By the contract's privacy pattern:
   hold the expected deliveries part 1 fails and the status stays as it was;
 * full disclosure: part 1 is the full deliveries call
   (:func:`~kakehashi.apps.logistics.deliveries.full_deliveries_call`, no declared answer) and
-  part 0 sets the status to what the registry's ``evaluate`` makes of the records it answers
-  (:func:`~kakehashi.cross.kv.kv_set_evaluated`, a late link: the EVM chain takes the answer
-  from the acknowledgement before it decides): ``delivered``, or ``partial: n of m``.
+  part 0 sets the status to what the registry's ``evaluate`` makes of the records part 1
+  answers (:func:`~kakehashi.cross.kv.kv_set_evaluated`: the EVM chain takes the answer from
+  part 1's acknowledgement before it decides): ``delivered``, or ``partial: n of m``.
 
 A relayer carries the rest.
 :meth:`LogisticsDesk.outcome` reads a transaction's decision; :func:`next_run` is when a daily
@@ -104,9 +104,7 @@ class LogisticsDesk:
         if full:
             evaluator = bytes.fromhex(self.registry.address[2:])
             parts = (
-                ContractTransaction(
-                    self.channel, me, kv_set_evaluated(key, evaluator), b"ok", (Link(1),)
-                ),
+                ContractTransaction(self.channel, me, kv_set_evaluated(key, evaluator, 1), b"ok"),
                 ContractTransaction(self.channel, me, full_deliveries_call(contract_id)),
             )
         else:

@@ -1,0 +1,54 @@
+"""Benchmark of the daily contract-status update (issue 7, use case 2; printed figures, never
+asserted).
+
+On the in-process network of ``kakehashi demo logistics`` (``kakehashi.ops.sandbox``: embedded
+EVM chain with the contract registry, embedded Corda-model network with the host, a carrier and
+an outsider, the LCP service over HTTP, one relayer): one contract's check, once per privacy
+pattern, its round trip broken down as the seed analysis states it — 2 × Corda-model
+transaction + 3 × EVM transaction + 3 × relayer / LCP — each component measured, their sum,
+the end-to-end time and the overhead ratio (end to end / the ledgers' transactions); then a
+whole day of four contracts (both patterns, delivered and not) checked together.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kakehashi.apps.logistics.demo import CONTRACTS, run_logistics
+
+
+def _print(title: str, rt: dict[str, Any]) -> None:
+    print(title)
+    print(f"  Corda-model transactions (ms): {rt['corda_ms']}")
+    print(f"  EVM transactions (ms):         {rt['evm_ms']}")
+    print(f"  relayer / LCP hops (ms):       {rt['relayer_lcp_ms']}")
+    print(
+        f"  sum {rt['sum_ms']} ms; end to end {rt['end_to_end_ms']} ms; overhead ratio "
+        f"(end to end / ledgers' transactions) {rt['overhead_ratio']}"
+    )
+
+
+def main() -> None:
+    started = time.perf_counter()
+    print("== Logistics: a contract's status from the Corda model's delivery records (one")
+    print("   process: embedded EVM chain, embedded Corda network, LCP service, relayer)")
+    with tempfile.TemporaryDirectory(prefix="kakehashi-logistics-") as tmp:
+        for name, contract in (
+            ("minimal disclosure", ("C-MIN", 2, 2, False)),
+            ("full disclosure", ("C-FULL", 2, 2, True)),
+        ):
+            result = run_logistics(Path(tmp) / name.split()[0], contracts=(contract,))
+            rt = result.round_trip
+            _print(f"one check, {name} ({result.outcome}): {rt['formula']}", rt)
+        day = run_logistics(Path(tmp) / "day", contracts=CONTRACTS)
+        _print(f"a day of {len(CONTRACTS)} checks together (ok: {day.ok})", day.round_trip)
+        for contract_id, status in day.final["statuses"].items():
+            print(f"  {contract_id}: {status}")
+    print(f"(benchmark wall time {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
