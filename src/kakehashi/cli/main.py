@@ -236,20 +236,30 @@ def demo_logistics(
         bool,
         typer.Option("--json", help="Print one JSON object (ok, steps, round_trip, final)."),
     ] = False,
+    fail_at: Annotated[
+        str | None,
+        typer.Option("--fail-at", help="A failure scenario to play; `list` names them."),
+    ] = None,
 ) -> None:
     """The daily contract-status update: contracts on the EVM chain checked against delivery
-    records on the Corda model, on the in-process network."""
-    from kakehashi.apps.logistics.demo import run_logistics
+    records on the Corda model (minimal and full disclosure), on the in-process network."""
+    from kakehashi.apps.logistics.demo import SCENARIOS, run_logistics
+
+    if fail_at == "list":
+        for name, what in SCENARIOS.items():
+            console.print(f"{name:20} {what}", markup=False)
+        return
 
     def summary(result: Any) -> None:
         for contract_id, status in result.final["statuses"].items():
             console.print(f"contract {contract_id}: {status}", markup=False)
 
     _app_demo(
-        "logistics: contract status from delivery records",
+        "logistics: contract status from delivery records"
+        + (f" · --fail-at {fail_at}" if fail_at else ""),
         directory,
         as_json,
-        lambda where, show: run_logistics(where, show=show),
+        lambda where, show: run_logistics(where, show=show, fail_at=fail_at),
         summary,
     )
 

@@ -51,3 +51,33 @@ def test_each_contract_shows_the_status_its_records_support(tmp_path: Path) -> N
     )
     answer = json.loads(done_json.stdout)
     assert answer["ok"] and answer["final"]["statuses"][full_done] == "delivered"
+
+
+def test_the_failure_scenarios_end_as_the_records_say(tmp_path: Path) -> None:
+    missing = run_logistics(tmp_path / "missing", fail_at="deliveries-missing")
+    assert missing.ok, missing.as_dict()
+    minimal = [cid for cid, _, _, full in CONTRACTS if not full]
+    assert all(missing.final["statuses"][cid] == "open" for cid in minimal)
+    assert all(f"{cid}: part 1 on the Corda model" in missing.failure for cid in minimal)
+    for cid, want, _, full in CONTRACTS:
+        if full:
+            assert missing.final["statuses"][cid] == f"partial: 0 of {want}"
+
+    crashed = run_logistics(tmp_path / "crash", fail_at="relayer-crash")
+    assert crashed.ok and any("relayer is killed" in s.name for s in crashed.steps)
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "kakehashi.cli.main", "demo", "logistics", "--fail-at", "list"],
+        capture_output=True,
+        env=child_env(),
+        timeout=60,
+        check=True,
+    )
+    assert b"deliveries-missing" in listed.stdout and b"relayer-crash" in listed.stdout
+    wrong = subprocess.run(
+        [sys.executable, "-m", "kakehashi.cli.main", "demo", "logistics", "--fail-at", "nope"],
+        capture_output=True,
+        env=child_env(),
+        timeout=60,
+    )
+    assert wrong.returncode == 2 and b"no failure scenario" in wrong.stderr

@@ -37,12 +37,13 @@ from kakehashi.cross.corda_module import CROSS_PORT
 from kakehashi.cross.packets import CrossAck, CrossPacket, PacketKind
 from kakehashi.cross.status import Decision
 from kakehashi.cross.tx import ChannelInfo
+from kakehashi.errors import ConfigurationError
 from kakehashi.ledgers.evm import toolchain
 from kakehashi.ledgers.evm.chain import dev_accounts
 from kakehashi.ledgers.evm.client import transact
 from kakehashi.ops.sandbox import OPERATOR, World, world
 
-__all__ = ["CONTRACTS", "run_logistics"]
+__all__ = ["CONTRACTS", "SCENARIOS", "run_logistics"]
 
 CARRIER = "O=Swift Carriers, L=Osaka, C=JP"
 OUTSIDER = "O=Other Shipper, L=Busan, C=KR"
@@ -60,22 +61,36 @@ FORMULA = (
 )
 
 
+SCENARIOS = {
+    "deliveries-missing": "the carrier recorded no delivery: every minimal-disclosure check "
+    "aborts (status unchanged), every full-disclosure one reports partial: 0 of n",
+    "relayer-crash": "the relayer is killed once the checks crossed; a new one completes them",
+}
+
+
 def run_logistics(
     directory: Path,
     *,
     show: Callable[[Step], None] = lambda _: None,
     contracts: tuple[tuple[str, int, int, bool], ...] = CONTRACTS,
+    fail_at: str | None = None,
 ) -> DemoResult:
     """Build the sandbox in ``directory`` and run one daily update (module docstring) of
     ``contracts`` ((id, deliveries expected, deliveries recorded, full disclosure), default
-    :data:`CONTRACTS`)."""
+    :data:`CONTRACTS`), or a failure scenario of :data:`SCENARIOS`."""
+    if fail_at is not None and fail_at not in SCENARIOS:
+        raise ConfigurationError(
+            f"no failure scenario {fail_at!r}; the scenarios: {', '.join(SCENARIOS)}"
+        )
+    if fail_at == "deliveries-missing":
+        contracts = tuple((cid, want, 0, full) for cid, want, _, full in contracts)
     with world(
         directory,
         cross=True,
         corda_nodes=(OPERATOR, CARRIER, OUTSIDER),
         cross_apps=apps_factory(DeliveryCheckApp),
     ) as w:
-        return _Run(w, show, contracts).run()
+        return _Run(w, show, contracts, fail_at).run()
 
 
 class _Run(DemoRun):
@@ -84,9 +99,10 @@ class _Run(DemoRun):
         w: World,
         show: Callable[[Step], None],
         contracts: tuple[tuple[str, int, int, bool], ...],
+        fail_at: str | None = None,
     ) -> None:
         super().__init__(w, show)
-        self.contracts = contracts
+        self.contracts, self.fail_at = contracts, fail_at
         self.desk_account = dev_accounts()[0]
 
     def setting(self) -> LogisticsDesk:
@@ -128,6 +144,8 @@ class _Run(DemoRun):
         self.parts["evm"].append(self.steps[-1].seconds / max(1, len(checks)))
         evm_to_corda, corda_to_evm = self.relayer.directions()
         self.hop("the checks cross; the Corda model answers (prepare)", evm_to_corda, "corda")
+        if self.fail_at == "relayer-crash":
+            self.step("   the relayer is killed; a new one starts", "relayer", self.restart)
         self.hop("the answers come back; the EVM chain decides", corda_to_evm, "evm")
         self.hop("the decisions cross (Corda model)", evm_to_corda, "corda")
         self.hop("their acknowledgements come back (EVM chain)", corda_to_evm, "evm")
@@ -160,12 +178,17 @@ class _Run(DemoRun):
         outcome = (
             "committed" if outcomes.get(self.contracts[0][0]) is Decision.COMMIT else "aborted"
         )
+        wanted = {cid: want for cid, want, _, _ in self.contracts}
         failure = "; ".join(
-            f"{cid}: the Corda model holds fewer deliveries than expected: left open"
+            f"{cid}: part 1 on the Corda model ({OPERATOR}'s vault) answered no — fewer than "
+            f"the {wanted[cid]} deliveries expected; the status on the EVM chain stays as it was"
             for cid, d in outcomes.items()
             if d is Decision.ABORT
         )
         return DemoResult(ok, first, outcome, self.steps, round_trip, final, failure)
+
+    def restart(self) -> None:
+        self.relayer = self.w.relayer()
 
     def crossed(self, contracts: dict[bytes, str]) -> dict[str, dict[str, Any]]:
         """Per contract, what the Corda host received (the call of the part it ran) and what it
