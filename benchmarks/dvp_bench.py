@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from breakdown import print_breakdown
+
 from kakehashi.apps.dvp.demo import BUYER, OUTSIDER, SELLER, run_dvp
 from kakehashi.apps.dvp.settlement import Terms, dvp_transaction
 from kakehashi.cross.auth import corda_key_id, sign_party
@@ -178,14 +180,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kakehashi-dvp-") as tmp:
         one = run_dvp(Path(tmp) / "formula")
         rt = one.round_trip
-        print(f"formula breakdown of one settlement ({one.outcome}): {rt['formula']}")
-        print(f"  Corda-model transactions (ms): {rt['corda_ms']}")
-        print(f"  EVM transactions (ms):         {rt['evm_ms']}")
-        print(f"  relayer / LCP hops (ms):       {rt['relayer_lcp_ms']}")
-        print(
-            f"  sum {rt['sum_ms']} ms; end to end {rt['end_to_end_ms']} ms; overhead ratio "
-            f"(end to end / ledgers' transactions) {rt['overhead_ratio']}"
-        )
+        print_breakdown(f"formula breakdown of one settlement ({one.outcome}): {rt['formula']}", rt)
         print()
         print(f"{'buyer balance':16}{'in flight':>10}{'DVP/s':>9}{'p50 ms':>9}{'p95 ms':>9}")
         rates: dict[int, dict[int, float]] = {}

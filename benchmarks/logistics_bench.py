@@ -15,20 +15,10 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+
+from breakdown import print_breakdown
 
 from kakehashi.apps.logistics.demo import CONTRACTS, run_logistics
-
-
-def _print(title: str, rt: dict[str, Any]) -> None:
-    print(title)
-    print(f"  Corda-model transactions (ms): {rt['corda_ms']}")
-    print(f"  EVM transactions (ms):         {rt['evm_ms']}")
-    print(f"  relayer / LCP hops (ms):       {rt['relayer_lcp_ms']}")
-    print(
-        f"  sum {rt['sum_ms']} ms; end to end {rt['end_to_end_ms']} ms; overhead ratio "
-        f"(end to end / ledgers' transactions) {rt['overhead_ratio']}"
-    )
 
 
 def main() -> None:
@@ -43,9 +33,9 @@ def main() -> None:
         ):
             result = run_logistics(Path(tmp) / name.split()[0], contracts=(contract,))
             rt = result.round_trip
-            _print(f"one check, {name} ({result.outcome}): {rt['formula']}", rt)
+            print_breakdown(f"one check, {name} ({result.outcome}): {rt['formula']}", rt)
         day = run_logistics(Path(tmp) / "day", contracts=CONTRACTS)
-        _print(f"a day of {len(CONTRACTS)} checks together (ok: {day.ok})", day.round_trip)
+        print_breakdown(f"a day of {len(CONTRACTS)} checks together (ok: {day.ok})", day.round_trip)
         for contract_id, status in day.final["statuses"].items():
             print(f"  {contract_id}: {status}")
     print(f"(benchmark wall time {time.perf_counter() - started:.0f} s)")

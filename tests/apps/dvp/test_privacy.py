@@ -5,34 +5,17 @@ own call is there (the chain ran it)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 from kakehashi.cross.auth import corda_key_id
-from kakehashi.cross.corda_apps import apps_factory
-from kakehashi.cross.corda_tokens import TokenEscrowApp
 from kakehashi.cross.status import Decision
 from kakehashi.cross.tx import ZERO_SALT, Account, SignerKind
 from kakehashi.ledgers.corda.tokens.flows import balance_of, issue_tokens
-from kakehashi.ops.sandbox import OPERATOR, World, world
-from tests.apps.dvp.test_settlement import BUYER, JPYC, OUTSIDER, SELLER, setting, settle
+from kakehashi.ops.sandbox import OPERATOR, World
+from tests.apps.dvp.test_settlement import JPYC, SELLER, setting, settle
 
 PRICE = 271_828_183  # distinctive: its encoding does not turn up by chance
-
-
-@pytest.fixture
-def w(tmp_path: Path) -> Iterator[World]:
-    with world(
-        tmp_path,
-        cross=True,
-        corda_nodes=(OPERATOR, BUYER, SELLER, OUTSIDER),
-        cross_apps=apps_factory(TokenEscrowApp),
-    ) as built:
-        yield built
 
 
 def everything_the_evm_chain_holds(w3: Any) -> list[bytes]:

@@ -5,17 +5,14 @@ EVM chain — both move, or neither does; a node not party to the trade receives
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kakehashi.apps.dvp.settlement import Terms, dvp_transaction
 from kakehashi.cross.auth import corda_key_id, sign_party
-from kakehashi.cross.corda_apps import apps_factory
 from kakehashi.cross.corda_module import CROSS_PORT
-from kakehashi.cross.corda_tokens import TokenEscrowApp, deposit
+from kakehashi.cross.corda_tokens import deposit
 from kakehashi.cross.status import Decision
 from kakehashi.cross.tx import Account, ChannelInfo, SignerKind
 from kakehashi.ledgers.corda.tokens.flows import balance_of, issue_tokens
@@ -24,24 +21,13 @@ from kakehashi.ledgers.evm import toolchain
 from kakehashi.ledgers.evm.chain import dev_accounts
 from kakehashi.ledgers.evm.client import transact
 from kakehashi.relayer.path import PathRelayer
-from tests.relayer.support import OPERATOR, World, world
+from tests.relayer.support import OPERATOR, World
 
 BUYER = "O=Buyer Trust, L=Tokyo, C=JP"
 SELLER = "O=Seller Arts, L=Paris, C=FR"
 OUTSIDER = "O=Someone Else, L=Seoul, C=KR"
 BUYER_EVM, SELLER_EVM, MINTER = dev_accounts()[4], dev_accounts()[5], dev_accounts()[0]
 JPYC = TokenType("JPYC", 0)
-
-
-@pytest.fixture
-def w(tmp_path: Path) -> Iterator[World]:
-    with world(
-        tmp_path,
-        cross=True,
-        corda_nodes=(OPERATOR, BUYER, SELLER, OUTSIDER),
-        cross_apps=apps_factory(TokenEscrowApp),
-    ) as built:
-        yield built
 
 
 def address(account: Any) -> bytes:
