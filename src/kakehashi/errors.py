@@ -134,3 +134,37 @@ class TransactionRevertedError(ExecutionRevertedError):
 
 class IbcError(KakehashiError):
     """An IBC message or state transition breaks a rule of ICS-02/03/04/24 (nothing changed)."""
+
+
+class PostTradeError(KakehashiError):
+    """A post-trade form, envelope or status breaks a rule of issue 8 (nothing changed)."""
+
+
+class FormError(PostTradeError):
+    """A settlement-instruction form is invalid or not in canonical form; ``field`` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class EnvelopeError(PostTradeError):
+    """A sealed envelope is malformed, or cannot be sealed with the keys given."""
+
+
+class NotARecipientError(EnvelopeError):
+    """The party asked to open an envelope has no wrapped key in it (not on the route)."""
+
+
+class EnvelopeOpenError(EnvelopeError):
+    """An envelope did not open: the wrong private key, or bytes altered after sealing.
+
+    ``part`` is ``"key"`` when the party's wrapped content key failed to open (wrong private
+    key, or the wrapped key, form id or version altered) and ``"content"`` when the key opened
+    but the content failed authentication (ciphertext, nonce, form id or version altered).
+    """
+
+    def __init__(self, message: str, part: str) -> None:
+        super().__init__(message)
+        self.part = part
