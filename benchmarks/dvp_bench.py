@@ -100,7 +100,7 @@ def settle_many(w: World, terms: Terms, first_id: int, n: int) -> tuple[float, l
     channel = ChannelInfo(CROSS_PORT, w.record.b_channel_id)
     txs = [
         dvp_transaction(
-            replace(terms, token_id=first_id + i), channel, nonce=next(_nonce), timeout_ns=timeout
+            replace(terms, amount=first_id + i), channel, nonce=next(_nonce), timeout_ns=timeout
         )
         for i in range(n)
     ]
