@@ -1,0 +1,611 @@
+"""``kakehashi posttrade``: settlement instructions on the EVM chain, encrypted for their approval
+route, each step taken by a named party from its own keys (``kakehashi.apps.posttrade.ledger``,
+docs/posttrade.md "On the EVM chain").
+
+A *network directory* (``--dir``, default ``$KAKEHASHI_POSTTRADE_DIR`` or ``./posttrade``),
+made by ``kakehashi posttrade init``, holds:
+
+* ``network.json``: the contract's address, the chain (``rpc``: a JSON-RPC URL, or ``null`` for
+  the embedded chain kept in ``chain/``) and the parties (name, role, EVM account);
+* ``parties/<name>/evm.key`` and ``parties/<name>/x25519.key``: each party's own keys (files
+  only their owner can read); ``operator/evm.key``: the key that deployed the contract and
+  registered the parties;
+* ``sample-trade.json``: an instruction (ISO 20022 sese.023 fields) to submit or edit.
+
+Every step acts ``--as NAME``: it sends from that party's account and opens envelopes with its
+X25519 key only. Refusals (a typed error) exit with status 2 and say what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from kakehashi.errors import ConfigurationError, KakehashiError
+
+if TYPE_CHECKING:
+    from kakehashi.apps.posttrade.form import Instruction
+    from kakehashi.apps.posttrade.ledger import FormState, FormView, PostTradeLedger
+
+posttrade_app = typer.Typer(
+    help="Post-trade: settlement instructions shared on the EVM chain, encrypted for their "
+    "approval route; approve / reject / amend / cancel as a named party.",
+    no_args_is_help=True,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+NETWORK_FILE = "network.json"
+SAMPLE_TRADE = "sample-trade.json"
+
+DEMO_PARTIES: tuple[tuple[str, str | None], ...] = (
+    ("asset-manager", "ASSET_MANAGER"),
+    ("custodian", "CUSTODIAN"),
+    ("securities", "SECURITIES_COMPANY"),
+    ("csd", "CSD"),
+    ("outsider", None),
+)
+"""The demo network's parties and roles (None: a ledger member with no post-trade role)."""
+
+DEMO_ROUTE = ("custodian", "securities", "csd")
+
+_SLUG = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _default_dir() -> Path:
+    return Path(os.environ.get("KAKEHASHI_POSTTRADE_DIR", "posttrade"))
+
+
+DirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        help="The network directory (posttrade init); default $KAKEHASHI_POSTTRADE_DIR or "
+        "./posttrade.",
+    ),
+]
+AsOption = Annotated[str, typer.Option("--as", help="The party acting (its name).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+VersionOption = Annotated[
+    int | None,
+    typer.Option(
+        "--version",
+        min=1,
+        help="The version you decide on (default: the current one, opened and checked now); "
+        "refused when it is no longer current.",
+    ),
+]
+
+
+def _fail(exc: KakehashiError) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def slug(name: str) -> str:
+    """A party name as a directory name."""
+    return _SLUG.sub("_", name).strip("_") or "party"
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read, from the moment it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
+
+
+def _read_hex(path: Path, what: str) -> bytes:
+    try:
+        return bytes.fromhex(path.read_text().strip().removeprefix("0x"))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read {what} from {path}: {exc}") from None
+
+
+# ------------------------------------------------------------------------------ the network
+@dataclass
+class Network:
+    """An opened network directory: web3 on its chain, the contract, the parties' keys.
+
+    Open it with :func:`open_network` (a context manager: it closes the embedded chain)."""
+
+    directory: Path
+    w3: Any
+    contract: Any
+    parties: dict[str, dict[str, Any]]
+
+    def ledger(self, name: str) -> PostTradeLedger:
+        """The client acting as ``name`` with its own keys from the directory."""
+        from eth_account import Account
+
+        from kakehashi.apps.posttrade.ledger import PostTradeLedger
+
+        if name not in self.parties:
+            known = ", ".join(self.parties) or "none"
+            raise ConfigurationError(
+                f"no party {name!r} in {self.directory / NETWORK_FILE} (parties: {known})"
+            )
+        folder = self.directory / "parties" / slug(name)
+        account = Account.from_key(_read_hex(folder / "evm.key", f"{name}'s EVM key"))
+        private = _read_hex(folder / "x25519.key", f"{name}'s X25519 key")
+        return PostTradeLedger(self.w3, self.contract, name, account, private)
+
+
+@contextmanager
+def open_network(directory: Path) -> Iterator[Network]:
+    """The network of ``directory`` (made by ``posttrade init``), its chain open."""
+    from kakehashi.apps.posttrade.ledger import contract_at
+
+    path = directory / NETWORK_FILE
+    try:
+        config = json.loads(path.read_text())
+        address, rpc_url, parties = config["contract"], config["rpc"], config["parties"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigurationError(
+            f"no post-trade network at {directory} ({exc}); run `kakehashi posttrade init "
+            f"{directory}` first or pass --dir"
+        ) from None
+    with _chain(directory, rpc_url) as w3:
+        yield Network(directory, w3, contract_at(w3, address), parties)
+
+
+@contextmanager
+def _chain(directory: Path, rpc_url: str | None) -> Iterator[Any]:
+    if rpc_url:
+        from kakehashi.ledgers.evm.client import connect
+
+        yield connect(rpc_url)
+        return
+    from kakehashi.ledgers.evm.chain import EmbeddedChain
+    from kakehashi.ledgers.evm.provider import embedded_web3
+
+    with EmbeddedChain(directory / "chain") as chain:
+        yield embedded_web3(chain)
+
+
+def init_network(directory: Path, rpc_url: str | None = None) -> dict[str, Any]:
+    """Make a demo network in ``directory``: deploy the contract (from the development
+    mnemonic's account 0), give each demo party an EVM account (accounts 1 to 5: funded on a
+    development chain) and a fresh X25519 key pair, register them; returns network.json."""
+    from kakehashi.apps.posttrade import sealing
+    from kakehashi.apps.posttrade.codes import Role
+    from kakehashi.apps.posttrade.ledger import deploy, register_party
+    from kakehashi.ledgers.evm.chain import dev_accounts
+
+    if (directory / NETWORK_FILE).exists() or (directory / "chain").exists():
+        raise ConfigurationError(
+            f"{directory} already holds a post-trade network; choose an empty directory"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    accounts = dev_accounts()
+    operator = accounts[0]
+    parties: dict[str, dict[str, Any]] = {}
+    with _chain(directory, rpc_url) as w3:
+        contract = deploy(w3, operator)
+        for i, (name, role) in enumerate(DEMO_PARTIES, start=1):
+            private, public = sealing.generate_keypair()
+            account = accounts[i]
+            register_party(
+                w3, contract, operator, name, account.address, public, Role(role) if role else None
+            )
+            folder = directory / "parties" / slug(name)
+            _write_secret(folder / "evm.key", account.key.hex())
+            _write_secret(folder / "x25519.key", private.hex())
+            parties[name] = {"role": role, "account": account.address, "x25519": public.hex()}
+    _write_secret(directory / "operator" / "evm.key", operator.key.hex())
+    config = {"contract": contract.address, "rpc": rpc_url, "parties": parties}
+    (directory / NETWORK_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    (directory / SAMPLE_TRADE).write_text(json.dumps(sample_instruction(), indent=2) + "\n")
+    return config
+
+
+def sample_instruction() -> dict[str, str]:
+    """An instruction to start from: the asset manager receives 1,000 Toyota shares against
+    JPY through the Japanese CSD."""
+    from datetime import date
+    from decimal import Decimal
+
+    from kakehashi.apps.posttrade.codes import Direction, Payment, QuantityType
+    from kakehashi.apps.posttrade.form import Instruction
+
+    return Instruction(
+        sender_reference="AM-2026-0001",
+        direction=Direction.RECE,
+        payment=Payment.APMT,
+        trade_date=date(2026, 11, 30),
+        settlement_date=date(2026, 12, 2),
+        isin="JP3633400001",
+        quantity=Decimal(1000),
+        quantity_type=QuantityType.UNIT,
+        deal_price=Decimal("2850.5"),
+        settlement_amount=Decimal(2850500),
+        currency="JPY",
+        safekeeping_account="SAFE-001",
+        delivering_agent="MHCBJPJT",
+        receiving_agent="BOTKJPJT",
+        place_of_settlement="JJSDJPJT",
+        counterparty="Tokyo Securities",
+    ).to_json()
+
+
+def _instruction(path: Path) -> Instruction:
+    from kakehashi.apps.posttrade.form import Instruction
+
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"cannot read the trade from {path}: {exc}") from None
+    return Instruction.from_json(raw)
+
+
+def _route(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+# ------------------------------------------------------------------------------ printing
+def _print_state(state: FormState, who: str) -> None:
+    from kakehashi.apps.posttrade.codes import meaning
+
+    console.print(
+        f"[bold]form {escape(state.form_id)}[/] version {state.version}  "
+        f"submitter {escape(state.submitter)}  processing: [bold]{escape(state.processing.label)}"
+        "[/]",
+        soft_wrap=True,
+    )
+    extra = []
+    if state.matching.iso:
+        extra.append(f"matching: {state.matching.iso} ({meaning(state.matching.iso)})")
+    if state.settlement.iso:
+        reason = f", {state.settlement_reason}" if state.settlement_reason else ""
+        extra.append(f"settlement: {state.settlement.iso}{reason}")
+    if extra:
+        console.print("  " + "; ".join(extra), markup=False)
+    table = Table(title="route", title_justify="left")
+    for column in ("step", "party", "status", "reason"):
+        table.add_column(column)
+    marks = {
+        "approved": "[green]OK[/]",
+        "rejected": "[red]NG[/]",
+        "awaiting": "[yellow]awaiting[/]",
+    }
+    for step in state.steps:
+        reason = f"{step.reason} ({meaning(step.reason)})" if step.reason else ""
+        party = step.party + (" (you)" if step.party == who else "")
+        table.add_row(
+            str(step.index + 1),
+            escape(party),
+            marks.get(step.state, step.state),
+            escape(reason),
+        )
+    console.print(table)
+
+
+def _print_view(view: FormView, who: str) -> None:
+    _print_state(view.state, who)
+    if view.narrative is not None and view.state.rejected_by:
+        console.print(
+            f"NG narrative from {view.state.rejected_by}: {view.narrative}",
+            markup=False,
+            soft_wrap=True,
+        )
+    if not view.readable:
+        console.print(f"[bold red]{escape(view.refusal or 'unreadable')}[/]", soft_wrap=True)
+        console.print(
+            f"envelope: {len(view.envelope)} bytes of ciphertext, sha256 "
+            f"{view.state.envelope_digest.hex()}, begins {view.envelope[:24].hex()}…",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    assert view.form is not None
+    table = Table(title="settlement instruction (sese.023)", title_justify="left")
+    table.add_column("field")
+    table.add_column("value")
+    for key, value in view.form.instruction.to_json().items():
+        table.add_row(key, escape(value))
+    console.print(table)
+    console.print(f"version hash {view.state.version_hash.hex()} (checked)", markup=False)
+
+
+def _done(state: Any, what: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(state.as_dict()))
+        return
+    after = f"; awaiting {state.awaiting}" if state.awaiting else ""
+    console.print(
+        f"{what}: form {state.form_id} version {state.version} is {state.processing.label}{after}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+# ------------------------------------------------------------------------------ commands
+@posttrade_app.command("init")
+def init(
+    directory: Annotated[Path, typer.Argument(help="An empty directory for the network.")],
+    rpc: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc",
+            help="A development EVM node's JSON-RPC URL (its dev accounts funded); default: an "
+            "embedded chain kept in DIRECTORY/chain.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Make a demo network: deploy the contract, register the asset manager, custodian,
+    securities company, CSD and an outsider, each with its own keys."""
+    try:
+        config = init_network(directory, rpc)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(json.dumps(config))
+        return
+    console.print(f"post-trade contract {config['contract']}", markup=False)
+    table = Table(title=f"parties ({directory / 'parties'})", title_justify="left")
+    for column in ("name", "role", "EVM account"):
+        table.add_column(column)
+    for name, party in config["parties"].items():
+        table.add_row(escape(name), party["role"] or "(none)", party["account"])
+    console.print(table)
+    console.print(
+        f"edit {directory / SAMPLE_TRADE} and submit it: kakehashi posttrade submit F-1 "
+        f"--as asset-manager --trade {directory / SAMPLE_TRADE} --route "
+        f"{','.join(DEMO_ROUTE)} --dir {directory}",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+TradeOption = Annotated[
+    Path, typer.Option("--trade", help="The instruction: a JSON file of sese.023 fields.")
+]
+
+
+@posttrade_app.command("submit")
+def submit(
+    form_id: Annotated[str, typer.Argument(help="The new form's id (1-64 characters).")],
+    party: AsOption,
+    trade: TradeOption,
+    route: Annotated[
+        str,
+        typer.Option("--route", help="The approval route: party names, comma-separated, CSD last."),
+    ] = ",".join(DEMO_ROUTE),
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Enter a trade and its route (version 1): every party on the route is notified."""
+    from kakehashi.apps.posttrade.form import Form
+
+    try:
+        with open_network(directory or _default_dir()) as net:
+            form = Form(form_id, 1, _instruction(trade), _route(route), party)
+            state = net.ledger(party).submit(form)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    _done(state, f"{party} submitted", as_json)
+
+
+@posttrade_app.command("amend")
+def amend(
+    form_id: str,
+    party: AsOption,
+    trade: TradeOption,
+    route: Annotated[
+        str | None,
+        typer.Option("--route", help="A new route (default: the current one)."),
+    ] = None,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The submitter's new version (after an NG, or while on the route): sealed for the new
+    route only; the route starts over."""
+    from kakehashi.apps.posttrade.form import Form
+
+    try:
+        with open_network(directory or _default_dir()) as net:
+            ledger = net.ledger(party)
+            current = ledger.state(form_id)
+            new: Form = Form(
+                form_id,
+                current.version + 1,
+                _instruction(trade),
+                _route(route) if route else current.route,
+                party,
+            )
+            state = ledger.amend(new)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    _done(state, f"{party} amended", as_json)
+
+
+@posttrade_app.command("show")
+def show(
+    form_id: str,
+    party: AsOption,
+    directory: DirOption = None,
+    envelope: Annotated[
+        Path | None,
+        typer.Option(
+            "--envelope",
+            help="An envelope handed over by someone (a file of its bytes) instead of the "
+            "chain's copy; checked against the digest on chain.",
+        ),
+    ] = None,
+    history: Annotated[bool, typer.Option("--history", help="Also every step so far.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """The form as PARTY sees it: route, statuses and — for the route's parties and the
+    submitter only — the instruction; anyone else gets the ciphertext and "not a recipient"."""
+    try:
+        given = None
+        if envelope is not None:
+            try:
+                given = envelope.read_bytes()
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read the envelope {envelope}: {exc}") from None
+        with open_network(directory or _default_dir()) as net:
+            ledger = net.ledger(party)
+            view = ledger.show(form_id, envelope=given)
+            steps = ledger.history(form_id) if history or as_json else []
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        out = view.as_dict()
+        out["history"] = [
+            {"event": h.event, "party": h.party, "version": h.version, **h.detail} for h in steps
+        ]
+        print(json.dumps(out))
+        return
+    _print_view(view, party)
+    if history:
+        for h in steps:
+            console.print(f"  block {h.block}: {_history_line(h)}", markup=False, soft_wrap=True)
+
+
+def _history_line(h: Any) -> str:
+    words = [h.event + (f" v{h.version}" if h.version else "")]
+    if h.party:
+        words.append(f"by {h.party}")
+    detail = h.detail
+    if "step" in detail:
+        words.append(f"at step {detail['step'] + 1}")
+    if "route" in detail:
+        words.append("route " + " → ".join(detail["route"]))
+    if detail.get("reason"):
+        words.append(f"reason {detail['reason']}")
+    if "matched" in detail:
+        words.append("MACH" if detail["matched"] else "NMAT " + " ".join(detail["codes"]))
+    if detail.get("status"):
+        words.append(detail["status"])
+    return " ".join(words)
+
+
+@posttrade_app.command("approve")
+def approve(
+    form_id: str,
+    party: AsOption,
+    version: VersionOption = None,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """OK at your step: bound to the version you opened and its hash."""
+    try:
+        with open_network(directory or _default_dir()) as net:
+            state = net.ledger(party).approve(form_id, version)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    _done(state, f"{party} approved (OK)", as_json)
+
+
+@posttrade_app.command("reject")
+def reject(
+    form_id: str,
+    party: AsOption,
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason",
+            help="The ISO 20022 reason code (custodian: MONY CASH SAFE DDAT; securities "
+            "company: LACK DQUA DSEC; CSD: CMIS DMON DEPT NCRR; anyone: DTRD REFE OTHR).",
+        ),
+    ],
+    narrative: Annotated[
+        str, typer.Option("--narrative", help="Free text, sealed for the route's parties.")
+    ] = "",
+    version: VersionOption = None,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """NG at your step with a reason code and a narrative: the form returns to the submitter."""
+    try:
+        with open_network(directory or _default_dir()) as net:
+            state = net.ledger(party).reject(form_id, reason, narrative, version)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    _done(state, f"{party} rejected (NG {reason.upper()})", as_json)
+
+
+@posttrade_app.command("cancel")
+def cancel(
+    form_id: str,
+    party: AsOption,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The submitter cancels the form (CAND)."""
+    try:
+        with open_network(directory or _default_dir()) as net:
+            state = net.ledger(party).cancel(form_id)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    _done(state, f"{party} cancelled", as_json)
+
+
+@posttrade_app.command("list")
+def list_forms(
+    party: AsOption,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """PARTY's inbox: the forms it was notified of, newest first, and whose turn it is."""
+    try:
+        with open_network(directory or _default_dir()) as net:
+            ledger = net.ledger(party)
+            notices = ledger.inbox()
+            forms = ledger.forms()
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    last = {n.form_id: n for n in notices}
+    if as_json:
+        rows = []
+        for state in forms:
+            row = state.as_dict()
+            row["your_turn"] = state.awaiting == party
+            row["last_notice"] = last[state.form_id].what
+            rows.append(row)
+        print(json.dumps({"party": party, "forms": rows, "notifications": len(notices)}))
+        return
+    if not forms:
+        console.print(f"no forms for {party}", markup=False)
+        return
+    table = Table(title=f"{party}'s forms", title_justify="left")
+    for column in ("form", "version", "processing", "awaiting", "matching", "settlement", "last"):
+        table.add_column(column)
+    for state in forms:
+        awaiting = state.awaiting or ""
+        if awaiting == party:
+            awaiting = "[bold yellow]you[/]"
+        else:
+            awaiting = escape(awaiting)
+        table.add_row(
+            escape(state.form_id),
+            str(state.version),
+            escape(state.processing.label),
+            awaiting,
+            state.matching.iso or "",
+            state.settlement.iso or "",
+            last[state.form_id].what,
+        )
+    console.print(table)
