@@ -5,17 +5,21 @@ Framework — settled (both move), or failing with LACK / MONY and nothing moved
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kakehashi.apps.posttrade.codes import Direction, Payment, QuantityType
+from kakehashi.apps.posttrade.form import Instruction
 from kakehashi.apps.posttrade.settlement import (
     SecuritiesRegistry,
     SecurityToken,
     SettlementOrder,
     SettlementParty,
+    order_for,
     settle,
     smallest_units,
 )
@@ -152,3 +156,42 @@ def test_an_isin_without_a_security_token_is_refused() -> None:
     assert registry.token(ISIN).decimals == 0
     with pytest.raises(ConfigurationError, match="US0378331005"):
         registry.token("US0378331005")
+
+
+def instruction(payment: Payment = Payment.APMT) -> Instruction:
+    """The receiving side's sese.023 instruction of the trade :func:`order` settles."""
+    return Instruction(
+        sender_reference="SR-0001",
+        direction=Direction.RECE,
+        payment=payment,
+        trade_date=date(2026, 11, 26),
+        settlement_date=date(2026, 11, 30),
+        isin=ISIN,
+        quantity=QUANTITY,
+        quantity_type=QuantityType.UNIT,
+        deal_price=Decimal(2_500),
+        settlement_amount=AMOUNT if payment is Payment.APMT else Decimal(0),
+        currency="JPY",
+        safekeeping_account="OVAM-0001",
+        delivering_agent="DOMSJPJT",
+        receiving_agent="OVAMGB2L",
+        place_of_settlement="JJSDJPJT",
+        counterparty=DELIVERER,
+    )
+
+
+AGENTS = {
+    "DOMSJPJT": SettlementParty(DELIVERER, address(DELIVERER_EVM)),
+    "OVAMGB2L": SettlementParty(RECEIVER, address(RECEIVER_EVM)),
+}
+
+
+def test_an_approved_instruction_gives_the_settlement_order() -> None:
+    assert order_for(instruction(), AGENTS) == order()
+
+
+def test_free_of_payment_or_an_unknown_agent_is_no_dvp() -> None:
+    with pytest.raises(PostTradeError, match="free of payment"):
+        order_for(instruction(Payment.FREE), AGENTS)
+    with pytest.raises(ConfigurationError, match="receiving agent OVAMGB2L"):
+        order_for(instruction(), {"DOMSJPJT": AGENTS["DOMSJPJT"]})

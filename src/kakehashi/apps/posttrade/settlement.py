@@ -36,7 +36,8 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from kakehashi.apps.dvp.settlement import Terms, dvp_transaction
-from kakehashi.apps.posttrade.codes import PendingReason, SettlementStatus
+from kakehashi.apps.posttrade.codes import Payment, PendingReason, SettlementStatus
+from kakehashi.apps.posttrade.form import Instruction
 from kakehashi.cross.auth import corda_key_id, sign_party
 from kakehashi.cross.coordinator import Coordinator
 from kakehashi.cross.corda_module import CROSS_PORT
@@ -60,6 +61,7 @@ __all__ = [
     "SettlementOrder",
     "SettlementOutcome",
     "SettlementParty",
+    "order_for",
     "outcome_of",
     "settle",
     "settlement_terms",
@@ -160,6 +162,39 @@ class SettlementOutcome:
     @property
     def settled(self) -> bool:
         return self.status == SETT
+
+
+def order_for(instruction: Instruction, agents: Mapping[str, SettlementParty]) -> SettlementOrder:
+    """The settlement order of a (matched, approved) sese.023 ``instruction``: its ISIN,
+    quantity, settlement amount and currency; the delivering and receiving parties are its
+    delivering and receiving agents' identities on the two ledgers (``agents``: BIC → party).
+    Free of payment (FREE) has no cash leg and is no DVP: refused."""
+    if instruction.payment is not Payment.APMT:
+        raise PostTradeError(
+            f"{instruction.sender_reference}: free of payment ({instruction.payment}) has no "
+            "cash leg; settlement runs a delivery versus payment (APMT) only"
+        )
+    sides = []
+    for role, bic in (
+        ("delivering", instruction.delivering_agent),
+        ("receiving", instruction.receiving_agent),
+    ):
+        party = agents.get(bic)
+        if party is None:
+            raise ConfigurationError(
+                f"the {role} agent {bic} has no identity on the ledgers "
+                f"(known agents: {', '.join(sorted(agents)) or 'none'})"
+            )
+        sides.append(party)
+    return SettlementOrder(
+        instruction.sender_reference,
+        instruction.isin,
+        instruction.quantity,
+        instruction.settlement_amount,
+        instruction.currency,
+        sides[0],
+        sides[1],
+    )
 
 
 def smallest_units(value: Decimal, decimals: int, what: str) -> int:
