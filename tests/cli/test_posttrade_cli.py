@@ -110,6 +110,15 @@ def test_the_workflow_from_the_command_line(tmp_path: Path) -> None:
     ok_json(net, "approve", "F-1", "--as", CUSTODIAN, "--version", "2")
     state = ok_json(net, "approve", "F-1", "--as", CSD)
     assert state["processing_code"] == "PACK"
+    matched = ok_json(net, "match", "F-1", "--as", CSD)  # no counterparty instruction yet
+    assert (matched["status"], [m["code"] for m in matched["mismatches"]]) == ("NMAT", ["CMIS"])
+    assert "only the CSD" in refused(net, "settle", "F-1", "--as", CUSTODIAN, "--status", "SETT")
+    assert "use one of PEND, PENF, SETT" in refused(
+        net, "settle", "F-1", "--as", CSD, "--status", "DONE"
+    )
+    state = ok_json(net, "settle", "F-1", "--as", CSD, "--status", "penf", "--reason", "lack")
+    assert (state["settlement"], state["settlement_reason"]) == ("PENF", "LACK")
+    assert ok_json(net, "settle", "F-1", "--as", CSD, "--status", "SETT")["settlement"] == "SETT"
     view = ok_json(net, "show", "F-1", "--as", CSD)
     assert view["form"]["instruction"]["quantity"] == "600"
     assert [(h["event"], h["party"], h["version"]) for h in view["history"]] == [
@@ -119,6 +128,9 @@ def test_the_workflow_from_the_command_line(tmp_path: Path) -> None:
         ("submitted", AM, 2),
         ("approved", CUSTODIAN, 2),
         ("approved", CSD, 2),
+        ("matching", None, None),
+        ("settlement", None, None),
+        ("settlement", None, None),
     ]
     human = run(net, "show", "F-1", "--as", CSD, "--history")
     assert (

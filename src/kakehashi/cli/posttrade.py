@@ -324,6 +324,11 @@ def _done(state: Any, what: str, as_json: bool) -> None:
         print(json.dumps(state.as_dict()))
         return
     after = f"; awaiting {state.awaiting}" if state.awaiting else ""
+    if state.matching.iso:
+        after += f"; matching {state.matching.iso}"
+    if state.settlement.iso:
+        why = f" ({state.settlement_reason})" if state.settlement_reason else ""
+        after += f"; settlement {state.settlement.iso}{why}"
     console.print(
         f"{what}: form {state.form_id} version {state.version} is {state.processing.label}{after}",
         markup=False,
@@ -609,3 +614,71 @@ def list_forms(
             last[state.form_id].what,
         )
     console.print(table)
+
+
+@posttrade_app.command("match")
+def match_forms(
+    form_id: str,
+    party: AsOption,
+    counterpart: Annotated[
+        str | None,
+        typer.Argument(help="The counterparty's instruction (its form id); none: CMIS."),
+    ] = None,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """As the CSD: match FORM_ID against the counterparty's instruction on the CSDR fields
+    and record MACH, or NMAT with the unmatched codes, on the chain."""
+    from kakehashi.apps.posttrade.codes import meaning
+
+    try:
+        with open_network(directory or _default_dir()) as net:
+            result = net.ledger(party).match_counterpart(form_id, counterpart)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    rows = [
+        {"code": m.code.value, "field": m.field, "ours": m.ours, "theirs": m.theirs}
+        for m in result.mismatches
+    ]
+    if as_json:
+        print(json.dumps({"form_id": form_id, "status": result.status.value, "mismatches": rows}))
+        return
+    console.print(
+        f"form {form_id}: {result.status.value} ({meaning(result.status.value)})", markup=False
+    )
+    if rows:
+        table = Table(title="mismatches (delivering / receiving)", title_justify="left")
+        for column in ("code", "field", "delivering", "receiving"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(row["code"], row["field"], escape(row["ours"]), escape(row["theirs"]))
+        console.print(table)
+
+
+@posttrade_app.command("settle")
+def settle(
+    form_id: str,
+    party: AsOption,
+    status: Annotated[str, typer.Option("--status", help="PEND, PENF or SETT.")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why it fails (PENF): LACK, MONY, CLAC, CMON.")
+    ] = None,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """As the CSD: record the settlement status of an accepted form."""
+    from kakehashi.apps.posttrade.ledger import Settlement
+
+    statuses = {s.iso: s for s in Settlement if s.iso}
+    try:
+        if status.upper() not in statuses:
+            raise ConfigurationError(f"--status {status!r}: use one of {', '.join(statuses)}")
+        with open_network(directory or _default_dir()) as net:
+            state = net.ledger(party).record_settlement(
+                form_id, statuses[status.upper()], reason.upper() if reason else None
+            )
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    _done(state, f"{party} recorded {status.upper()}", as_json)

@@ -393,3 +393,41 @@ def test_a_party_acts_only_from_its_own_account(net: Net) -> None:
         PostTradeLedger(net.w3, net.contract, "nobody", dev_accounts()[7], private)
     with pytest.raises(UnknownPartyError, match="no party named 'nobody'"):
         net[AM].submit(form(route=(CUSTODIAN, "nobody")))
+
+
+def test_the_csd_matches_the_two_sides_and_records_the_result(net: Net) -> None:
+    net[AM].submit(form())  # receives against payment
+    seller = Form(
+        "F-2",
+        1,
+        instruction(direction=Direction.DELI, sender_reference="TS-77"),
+        (CSD,),
+        SECURITIES,
+    )
+    net[SECURITIES].submit(seller)
+    result = net[CSD].match_counterpart("F-1", "F-2")
+    assert result.matched and net[AM].state("F-1").matching.iso == "MACH"
+    assert [h.detail for h in net[AM].history("F-1") if h.event == "matching"] == [
+        {"matched": True, "codes": []}
+    ]
+
+    wrong = Form(
+        "F-3",
+        1,
+        instruction(
+            direction=Direction.DELI, quantity=Decimal(999), settlement_date=date(2026, 12, 3)
+        ),
+        (CSD,),
+        SECURITIES,
+    )
+    net[SECURITIES].submit(wrong)
+    result = net[CSD].match_counterpart("F-1", "F-3")
+    assert not result.matched and {c.value for c in result.codes} == {"DQUA", "DDAT"}
+    assert net[CUSTODIAN].state("F-1").matching.iso == "NMAT"
+    assert net[CUSTODIAN].history("F-1")[-1].detail["codes"] == [c.value for c in result.codes]
+
+    assert net[CSD].match_counterpart("F-1", None).codes[0].value == "CMIS"
+    with pytest.raises(NotOnRouteError, match="only the CSD"):
+        net[CUSTODIAN].record_matching("F-1", "F-2", matched=True)
+    with pytest.raises(NotOnRouteError, match="cannot open form 'F-2'"):
+        net[CUSTODIAN].match_counterpart("F-1", "F-2")  # F-2 is not sealed for the custodian

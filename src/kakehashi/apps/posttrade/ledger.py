@@ -34,8 +34,15 @@ from web3 import Web3
 from web3.contract import Contract
 
 from kakehashi.apps.posttrade import sealing
-from kakehashi.apps.posttrade.codes import Role, code_bytes, code_from_bytes, rejection_reason
+from kakehashi.apps.posttrade.codes import (
+    Direction,
+    Role,
+    code_bytes,
+    code_from_bytes,
+    rejection_reason,
+)
 from kakehashi.apps.posttrade.form import Form, form_id_hash
+from kakehashi.apps.posttrade.matching import MatchResult, match
 from kakehashi.errors import (
     KakehashiError,
     NotARecipientError,
@@ -585,8 +592,12 @@ class PostTradeLedger:
                 return ""
             try:
                 envelope = sealing.Envelope.decode(sealed)
-                if envelope.kind is not sealing.Content.NARRATIVE:
-                    return None
+                if (envelope.kind, envelope.form_id, envelope.version) != (
+                    sealing.Content.NARRATIVE,
+                    state.form_id,
+                    state.version,
+                ):
+                    return None  # not this version's narrative
                 text = sealing.open_envelope(envelope, self.name, self.private_key)
             except KakehashiError:  # not a recipient, or not a sealed narrative
                 return None
@@ -654,13 +665,8 @@ class PostTradeLedger:
         """The version and version hash the party decides on: the one it opens now (checked),
         or the ``version`` it opened before (whose hash the chain's events recorded)."""
         if version is None:
-            view = self.show(form_id)
-            if view.form is None:
-                raise NotOnRouteError(
-                    f"{self.name!r} cannot open form {form_id!r}: {view.refusal}",
-                    "not on the route",
-                )
-            return view.form.version, view.form.version_hash
+            form = self._readable(form_id)
+            return form.version, form.version_hash
         state = self.state(form_id)
         if version == state.version:
             return version, state.version_hash
@@ -751,6 +757,30 @@ class PostTradeLedger:
             form_id,
         )
         return self.state(form_id)
+
+    def match_counterpart(self, form_id: str, counterpart: str | None) -> MatchResult:
+        """The CSD matches ``form_id`` against the counterparty's instruction ``counterpart``
+        (both opened with its own key; None: there is none, CMIS) on the CSDR fields and
+        records the result: MACH, or NMAT with the unmatched codes."""
+        ours = self._readable(form_id)
+        if counterpart is None:
+            result = MatchResult.missing_counterparty()
+        else:
+            theirs = self._readable(counterpart)
+            if ours.instruction.direction is Direction.DELI:
+                result = match(ours.instruction, theirs.instruction)
+            else:
+                result = match(theirs.instruction, ours.instruction)
+        self.record_matching(form_id, counterpart, result.matched, [c.value for c in result.codes])
+        return result
+
+    def _readable(self, form_id: str) -> Form:
+        view = self.show(form_id)
+        if view.form is None:
+            raise NotOnRouteError(
+                f"{self.name!r} cannot open form {form_id!r}: {view.refusal}", "not on the route"
+            )
+        return view.form
 
     def record_settlement(
         self, form_id: str, status: Settlement, reason: str | None = None
