@@ -2,13 +2,15 @@
 
 The construction (issue 8, "Confidentiality and integrity"):
 
-* a fresh 256-bit content key and 96-bit nonce per envelope; the plaintext (a form's canonical
-  encoding, or an approval's narrative) is encrypted with AES-256-GCM, the associated data
-  binding the content kind, the form id and the version (:func:`_content_aad`);
+* a fresh 256-bit content key and 96-bit nonce per envelope;
 * the content key is wrapped for each recipient's X25519 public key with HPKE (RFC 9180) in base
   mode, suite DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM: ``info`` binds the kind,
   form id and version, the AEAD's associated data the recipient's name — so a wrapped key opens
   only for its own party, only for this form version;
+* the plaintext (a form's canonical encoding, or an approval's narrative) is encrypted with
+  AES-256-GCM, the associated data binding the content kind, the form id, the version and a
+  hash of the whole recipient table (:func:`_content_aad`) — so altering any byte of an
+  envelope makes it fail to open for every recipient;
 * :meth:`Envelope.encode` lays it out in one canonical binary form, whose sha256
   (:attr:`Envelope.digest`) is what the chain stores.
 
@@ -198,21 +200,21 @@ def seal(
     if not 1 <= len(recipients) <= MAX_RECIPIENTS:
         raise EnvelopeError(f"seal for 1 to {MAX_RECIPIENTS} recipients, not {len(recipients)}")
     content_key = AESGCM.generate_key(bit_length=8 * KEY_SIZE)
-    nonce = os.urandom(NONCE_SIZE)
-    ciphertext = AESGCM(content_key).encrypt(nonce, plaintext, _content_aad(kind, form_id, version))
     info = _wrap_info(kind, form_id, version)
     wrapped_keys: dict[str, tuple[bytes, bytes]] = {}
     for name, public in recipients.items():
         _check_name(name)
         _check_key(f"{name}'s public key", public)
         try:
-            enc, context = SUITE.create_sender_context(
-                SUITE.kem.deserialize_public_key(public), info
-            )
+            recipient_key = SUITE.kem.deserialize_public_key(public)
+            enc, context = SUITE.create_sender_context(recipient_key, info)
             wrapped_keys[name] = (enc, context.seal(content_key, _name_bytes(name)))
         except (PyHPKEError, ValueError) as exc:
             # A low-order point gives an all-zero shared secret, which X25519 refuses.
             raise EnvelopeError(f"{name}'s public key is not usable for X25519: {exc}") from None
+    nonce = os.urandom(NONCE_SIZE)
+    aad = _content_aad(kind, form_id, version, wrapped_keys)
+    ciphertext = AESGCM(content_key).encrypt(nonce, plaintext, aad)
     return Envelope(form_id, version, nonce, ciphertext, wrapped_keys, kind)
 
 
@@ -243,13 +245,14 @@ def open_envelope(envelope: Envelope, name: str, private_key: bytes) -> bytes:
             "check its digest against the one on chain",
             part="key",
         ) from None
-    aad = _content_aad(envelope.kind, envelope.form_id, envelope.version)
+    aad = _content_aad(envelope.kind, envelope.form_id, envelope.version, envelope.wrapped_keys)
     try:
         return AESGCM(content_key).decrypt(envelope.nonce, envelope.ciphertext, aad)
     except InvalidTag:
         raise EnvelopeOpenError(
-            f"the content of {where} failed authentication: the ciphertext, nonce or header "
-            "was altered after sealing; check the envelope's digest against the one on chain",
+            f"the content of {where} failed authentication: the ciphertext, nonce, header or "
+            "recipient table was altered after sealing; check the envelope's digest against "
+            "the one on chain",
             part="content",
         ) from None
 
@@ -259,8 +262,23 @@ def _header(kind: Content, form_id: str, version: int) -> bytes:
     return struct.pack(">BH", kind, len(raw_id)) + raw_id + struct.pack(">Q", version)
 
 
-def _content_aad(kind: Content, form_id: str, version: int) -> bytes:
-    return b"kakehashi/posttrade/content/v1" + _header(kind, form_id, version)
+def _content_aad(
+    kind: Content, form_id: str, version: int, wrapped_keys: Mapping[str, tuple[bytes, bytes]]
+) -> bytes:
+    # The whole recipient table is bound too: renaming, dropping or swapping any recipient's
+    # entry makes the content fail for every recipient, not only for the one altered.
+    return (
+        b"kakehashi/posttrade/content/v1" + _header(kind, form_id, version) + _table(wrapped_keys)
+    )
+
+
+def _table(wrapped_keys: Mapping[str, tuple[bytes, bytes]]) -> bytes:
+    table = hashlib.sha256()
+    for name in sorted(wrapped_keys, key=_name_bytes):
+        enc, wrapped = wrapped_keys[name]
+        raw_name = _name_bytes(name)
+        table.update(struct.pack(">H", len(raw_name)) + raw_name + enc + wrapped)
+    return table.digest()
 
 
 def _wrap_info(kind: Content, form_id: str, version: int) -> bytes:
