@@ -315,7 +315,8 @@ def settle(
     anyway so that the transaction aborts everywhere rather than waits for its timeout), the
     delivering party (``delivering_signer``: its EVM key) approves and signs on the EVM chain,
     and the relayer runs until the host has decided (at most ``max_rounds`` rounds)."""
-    assert w.record is not None, "settlement needs a linked world (World.link)"
+    if w.record is None:
+        raise ConfigurationError("settlement needs a linked sandbox: call World.link() first")
     if bytes.fromhex(delivering_signer.address[2:]) != order.delivering.evm:
         raise ConfigurationError(
             f"the signer {delivering_signer.address} is not {order.delivering.name}'s "
