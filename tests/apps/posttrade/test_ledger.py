@@ -431,3 +431,13 @@ def test_the_csd_matches_the_two_sides_and_records_the_result(net: Net) -> None:
         net[CUSTODIAN].record_matching("F-1", "F-2", matched=True)
     with pytest.raises(NotOnRouteError, match="cannot open form 'F-2'"):
         net[CUSTODIAN].match_counterpart("F-1", "F-2")  # F-2 is not sealed for the custodian
+
+
+def test_a_narrative_too_long_for_the_contract_is_refused_before_sending(net: Net) -> None:
+    net[AM].submit(form())
+    with pytest.raises(PostTradeError, match="shorten it"):
+        net[CUSTODIAN].reject("F-1", "CASH", "x" * 4000)
+    assert net[AM].state("F-1").processing is Processing.ON_ROUTE
+    state = net[CUSTODIAN].reject("F-1", "CASH", "x" * 2000)  # within the bound: on chain
+    assert state.processing is Processing.REJECTED
+    assert net[AM].show("F-1").narrative == "x" * 2000

@@ -75,6 +75,12 @@ __all__ = [
 CONTRACT = "apps/posttrade"
 """The contract's name for :func:`kakehashi.ledgers.evm.toolchain.compile_contract`."""
 
+MAX_ENVELOPE = 12288
+"""The contract's bound on a form version's envelope (``Bytes[MAX_ENVELOPE]``)."""
+
+MAX_NARRATIVE = 4096
+"""The contract's bound on a sealed narrative (``Bytes[MAX_NARRATIVE]``)."""
+
 ROLE_CODES: dict[Role, int] = {
     Role.ASSET_MANAGER: 1,
     Role.CUSTODIAN: 2,
@@ -618,6 +624,11 @@ class PostTradeLedger:
     def _seal(self, form: Form) -> tuple[bytes, bytes]:
         envelope = sealing.seal(form.encode(), form.form_id, form.version, self._recipients(form))
         encoded = envelope.encode()
+        if len(encoded) > MAX_ENVELOPE:
+            raise PostTradeRefused(
+                f"form {form.form_id!r} version {form.version} seals to {len(encoded)} bytes, "
+                f"more than the contract's {MAX_ENVELOPE}: shorten its texts or its route"
+            )
         return encoded, hashlib.sha256(encoded).digest()
 
     def _route_accounts(self, form: Form) -> list[str]:
@@ -719,6 +730,11 @@ class PostTradeLedger:
             sealed = sealing.seal(
                 narrative.encode(), form_id, version, recipients, kind=sealing.Content.NARRATIVE
             ).encode()
+            if len(sealed) > MAX_NARRATIVE:
+                raise PostTradeRefused(
+                    f"the narrative seals to {len(sealed)} bytes, more than the contract's "
+                    f"{MAX_NARRATIVE}: shorten it (the reason code says the rest)"
+                )
         self._send_step(
             self.contract.functions.reject(
                 form_id_hash(form_id), version, version_hash, code_bytes(code), sealed
