@@ -128,9 +128,9 @@ def test_the_workflow_from_the_command_line(tmp_path: Path) -> None:
         ("submitted", AM, 2),
         ("approved", CUSTODIAN, 2),
         ("approved", CSD, 2),
-        ("matching", None, None),
-        ("settlement", None, None),
-        ("settlement", None, None),
+        ("matching", CSD, None),
+        ("settlement", CSD, None),
+        ("settlement", CSD, None),
     ]
     human = run(net, "show", "F-1", "--as", CSD, "--history")
     assert (

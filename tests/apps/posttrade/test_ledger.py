@@ -266,9 +266,9 @@ def test_the_whole_workflow_in_route_order_with_an_ng_and_a_resubmission(net: Ne
         ("approved", CUSTODIAN, 2),
         ("approved", SECURITIES, 2),
         ("approved", CSD, 2),
-        ("matching", None, None),
-        ("settlement", None, None),
-        ("settlement", None, None),
+        ("matching", CSD, None),
+        ("settlement", CSD, None),
+        ("settlement", CSD, None),
     ]
     assert [n.what for n in net[CUSTODIAN].inbox()] == [
         "submitted",

@@ -837,6 +837,9 @@ class PostTradeLedger:
         seen = dict.fromkeys(n.form_id for n in reversed(self.inbox()))
         return [self.state(form_id) for form_id in seen]
 
+    def _sender_of(self, tx_hash: bytes) -> str:
+        return str(self.w3.eth.get_transaction(cast(Any, tx_hash))["from"])
+
     def history(self, form_id: str) -> list[HistoryEntry]:
         """Every step of ``form_id`` on chain, in order: what happened, who, which version."""
         state = self.state(form_id)
@@ -851,12 +854,12 @@ class PostTradeLedger:
             ("settlement", self.contract.events.SettlementRecorded),
         ):
             for event in event_type().get_logs(from_block=0, argument_filters=filters):
-                out.append(_entry(name, event, self._name_of, state))
+                out.append(_entry(name, event, self._name_of, self._sender_of, state))
         out.sort(key=lambda e: (e.block, e.log_index))
         return out
 
 
-def _entry(name: str, event: Any, name_of: Any, state: FormState) -> HistoryEntry:
+def _entry(name: str, event: Any, name_of: Any, sender_of: Any, state: FormState) -> HistoryEntry:
     args = event["args"]
     detail: dict[str, Any] = {}
     party: str | None = None
@@ -873,7 +876,10 @@ def _entry(name: str, event: Any, name_of: Any, state: FormState) -> HistoryEntr
             detail["reason"] = _code(args["reason"])
     elif name == "cancelled":
         party = state.submitter
-    elif name == "matching":
+    elif name in ("matching", "settlement"):
+        # the events do not name the CSD: the transaction's sender is it
+        party = name_of(sender_of(event["transactionHash"]))
+    if name == "matching":
         detail = {"matched": args["matched"], "codes": [_code(c) for c in args["codes"]]}
     elif name == "settlement":
         detail = {"status": Settlement(args["status"]).iso, "reason": _code(args["reason"])}
