@@ -14,7 +14,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kakehashi.apps.posttrade.codes import Direction, Payment, QuantityType, Role
+from kakehashi.apps.posttrade.codes import (
+    Direction,
+    MatchingStatus,
+    Payment,
+    PendingReason,
+    ProcessingStatus,
+    QuantityType,
+    RejectionReason,
+    Role,
+    SettlementStatus,
+    UnmatchedReason,
+    code_bytes,
+    code_from_bytes,
+    meaning,
+    rejection_reason,
+    rejection_reasons_for,
+)
 from kakehashi.apps.posttrade.form import (
     MAX_ROUTE,
     SCHEMA,
@@ -416,3 +432,64 @@ def test_validation_runs_on_decode() -> None:
 def test_instructions_are_immutable() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         instruction().quantity = Decimal(1)  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------- codes
+
+
+@pytest.mark.parametrize(
+    ("role", "own"),
+    [
+        (Role.CUSTODIAN, {"MONY", "CASH", "SAFE", "DDAT"}),
+        (Role.SECURITIES_COMPANY, {"LACK", "DQUA", "DSEC"}),
+        (Role.CSD, {"CMIS", "DMON", "DEPT", "NCRR"}),
+        (Role.ASSET_MANAGER, set()),
+    ],
+)
+def test_each_role_rejects_with_its_own_reasons_and_the_common_ones(
+    role: Role, own: set[str]
+) -> None:
+    allowed = set(rejection_reasons_for(role))
+    assert allowed == own | {"DTRD", "REFE", "OTHR"}
+    for code in allowed:
+        assert rejection_reason(code, role) == code
+    for code in set(RejectionReason) - allowed:
+        with pytest.raises(
+            PostTradeError, match=rf"role {role} may not reject with {code} \(.*\); use one of"
+        ):
+            rejection_reason(code, role)
+
+
+def test_an_unknown_rejection_code_names_the_known_ones() -> None:
+    with pytest.raises(PostTradeError, match="'XXXX' is not a rejection reason code; use one of"):
+        rejection_reason("XXXX", Role.CSD)
+
+
+def test_every_code_has_a_meaning() -> None:
+    for kind in (
+        Role,
+        Direction,
+        Payment,
+        QuantityType,
+        ProcessingStatus,
+        MatchingStatus,
+        SettlementStatus,
+        RejectionReason,
+        UnmatchedReason,
+        PendingReason,
+    ):
+        for code in kind:
+            assert meaning(code)
+    assert meaning("LACK") == "lack of securities: the securities are not there"
+    with pytest.raises(PostTradeError, match="unknown code 'ZZZZ'"):
+        meaning("ZZZZ")
+
+
+def test_codes_travel_as_bytes4() -> None:
+    assert code_bytes(RejectionReason.MONY) == b"MONY"
+    assert code_from_bytes(b"SETT") == SettlementStatus.SETT
+    for bad in ("MON", "mony", "MONY1", "M0NY"):
+        with pytest.raises(PostTradeError, match="not a four-letter ISO 20022 code"):
+            code_bytes(bad)
+    with pytest.raises(PostTradeError):
+        code_from_bytes(b"\x00\x00\x00\x00")

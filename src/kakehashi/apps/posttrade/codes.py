@@ -203,8 +203,8 @@ def rejection_reason(code: str, role: Role) -> RejectionReason:
     if reason not in REJECTION_REASONS[Role(role)]:
         allowed = ", ".join(rejection_reasons_for(role))
         raise PostTradeError(
-            f"a {Role(role).value} may not reject with {reason.value} ({meaning(reason)}); "
-            f"use one of {allowed}"
+            f"a party with role {Role(role).value} may not reject with {reason.value} "
+            f"({meaning(reason)}); use one of {allowed}"
         )
     return reason
 
