@@ -187,9 +187,11 @@ def test_any_single_digit_change_breaks_the_check_digit(isin: str) -> None:
     [
         ("sender_reference", "", "is not a reference"),
         ("sender_reference", "has space", "is not a reference"),
-        ("direction", "DELI", "is not DELI or RECE"),
+        ("direction", "DELIVER", "is not DELI or RECE"),
+        ("direction", 1, "is not DELI or RECE"),
         ("payment", "XXXX", "is not APMT or FREE"),
-        ("quantity_type", "UNIT", "is not UNIT or FAMT"),
+        ("quantity_type", "units", "is not UNIT or FAMT"),
+        ("payment", Direction.DELI, "is not APMT or FREE"),
         ("trade_date", datetime(2026, 11, 30, 9, 0), "must be a datetime.date"),
         ("trade_date", "2026-11-30", "must be a datetime.date"),
         ("settlement_date", date(2026, 11, 29), "before the trade date"),
@@ -224,6 +226,16 @@ def test_an_invalid_field_is_named_with_the_reason(field: str, value: object, wh
     assert caught.value.field == field
     assert str(caught.value).startswith(f"{field}: ")
     assert isinstance(caught.value, PostTradeError)
+
+
+def test_codes_given_as_text_become_their_enum_members() -> None:
+    built = instruction(direction="RECE", payment="APMT", quantity_type="FAMT")
+    assert built.direction is Direction.RECE
+    assert built.payment is Payment.APMT
+    assert built.quantity_type is QuantityType.FAMT
+    assert built == instruction(
+        direction=Direction.RECE, payment=Payment.APMT, quantity_type=QuantityType.FAMT
+    )
 
 
 def test_free_of_payment_carries_no_cash() -> None:

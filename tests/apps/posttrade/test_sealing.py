@@ -344,6 +344,7 @@ def test_encoding_round_trips_and_digest_is_its_sha256() -> None:
     assert decoded == envelope
     assert decoded.encode() == raw
     assert envelope.digest == hashlib.sha256(raw).digest()
+    assert {envelope, decoded} == {envelope}  # hashable, equal envelopes hash alike
 
 
 @settings(max_examples=50, deadline=None)

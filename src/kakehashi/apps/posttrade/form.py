@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from kakehashi.apps.posttrade.codes import Direction, Payment, QuantityType
 from kakehashi.apps.posttrade.codes import Role as Role
@@ -35,6 +35,8 @@ MAX_ROUTE = 8
 
 MAX_NAME_BYTES = 128
 """The longest party name, in UTF-8 bytes (the contract's ``String[128]``)."""
+
+_Code = TypeVar("_Code", Direction, Payment, QuantityType)
 
 _ISIN = re.compile(r"[A-Z]{2}[A-Z0-9]{9}[0-9]")
 _BIC = re.compile(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
@@ -147,14 +149,13 @@ class Instruction:
             _ID,
             "a reference (1-64 of A-Z a-z 0-9 . _ : / -)",
         )
-        for field, value, kind in (
-            ("direction", self.direction, Direction),
-            ("payment", self.payment, Payment),
-            ("quantity_type", self.quantity_type, QuantityType),
-        ):
-            if not isinstance(value, kind):
-                allowed = " or ".join(kind)
-                raise FormError(field, f"{value!r} is not {allowed}")
+        # The code as text ("DELI") is taken for its enum member, so that equal instructions
+        # compare equal however they were built.
+        object.__setattr__(self, "direction", _enum("direction", Direction, self.direction))
+        object.__setattr__(self, "payment", _enum("payment", Payment, self.payment))
+        object.__setattr__(
+            self, "quantity_type", _enum("quantity_type", QuantityType, self.quantity_type)
+        )
         _check_date("trade_date", self.trade_date)
         _check_date("settlement_date", self.settlement_date)
         if self.settlement_date < self.trade_date:
@@ -367,11 +368,15 @@ def _check_keys(where: str, obj: dict[str, Any], expected: set[str]) -> None:
         raise FormError(where, f"unknown field(s) {', '.join(unknown)}")
 
 
-def _enum(field: str, kind: type[Direction] | type[Payment] | type[QuantityType], text: str) -> Any:
-    try:
-        return kind(text)
-    except ValueError:
-        raise FormError(field, f"{text!r} is not {' or '.join(kind)}") from None
+def _enum(field: str, kind: type[_Code], value: object) -> _Code:
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    raise FormError(field, f"{value!r} is not {' or '.join(kind)}")
 
 
 def _parse_date(field: str, text: str) -> date:

@@ -99,6 +99,9 @@ class Envelope:
         # Sorted by name and read-only: equal envelopes encode to equal bytes.
         object.__setattr__(self, "wrapped_keys", MappingProxyType(entries))
 
+    def __hash__(self) -> int:
+        return hash(self.encode())
+
     @property
     def recipients(self) -> tuple[str, ...]:
         """The names of the parties that can open this envelope (sorted by UTF-8 bytes)."""
