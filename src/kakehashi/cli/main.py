@@ -266,6 +266,64 @@ def demo_logistics(
     )
 
 
+@demo_app.command("posttrade")
+def demo_posttrade(
+    directory: DirOption = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object (ok, form_id, steps, final_status, outsider_view).",
+        ),
+    ] = False,
+) -> None:
+    """Post-trade: a settlement instruction shared on the EVM chain encrypted for its route,
+    matched, rejected and resubmitted, approved, read by an outsider as ciphertext only, and
+    settled as a DVP across both ledgers — on the in-process network."""
+    import json
+
+    from kakehashi.apps.posttrade.demo import run_posttrade
+    from kakehashi.apps.result import Step
+
+    def show(step: Step) -> None:
+        if not as_json:
+            console.print(
+                f"[green]✓[/] {escape(step.name)} [dim]({step.ledger}, {step.seconds:.2f} s)[/]"
+            )
+
+    if not as_json:
+        console.rule("[bold]Kakehashi · post-trade: an instruction on its approval route")
+    try:
+        if directory is None:
+            with tempfile.TemporaryDirectory(prefix="kakehashi-demo-") as tmp:
+                result = run_posttrade(Path(tmp), show=show)
+        else:
+            result = run_posttrade(directory, show=show)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        print(json.dumps(result.as_dict()))
+    else:
+        f = result.final_status
+        console.print(
+            f"form {result.form_id} version {f['version']}: processing {f['processing_code']}, "
+            f"matching {f['matching']}, settlement {f['settlement']}",
+            markup=False,
+        )
+        view = result.outsider_view
+        console.print(
+            f"the outsider got {view['envelope_size']} bytes of ciphertext "
+            f"({view['envelope_head'][:32]}…): {view['refusal']}",
+            markup=False,
+        )
+        if result.failure:
+            console.print(f"why: {escape(result.failure)}")
+        console.print("[bold green]ok[/]" if result.ok else "[bold red]failed[/]")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 @corda_app.command("init")
 def corda_init(
     directory: Annotated[Path, typer.Argument(help="Empty folder for the network.")],
