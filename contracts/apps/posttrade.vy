@@ -259,6 +259,7 @@ def _put_version(
     record.route = route
     record.step = 0
     record.processing = ON_ROUTE
+    record.matching = 0  # a new version is matched again before anyone approves it
     record.rejected_by = empty(address)
     record.rejected_step = 0
     record.reject_reason = empty(bytes4)
@@ -333,8 +334,10 @@ def _at_step(form_id: bytes32, version: uint32, version_hash: bytes32) -> Form:
 
 @external
 def approve(form_id: bytes32, version: uint32, version_hash: bytes32):
-    """OK by the party at the current step, for the version (and content) it opened."""
+    """OK by the party at the current step, for the version (and content) it opened — once the
+    CSD has matched this version with the counterparty's instruction."""
     record: Form = self._at_step(form_id, version, version_hash)
+    assert record.matching == MATCHED, "POSTTRADE: not matched: the CSD matches this version with the counterparty's instruction before anyone approves"
     step: uint8 = record.step
     record.step += 1
     if convert(record.step, uint256) == len(record.route):

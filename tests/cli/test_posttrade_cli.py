@@ -78,6 +78,16 @@ def test_the_workflow_from_the_command_line(tmp_path: Path) -> None:
         net, "reject", "F-1", "--as", CUSTODIAN, "--reason", "LACK"
     )
 
+    # matching before anyone approves: no counterparty instruction (CMIS), then the
+    # securities company's delivering side, matched
+    assert "not matched" in refused(net, "approve", "F-1", "--as", CUSTODIAN)
+    matched = ok_json(net, "match", "F-1", "--as", CSD)
+    assert (matched["status"], [m["code"] for m in matched["mismatches"]]) == ("NMAT", ["CMIS"])
+    delivering = tmp_path / "delivering.json"
+    delivering.write_text(json.dumps(json.loads(trade.read_text()) | {"direction": "DELI"}))
+    ok_json(net, "submit", "F-C", "--as", SECURITIES, "--trade", str(delivering), "--route", CSD)
+    assert ok_json(net, "match", "F-1", "F-C", "--as", CSD)["status"] == "MACH"
+
     ok_json(net, "approve", "F-1", "--as", CUSTODIAN)
     state = ok_json(
         net, "reject", "F-1", "--as", SECURITIES, "--reason", "lack", "--narrative", "600 only"
@@ -96,7 +106,7 @@ def test_the_workflow_from_the_command_line(tmp_path: Path) -> None:
     assert "JP3633400001" not in human.stdout
 
     # amend: version 2 without the securities company on the route
-    edited = json.loads(trade.read_text()) | {"quantity": "600", "settlement_amount": "1710300"}
+    edited = json.loads(trade.read_text()) | {"safekeeping_account": "SAFE-002"}
     trade2 = tmp_path / "trade2.json"
     trade2.write_text(json.dumps(edited))
     state = ok_json(
@@ -107,11 +117,11 @@ def test_the_workflow_from_the_command_line(tmp_path: Path) -> None:
     assert not removed["readable"] and "not a recipient" in removed["refusal"]
     assert "stale version" in refused(net, "approve", "F-1", "--as", CUSTODIAN, "--version", "1")
 
+    assert "not matched" in refused(net, "approve", "F-1", "--as", CUSTODIAN)  # a new version
+    assert ok_json(net, "match", "F-1", "F-C", "--as", CSD)["status"] == "MACH"
     ok_json(net, "approve", "F-1", "--as", CUSTODIAN, "--version", "2")
     state = ok_json(net, "approve", "F-1", "--as", CSD)
     assert state["processing_code"] == "PACK"
-    matched = ok_json(net, "match", "F-1", "--as", CSD)  # no counterparty instruction yet
-    assert (matched["status"], [m["code"] for m in matched["mismatches"]]) == ("NMAT", ["CMIS"])
     assert "only the CSD" in refused(net, "settle", "F-1", "--as", CUSTODIAN, "--status", "SETT")
     assert "use one of PEND, PENF, SETT" in refused(
         net, "settle", "F-1", "--as", CSD, "--status", "DONE"
@@ -120,15 +130,17 @@ def test_the_workflow_from_the_command_line(tmp_path: Path) -> None:
     assert (state["settlement"], state["settlement_reason"]) == ("PENF", "LACK")
     assert ok_json(net, "settle", "F-1", "--as", CSD, "--status", "SETT")["settlement"] == "SETT"
     view = ok_json(net, "show", "F-1", "--as", CSD)
-    assert view["form"]["instruction"]["quantity"] == "600"
+    assert view["form"]["instruction"]["safekeeping_account"] == "SAFE-002"
     assert [(h["event"], h["party"], h["version"]) for h in view["history"]] == [
         ("submitted", AM, 1),
+        ("matching", CSD, None),
+        ("matching", CSD, None),
         ("approved", CUSTODIAN, 1),
         ("rejected", SECURITIES, 1),
         ("submitted", AM, 2),
+        ("matching", CSD, None),
         ("approved", CUSTODIAN, 2),
         ("approved", CSD, 2),
-        ("matching", CSD, None),
         ("settlement", CSD, None),
         ("settlement", CSD, None),
     ]

@@ -219,6 +219,10 @@ def test_the_whole_workflow_in_route_order_with_an_ng_and_a_resubmission(net: Ne
         assert view.readable and view.form == v1
     assert net[OUTSIDER].inbox() == []
 
+    # nobody approves before the CSD has matched the version with the counterparty's
+    with pytest.raises(FormStateError, match="not matched"):
+        net[CUSTODIAN].approve("F-1")
+    assert net[CSD].record_matching("F-1", "F-2", matched=True).matching.iso == "MACH"
     assert net[CUSTODIAN].approve("F-1").awaiting == SECURITIES
     # NG by the securities company: back with the submitter, reason visible on the route
     state = net[SECURITIES].reject("F-1", "LACK", "only 600 shares in the account")
@@ -242,13 +246,14 @@ def test_the_whole_workflow_in_route_order_with_an_ng_and_a_resubmission(net: Ne
     assert state.rejected_by is None
     for name in ROUTE:
         assert net[name].show("F-1").form == v2
+    assert state.matching.iso is None  # a new version is matched again
+    net[CSD].record_matching("F-1", "F-2", matched=True)
     for name in ROUTE:
         state = net[name].approve("F-1")
     assert state.processing is Processing.ACCEPTED and state.processing.iso == "PACK"
     assert [s.state for s in state.steps] == ["approved"] * 3
 
-    # the CSD records matching and settlement
-    state = net[CSD].record_matching("F-1", "F-2", matched=True)
+    # the CSD records the settlement
     assert state.matching.iso == "MACH"
     state = net[CSD].record_settlement("F-1", Settlement.FAILING, "LACK")
     assert (state.settlement.iso, state.settlement_reason) == ("PENF", "LACK")
@@ -260,25 +265,27 @@ def test_the_whole_workflow_in_route_order_with_an_ng_and_a_resubmission(net: Ne
     history = [(h.event, h.party, h.version) for h in net[AM].history("F-1")]
     assert history == [
         ("submitted", AM, 1),
+        ("matching", CSD, None),
         ("approved", CUSTODIAN, 1),
         ("rejected", SECURITIES, 1),
         ("submitted", AM, 2),
+        ("matching", CSD, None),
         ("approved", CUSTODIAN, 2),
         ("approved", SECURITIES, 2),
         ("approved", CSD, 2),
-        ("matching", CSD, None),
         ("settlement", CSD, None),
         ("settlement", CSD, None),
     ]
     assert [n.what for n in net[CUSTODIAN].inbox()] == [
         "submitted",
+        "matching",
         "approved",
         "rejected",
         "submitted",
+        "matching",
         "approved",
         "approved",
         "accepted",
-        "matching",
         "settlement",
         "settlement",
     ]
@@ -324,6 +331,7 @@ def test_an_approval_of_a_stale_version_is_refused(net: Net) -> None:
         net[CUSTODIAN].approve("F-1", version=1)
     with pytest.raises(StaleVersionError):
         net[AM].amend(form(version=2))  # version 2 exists: the next is 3
+    net[CSD].record_matching("F-1", "F-2", matched=True)
     assert net[CUSTODIAN].approve("F-1", version=2).step == 1
 
 

@@ -338,6 +338,7 @@ _REFUSALS: tuple[tuple[str, type[PostTradeRefused]], ...] = (
     ("stale version", StaleVersionError),
     ("unknown form", UnknownFormError),
     ("the form is", FormStateError),
+    ("not matched", FormStateError),
 )
 
 
