@@ -28,11 +28,12 @@ else
 PYTEST_N := -n $(PYTEST_WORKERS)
 endif
 
-.PHONY: help venv postgres-bins node-tools lint typecheck test demo bench clean
+.PHONY: help venv postgres-bins browser-bins node-tools lint typecheck test demo bench clean
 
 help:
 	@echo "make venv       create $(VENV) and install -e .[dev] (instant when up to date)"
 	@echo "make node-tools npm ci: anvil and cast for the EVM tests (instant when up to date)"
+	@echo "make browser-bins  Debian's chromium for the browser tests (apt-get when root)"
 	@echo "make lint       ruff check $(LINT_PATHS)"
 	@echo "make typecheck  mypy src/kakehashi"
 	@echo "make test       lint + typecheck + pytest (PYTEST_WORKERS=$(PYTEST_WORKERS))"
@@ -65,6 +66,24 @@ postgres-bins:
 	       "install Debian's postgresql package. Tests marked 'postgres' will fail." >&2; \
 	fi
 
+# Debian's chromium for the browser tests (tests/ui/test_browser.py drives /usr/bin/chromium through
+# Playwright; Playwright never downloads a browser of its own). Installed only when missing and
+# running as root; otherwise say what is missing (the browser tests then fail saying so).
+CHROMIUM     := /usr/bin/chromium
+
+browser-bins:
+	@if [ -x $(CHROMIUM) ]; then \
+	  :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "$(CHROMIUM) missing: installing Debian's chromium"; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  $(CHROMIUM) --version; \
+	else \
+	  echo "WARNING: no $(CHROMIUM) and cannot apt-get it; install Debian's chromium package." \
+	       "The browser tests (tests/ui/test_browser.py) will fail." >&2; \
+	fi
+
 node-tools: $(NODE_STAMP)
 
 # Re-installs only when package.json or package-lock.json changes (or node_modules is gone).
@@ -91,7 +110,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy src/kakehashi
 
-test: $(STAMP) postgres-bins node-tools
+test: $(STAMP) postgres-bins browser-bins node-tools
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory typecheck
 	$(BIN)/python -m pytest $(PYTEST_N) $(PYTEST_ARGS)

@@ -22,6 +22,7 @@ from kakehashi.cli.logistics import logistics_app
 from kakehashi.cli.posttrade import posttrade_app
 from kakehashi.cli.relayer import ibc_app, relayer_app
 from kakehashi.cli.tx import tx_app
+from kakehashi.cli.ui import ui
 from kakehashi.errors import ConfigurationError, KakehashiError
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ app.add_typer(tx_app, name="tx")
 app.add_typer(logistics_app, name="logistics")
 app.add_typer(dvp_app, name="dvp")
 app.add_typer(posttrade_app, name="posttrade")
+app.command("ui")(ui)
 demo_app = typer.Typer(
     help="Demos: with no command, the Corda-model stablecoin story; `ping` for packets across "
     "both ledgers; `dvp` for the stablecoin against an NFT across both; `logistics` for the "
