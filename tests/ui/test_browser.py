@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -79,12 +78,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = (directory.parent / "ui.log").open("w")
-    env = {**os.environ, "PLAYWRIGHT_BROWSERS_PATH": "0"}
     proc = subprocess.Popen(
         _kakehashi("ui", "--dir", str(directory), "--port", str(port)),
         stdout=log,
         stderr=subprocess.STDOUT,
-        env=env,
     )
     try:
         deadline = time.monotonic() + 30

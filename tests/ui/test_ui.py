@@ -277,3 +277,9 @@ def test_cancel_after_an_ng(net: Net) -> None:
     assert am.post("/forms/F-2/cancel", data={"csrf": t_am}).status_code == 303
     page = cus.get("/forms/F-2").text
     assert "CAND" in page and 'id="ok"' not in page
+
+
+def test_ui_command_refuses_a_directory_without_a_network(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["ui", "--dir", str(tmp_path / "none")])
+    assert result.exit_code == 2
+    assert "run `kakehashi posttrade init" in " ".join(result.stderr.split())
