@@ -42,12 +42,15 @@ class Net:
         self.credentials = credentials
         self.web = web
 
+    def login_fields(self, client: TestClient, party: str, secret: str = "") -> dict[str, str]:
+        """The login form's fields (its CSRF token from the login page)."""
+        token = csrf_of(client, "/login")
+        return {"party": party, "secret": secret or self.credentials.secrets[party], "csrf": token}
+
     def client(self, party: str | None = None) -> TestClient:
         client = TestClient(self.web, follow_redirects=False)  # type: ignore[arg-type]
         if party is not None:
-            response = client.post(
-                "/login", data={"party": party, "secret": self.credentials.secrets[party]}
-            )
+            response = client.post("/login", data=self.login_fields(client, party))
             assert response.status_code == 303, response.text
             assert response.headers["location"] == "/inbox?done=login"
         return client
@@ -95,11 +98,22 @@ def test_credentials_file_is_private_and_stable(net: Net) -> None:
 def test_login_refuses_a_wrong_secret_and_pages_need_a_session(net: Net) -> None:
     client = net.client()
     assert client.get("/inbox").headers["location"] == "/login"
-    wrong = client.post("/login", data={"party": CUSTODIAN, "secret": net.credentials.secrets[CSD]})
+    wrong = client.post(
+        "/login", data=net.login_fields(client, CUSTODIAN, net.credentials.secrets[CSD])
+    )
     assert wrong.status_code == 401 and "wrong party or secret" in wrong.text
     assert SESSION_COOKIE not in wrong.cookies
-    nobody = client.post("/login", data={"party": "mallory", "secret": "x"})
+    nobody = client.post("/login", data=net.login_fields(client, "mallory", "x"))
     assert nobody.status_code == 401
+    # a login POST without the login form's token (from another site): refused, no session
+    fresh = net.client()
+    secret = net.credentials.secrets[CUSTODIAN]
+    cross = fresh.post("/login", data={"party": CUSTODIAN, "secret": secret})
+    assert cross.status_code == 403 and "CSRF" in cross.text
+    assert SESSION_COOKIE not in fresh.cookies
+    # a pre-login cookie is no session
+    fresh.cookies.set(SESSION_COOKIE, fresh.cookies["kakehashi_login"])
+    assert fresh.get("/inbox").headers["location"] == "/login"
     # a POST without a session is refused with a page, not a redirect or a traceback
     refused = client.post("/forms/F-X/approve", data={"csrf": "x"})
     assert refused.status_code == 401 and "not logged in" in refused.text

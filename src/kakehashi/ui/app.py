@@ -50,6 +50,7 @@ from kakehashi.errors import (
     VerificationError,
 )
 from kakehashi.ui.sessions import (
+    LOGIN_COOKIE,
     SESSION_COOKIE,
     SESSION_SECONDS,
     AuthError,
@@ -207,19 +208,43 @@ def create_app(network: Network, credentials: Credentials) -> FastAPI:
             return RedirectResponse("/login", status_code=303)
         return RedirectResponse("/inbox", status_code=303)
 
+    def login_form(pre: Session, status: int = 200, error: str | None = None) -> HTMLResponse:
+        response = render(
+            "login.html", status=status, parties=_party_rows(network), csrf=pre.csrf, error=error
+        )
+        response.set_cookie(
+            LOGIN_COOKIE,
+            sign(pre, credentials.server_secret),
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="strict",
+            path="/login",
+        )
+        return response
+
     @app.get("/login", response_class=HTMLResponse)
     async def login_page() -> Response:
-        return render("login.html", parties=_party_rows(network))
+        # a pre-login session (no party) whose token the login form carries: a login POST
+        # from another site, without that token, is refused (login CSRF)
+        return login_form(new_session(""))
 
     @app.post("/login")
     async def login(request: Request) -> Response:
-        fields = await posted(request, None)
+        try:
+            pre = verify(request.cookies.get(LOGIN_COOKIE, ""), credentials.server_secret)
+            fields = await posted(request, pre)
+        except AuthError:
+            return login_form(
+                new_session(""),
+                status=403,
+                error="this login form has expired or did not come from this server (CSRF "
+                "check): log in again",
+            )
         party, secret = fields.get("party", ""), fields.get("secret", "")
         if not credentials.check_login(party, secret):
-            return render(
-                "login.html",
+            return login_form(
+                pre,
                 status=401,
-                parties=_party_rows(network),
                 error="wrong party or secret: use the secret written for your party in the "
                 "network directory's ui-credentials.json",
             )
@@ -233,6 +258,7 @@ def create_app(network: Network, credentials: Credentials) -> FastAPI:
             samesite="strict",
             path="/",
         )
+        response.delete_cookie(LOGIN_COOKIE, path="/login")
         return response
 
     @app.post("/logout")

@@ -28,6 +28,8 @@ from kakehashi.errors import ConfigurationError, KakehashiError
 
 CREDENTIALS_FILE = "ui-credentials.json"
 SESSION_COOKIE = "kakehashi_session"
+LOGIN_COOKIE = "kakehashi_login"
+"""A pre-login session (no party): the login form's CSRF token."""
 SESSION_SECONDS = 8 * 3600
 
 
