@@ -278,14 +278,23 @@ def demo_posttrade(
             help="Print one JSON object (ok, form_id, steps, final_status, outsider_view).",
         ),
     ] = False,
+    fail_at: Annotated[
+        str | None,
+        typer.Option("--fail-at", help="A failing settlement to play; `list` names them."),
+    ] = None,
 ) -> None:
     """Post-trade: a settlement instruction shared on the EVM chain encrypted for its route,
     matched, rejected and resubmitted, approved, read by an outsider as ciphertext only, and
     settled as a DVP across both ledgers — on the in-process network."""
     import json
 
-    from kakehashi.apps.posttrade.demo import run_posttrade
+    from kakehashi.apps.posttrade.demo import SCENARIOS, run_posttrade
     from kakehashi.apps.result import Step
+
+    if fail_at == "list":
+        for name, what in SCENARIOS.items():
+            console.print(f"{name:6} {what}", markup=False)
+        return
 
     def show(step: Step) -> None:
         if not as_json:
@@ -298,9 +307,9 @@ def demo_posttrade(
     try:
         if directory is None:
             with tempfile.TemporaryDirectory(prefix="kakehashi-demo-") as tmp:
-                result = run_posttrade(Path(tmp), show=show)
+                result = run_posttrade(Path(tmp), show=show, fail_at=fail_at)
         else:
-            result = run_posttrade(directory, show=show)
+            result = run_posttrade(directory, show=show, fail_at=fail_at)
     except KakehashiError as exc:
         _fail(exc)
         return

@@ -44,3 +44,23 @@ def test_the_json_is_one_object() -> None:
     assert answer["final_status"]["settlement"] == "SETT"
     assert set(answer) >= {"ok", "form_id", "steps", "final_status", "outsider_view"}
     assert not answer["outsider_view"]["readable"]
+
+
+def test_a_failing_settlement_is_recorded_with_its_reason_and_nothing_moves(
+    tmp_path: Path,
+) -> None:
+    for scenario in ("lack", "mony"):
+        result = run_posttrade(tmp_path / scenario, fail_at=scenario)
+        assert result.ok, result.as_dict()
+        final = result.final_status
+        assert (final["processing_code"], final["settlement"]) == ("PACK", "PENF")
+        assert final["settlement_reason"] == scenario.upper()
+        assert result.failure  # names the party, the ledger and why
+    listed = subprocess.run(
+        [sys.executable, "-m", "kakehashi.cli.main", "demo", "posttrade", "--fail-at", "list"],
+        capture_output=True,
+        env=child_env(),
+        timeout=60,
+        check=True,
+    )
+    assert b"lack" in listed.stdout and b"mony" in listed.stdout

@@ -19,7 +19,8 @@ The story, step by step:
    route order: accepted;
 7. an outsider enters the form ID and gets only ciphertext;
 8. settlement runs as a DVP through the Cross Framework (the shares on the EVM chain against JPY
-   on the Corda model) and the CSD records it: settled.
+   on the Corda model) and the CSD records it: settled — or, with ``fail_at`` (:data:`SCENARIOS`),
+   failing with the reason (LACK, MONY) and both assets where they were.
 """
 
 from __future__ import annotations
@@ -53,14 +54,22 @@ from kakehashi.apps.posttrade.settlement import (
 from kakehashi.apps.result import Step
 from kakehashi.cross.corda_apps import apps_factory
 from kakehashi.cross.corda_tokens import TokenEscrowApp
-from kakehashi.ledgers.corda.tokens.flows import issue_tokens
+from kakehashi.errors import ConfigurationError
+from kakehashi.ledgers.corda.tokens.flows import balance_of, issue_tokens
 from kakehashi.ledgers.corda.tokens.model import IssuedTokenType, TokenType
 from kakehashi.ledgers.evm import toolchain
 from kakehashi.ledgers.evm.chain import dev_accounts
 from kakehashi.ledgers.evm.client import transact
 from kakehashi.ops.sandbox import OPERATOR, World, world
 
-__all__ = ["PostTradeResult", "run_posttrade"]
+__all__ = ["SCENARIOS", "PostTradeResult", "run_posttrade"]
+
+SCENARIOS = {
+    "lack": "the securities company holds only 400 of the 1,000 shares: the DVP aborts, nothing "
+    "moves, the CSD records PENF LACK",
+    "mony": "the asset manager's side holds too little JPY: the DVP aborts, nothing moves, the CSD "
+    "records PENF MONY",
+}
 
 AM, CUSTODIAN, SECURITIES, CSD, OUTSIDER = (
     "asset-manager",
@@ -131,8 +140,8 @@ def instruction(direction: Direction, **changes: Any) -> Instruction:
 
 
 class _Run:
-    def __init__(self, w: World, show: Callable[[Step], None]) -> None:
-        self.w, self.show = w, show
+    def __init__(self, w: World, show: Callable[[Step], None], fail_at: str | None) -> None:
+        self.w, self.show, self.fail_at = w, show, fail_at
         self.steps: list[Step] = []
         self.relayer = w.link()
         accounts = dev_accounts()
@@ -168,16 +177,35 @@ class _Run:
         ERC-20 on the EVM chain)."""
         w = self.w
         bank = w.network.node(OPERATOR)
-        issue_tokens(bank, JPYC, 3_000_000, w.network.node(RECEIVER).party)
+        yen = 1_000_000 if self.fail_at == "mony" else 3_000_000  # the price is 2,850,500
+        issue_tokens(bank, JPYC, yen, w.network.node(RECEIVER).party)
         issuer = dev_accounts()[0]
         stock = toolchain.deploy(
             w.w3, "tokens/erc20", "Toyota Motor", "7203", 0, 10_000, sender=issuer
         )
         transact(
-            w.w3, stock.functions.transfer(self.evm[SECURITIES].address, SHARES), sender=issuer
+            w.w3,
+            stock.functions.transfer(
+                self.evm[SECURITIES].address, 400 if self.fail_at == "lack" else SHARES
+            ),
+            sender=issuer,
         )
         token = SecurityToken(bytes.fromhex(stock.address[2:]))
-        return SecuritiesRegistry({ISIN: token}), IssuedTokenType(bank.party, JPYC)
+        self.stock, self.jpy = stock, IssuedTokenType(bank.party, JPYC)
+        self.before = self.assets()
+        return SecuritiesRegistry({ISIN: token}), self.jpy
+
+    def assets(self) -> dict[str, int]:
+        """JPYC on each settling party's node, shares in each one's EVM account."""
+        w = self.w
+        return {
+            "receiving_jpy": balance_of(w.network.node(RECEIVER), self.jpy),
+            "delivering_jpy": balance_of(w.network.node(DELIVERER), self.jpy),
+            "receiving_shares": int(self.stock.functions.balanceOf(self.evm[AM].address).call()),
+            "delivering_shares": int(
+                self.stock.functions.balanceOf(self.evm[SECURITIES].address).call()
+            ),
+        }
 
     # -- the story ------------------------------------------------------------------------
 
@@ -266,7 +294,23 @@ class _Run:
             "envelope_head": outsider.envelope[:48].hex(),
             "form": None if outsider.form is None else outsider.form.form_id,
         }
-        final_status = final.as_dict()
+        final_status = final.as_dict() | {"assets": self.assets()}
+        price = int(PRICE * SHARES)
+        if outcome.settled:
+            b = self.before
+            moved = final_status["assets"] == {
+                "receiving_jpy": b["receiving_jpy"] - price,
+                "delivering_jpy": b["delivering_jpy"] + price,
+                "receiving_shares": b["receiving_shares"] + SHARES,
+                "delivering_shares": b["delivering_shares"] - SHARES,
+            }
+        else:
+            moved = final_status["assets"] == self.before  # nothing moved
+        expected = (
+            final.settlement.iso == "SETT"
+            if self.fail_at is None
+            else (final.settlement.iso, final.settlement_reason) == ("PENF", self.fail_at.upper())
+        )
         ok = (
             all(form.form_id in notified[n] for n in ROUTE)
             and same
@@ -274,7 +318,8 @@ class _Run:
             and second.matched
             and back.narrative is not None
             and final.processing.iso == "PACK"
-            and outcome.settled
+            and expected
+            and moved
             and not outsider.readable
         )
         failure = "" if outcome.settled else outcome.message
@@ -282,13 +327,18 @@ class _Run:
 
 
 def run_posttrade(
-    directory: Path, *, show: Callable[[Step], None] = lambda _: None
+    directory: Path, *, show: Callable[[Step], None] = lambda _: None, fail_at: str | None = None
 ) -> PostTradeResult:
-    """Build the sandbox in ``directory`` and play the scenario (module docstring)."""
+    """Build the sandbox in ``directory`` and play the scenario (module docstring), or with a
+    failing settlement (``fail_at``, :data:`SCENARIOS`)."""
+    if fail_at is not None and fail_at not in SCENARIOS:
+        raise ConfigurationError(
+            f"no failure scenario {fail_at!r}; the scenarios: {', '.join(SCENARIOS)}"
+        )
     with world(
         directory,
         cross=True,
         corda_nodes=(OPERATOR, RECEIVER, DELIVERER, CORDA_OUTSIDER),
         cross_apps=apps_factory(TokenEscrowApp),
     ) as w:
-        return _Run(w, show).run()
+        return _Run(w, show, fail_at).run()
