@@ -12,10 +12,10 @@ STAMP        := $(VENV)/.stamp-installed
 # This machine's pip config lists local extra indexes that lack most projects; pip warns once per
 # project about each. Drop only that warning from pip's stderr.
 PIP_NOISE    := 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
-# pytest-xdist workers. Default 0 = plain single-process pytest: measured faster on this
-# 2-core machine for the current suite (xdist's worker start-up, one PostgreSQL server per worker
-# and repeated imports cost more than they save). `make test PYTEST_WORKERS=2` for `-n 2`.
-PYTEST_WORKERS ?= 0
+# pytest-xdist workers. Default 2 (`-n 2`): with the process end-to-end tests, which mostly wait
+# on their child processes, two workers measured 7m05s against 10m28s single-process on this
+# 2-core machine (2026-11-30). `make test PYTEST_WORKERS=0` for plain single-process pytest.
+PYTEST_WORKERS ?= 2
 PYTEST_ARGS  ?=
 # anvil and cast (foundry) for the EVM tests: npm packages pinned in package.json/package-lock.json.
 NODE_STAMP   := node_modules/.stamp-installed

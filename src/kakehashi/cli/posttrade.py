@@ -212,32 +212,11 @@ def init_network(directory: Path, rpc_url: str | None = None) -> dict[str, Any]:
 
 
 def sample_instruction() -> dict[str, str]:
-    """An instruction to start from: the asset manager receives 1,000 Toyota shares against
-    JPY through the Japanese CSD."""
-    from datetime import date
-    from decimal import Decimal
+    """An instruction to start from (the demo's): the asset manager receives 1,000 Toyota
+    shares against JPY through the Japanese CSD."""
+    from kakehashi.apps.posttrade.demo import sample_instruction as demo_instruction
 
-    from kakehashi.apps.posttrade.codes import Direction, Payment, QuantityType
-    from kakehashi.apps.posttrade.form import Instruction
-
-    return Instruction(
-        sender_reference="AM-2026-0001",
-        direction=Direction.RECE,
-        payment=Payment.APMT,
-        trade_date=date(2026, 11, 30),
-        settlement_date=date(2026, 12, 2),
-        isin="JP3633400001",
-        quantity=Decimal(1000),
-        quantity_type=QuantityType.UNIT,
-        deal_price=Decimal("2850.5"),
-        settlement_amount=Decimal(2850500),
-        currency="JPY",
-        safekeeping_account="SAFE-001",
-        delivering_agent="MHCBJPJT",
-        receiving_agent="BOTKJPJT",
-        place_of_settlement="JJSDJPJT",
-        counterparty="Tokyo Securities",
-    ).to_json()
+    return demo_instruction().to_json()
 
 
 def _instruction(path: Path) -> Instruction:

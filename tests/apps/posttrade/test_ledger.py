@@ -7,7 +7,6 @@ envelope is detected against the digest on chain)."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 from collections.abc import Iterator
@@ -19,7 +18,8 @@ from typing import Any
 import pytest
 
 from kakehashi.apps.posttrade import sealing
-from kakehashi.apps.posttrade.codes import Direction, Payment, QuantityType, Role
+from kakehashi.apps.posttrade.codes import Direction, Role
+from kakehashi.apps.posttrade.demo import sample_instruction
 from kakehashi.apps.posttrade.form import Form, Instruction, form_id_hash
 from kakehashi.apps.posttrade.ledger import (
     DigestMismatchError,
@@ -63,25 +63,7 @@ ROUTE = (CUSTODIAN, SECURITIES, CSD)
 
 
 def instruction(**changes: Any) -> Instruction:
-    base = Instruction(
-        sender_reference="AM-2026-0001",
-        direction=Direction.RECE,
-        payment=Payment.APMT,
-        trade_date=date(2026, 11, 30),
-        settlement_date=date(2026, 12, 2),
-        isin="JP3633400001",
-        quantity=Decimal(1000),
-        quantity_type=QuantityType.UNIT,
-        deal_price=Decimal("2850.5"),
-        settlement_amount=Decimal(2850500),
-        currency="JPY",
-        safekeeping_account="SAFE-001",
-        delivering_agent="MHCBJPJT",
-        receiving_agent="BOTKJPJT",
-        place_of_settlement="JJSDJPJT",
-        counterparty="Tokyo Securities",
-    )
-    return dataclasses.replace(base, **changes)
+    return sample_instruction(**changes)
 
 
 def form(form_id: str = "F-1", version: int = 1, route: tuple[str, ...] = ROUTE, **kw: Any) -> Form:

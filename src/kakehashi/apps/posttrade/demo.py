@@ -62,7 +62,7 @@ from kakehashi.ledgers.evm.chain import dev_accounts
 from kakehashi.ledgers.evm.client import transact
 from kakehashi.ops.sandbox import OPERATOR, World, world
 
-__all__ = ["SCENARIOS", "PostTradeResult", "run_posttrade"]
+__all__ = ["SCENARIOS", "PostTradeResult", "run_posttrade", "sample_instruction"]
 
 SCENARIOS = {
     "lack": "the securities company holds only 400 of the 1,000 shares: the DVP aborts, nothing "
@@ -116,8 +116,9 @@ class PostTradeResult:
         }
 
 
-def instruction(direction: Direction, **changes: Any) -> Instruction:
-    """The trade: 1,000 Toyota shares at JPY 2,850.5, settled through the Japanese CSD."""
+def sample_instruction(direction: Direction = Direction.RECE, **changes: Any) -> Instruction:
+    """The demo's trade, as one side instructs it (``changes``: fields to differ): 1,000 Toyota
+    shares at JPY 2,850.5 against payment, settled through the Japanese CSD."""
     base = Instruction(
         sender_reference="AM-2026-0001" if direction is Direction.RECE else "DS-2026-0001",
         direction=direction,
@@ -213,9 +214,9 @@ class _Run:
         ledgers = self.step("parties registered; keys made", "evm", self.setting)
         securities, jpy = self.step("the market: JPY and the shares", "both", self.market)
         am, custodian, secco, csd = (ledgers[n] for n in (AM, CUSTODIAN, SECURITIES, CSD))
-        form = Form("F-2026-0001", 1, instruction(Direction.RECE, safekeeping_account="SAFE-9"),
-                    ROUTE, AM)  # fmt: skip
-        counterpart = Form("F-2026-0002", 1, instruction(Direction.DELI), (CSD,), SECURITIES)
+        wrong = sample_instruction(safekeeping_account="SAFE-9")  # the custodian will say NG
+        form = Form("F-2026-0001", 1, wrong, ROUTE, AM)
+        counterpart = Form("F-2026-0002", 1, sample_instruction(Direction.DELI), (CSD,), SECURITIES)
         self.step(
             "the asset manager enters the trade and its route; the route is notified",
             "evm",
@@ -246,7 +247,9 @@ class _Run:
             ),
         )
         back = am.show(form.form_id)
-        amended = dataclasses.replace(form, version=2, instruction=instruction(Direction.RECE))
+        amended = dataclasses.replace(
+            form, version=2, instruction=sample_instruction(Direction.RECE)
+        )
         self.step(
             "the asset manager amends and resubmits (version 2)", "evm", lambda: am.amend(amended)
         )
