@@ -7,9 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kakehashi.errors import ConfigurationError
 from kakehashi.relayer.path import Direction, RoundReport
 
-__all__ = ["DemoResult", "DemoRun", "Step"]
+__all__ = ["DemoResult", "DemoRun", "Step", "check_scenario"]
+
+
+def check_scenario(fail_at: str | None, scenarios: dict[str, str]) -> None:
+    """ConfigurationError unless ``fail_at`` is None or one of a demo's ``scenarios``."""
+    if fail_at is not None and fail_at not in scenarios:
+        raise ConfigurationError(
+            f"no failure scenario {fail_at!r}; the scenarios: {', '.join(scenarios)}"
+        )
 
 
 @dataclass

@@ -187,6 +187,16 @@ def _app_demo(
         raise typer.Exit(1)
 
 
+def _listed(fail_at: str | None, scenarios: dict[str, str]) -> bool:
+    """``--fail-at list``: print a demo's failure scenarios (and say so)."""
+    if fail_at != "list":
+        return False
+    width = max(map(len, scenarios)) + 2
+    for name, what in scenarios.items():
+        console.print(f"{name:{width}} {what}", markup=False)
+    return True
+
+
 @demo_app.command("dvp")
 def demo_dvp(
     directory: DirOption = None,
@@ -205,9 +215,7 @@ def demo_dvp(
     atomically on the in-process network (both ledgers, LCP service, relayer)."""
     from kakehashi.apps.dvp.demo import SCENARIOS, run_dvp
 
-    if fail_at == "list":
-        for name, what in SCENARIOS.items():
-            console.print(f"{name:14} {what}", markup=False)
+    if _listed(fail_at, SCENARIOS):
         return
 
     def summary(result: Any) -> None:
@@ -249,9 +257,7 @@ def demo_logistics(
     records on the Corda model (minimal and full disclosure), on the in-process network."""
     from kakehashi.apps.logistics.demo import SCENARIOS, run_logistics
 
-    if fail_at == "list":
-        for name, what in SCENARIOS.items():
-            console.print(f"{name:20} {what}", markup=False)
+    if _listed(fail_at, SCENARIOS):
         return
 
     def summary(result: Any) -> None:
@@ -291,9 +297,7 @@ def demo_posttrade(
     from kakehashi.apps.posttrade.demo import SCENARIOS, run_posttrade
     from kakehashi.apps.result import Step
 
-    if fail_at == "list":
-        for name, what in SCENARIOS.items():
-            console.print(f"{name:6} {what}", markup=False)
+    if _listed(fail_at, SCENARIOS):
         return
 
     def show(step: Step) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kakehashi.apps.dvp.settlement import Terms, dvp_transaction
-from kakehashi.apps.result import DemoResult, DemoRun, Step
+from kakehashi.apps.result import DemoResult, DemoRun, Step, check_scenario
 from kakehashi.cross.auth import corda_key_id, sign_party
 from kakehashi.cross.corda_apps import apps_factory
 from kakehashi.cross.corda_module import CROSS_PORT
@@ -29,7 +29,7 @@ from kakehashi.cross.corda_tokens import TokenEscrowApp, deposit, reclaim
 from kakehashi.cross.http import event_stream
 from kakehashi.cross.status import Decision
 from kakehashi.cross.tx import Account, ChannelInfo, SignerKind
-from kakehashi.errors import ConfigurationError, InsufficientBalanceError
+from kakehashi.errors import InsufficientBalanceError
 from kakehashi.ledgers.corda.tokens.flows import balance_of, issue_tokens
 from kakehashi.ledgers.corda.tokens.model import IssuedTokenType, TokenType
 from kakehashi.ledgers.evm import toolchain
@@ -253,10 +253,7 @@ def run_dvp(
     directory: Path, *, fail_at: str | None = None, show: Callable[[Step], None] = lambda _: None
 ) -> DemoResult:
     """Build the sandbox in ``directory`` and run the DVP (module docstring)."""
-    if fail_at is not None and fail_at not in SCENARIOS:
-        raise ConfigurationError(
-            f"no failure scenario {fail_at!r}; the scenarios: {', '.join(SCENARIOS)}"
-        )
+    check_scenario(fail_at, SCENARIOS)
     with world(
         directory,
         cross=True,

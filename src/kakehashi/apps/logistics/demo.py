@@ -31,13 +31,12 @@ from kakehashi.apps.logistics.deliveries import (
     record_delivery,
 )
 from kakehashi.apps.logistics.desk import LogisticsDesk, status_key
-from kakehashi.apps.result import DemoResult, DemoRun, Step
+from kakehashi.apps.result import DemoResult, DemoRun, Step, check_scenario
 from kakehashi.cross.corda_apps import apps_factory
 from kakehashi.cross.corda_module import CROSS_PORT
 from kakehashi.cross.packets import CrossAck, CrossPacket, PacketKind
 from kakehashi.cross.status import Decision
 from kakehashi.cross.tx import ChannelInfo
-from kakehashi.errors import ConfigurationError
 from kakehashi.ledgers.evm import toolchain
 from kakehashi.ledgers.evm.chain import dev_accounts
 from kakehashi.ledgers.evm.client import transact
@@ -78,10 +77,7 @@ def run_logistics(
     """Build the sandbox in ``directory`` and run one daily update (module docstring) of
     ``contracts`` ((id, deliveries expected, deliveries recorded, full disclosure), default
     :data:`CONTRACTS`), or a failure scenario of :data:`SCENARIOS`."""
-    if fail_at is not None and fail_at not in SCENARIOS:
-        raise ConfigurationError(
-            f"no failure scenario {fail_at!r}; the scenarios: {', '.join(SCENARIOS)}"
-        )
+    check_scenario(fail_at, SCENARIOS)
     if fail_at == "deliveries-missing":
         contracts = tuple((cid, want, 0, full) for cid, want, _, full in contracts)
     with world(

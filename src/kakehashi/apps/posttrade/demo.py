@@ -26,7 +26,6 @@ The story, step by step:
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -51,10 +50,9 @@ from kakehashi.apps.posttrade.settlement import (
     order_for,
     settle,
 )
-from kakehashi.apps.result import Step
+from kakehashi.apps.result import DemoRun, Step, check_scenario
 from kakehashi.cross.corda_apps import apps_factory
 from kakehashi.cross.corda_tokens import TokenEscrowApp
-from kakehashi.errors import ConfigurationError
 from kakehashi.ledgers.corda.tokens.flows import balance_of, issue_tokens
 from kakehashi.ledgers.corda.tokens.model import IssuedTokenType, TokenType
 from kakehashi.ledgers.evm import toolchain
@@ -140,23 +138,14 @@ def sample_instruction(direction: Direction = Direction.RECE, **changes: Any) ->
     return dataclasses.replace(base, **changes)
 
 
-class _Run:
+class _Run(DemoRun):
     def __init__(self, w: World, show: Callable[[Step], None], fail_at: str | None) -> None:
-        self.w, self.show, self.fail_at = w, show, fail_at
-        self.steps: list[Step] = []
-        self.relayer = w.link()
+        super().__init__(w, show)  # links the path: self.relayer; timed steps
+        self.fail_at = fail_at
         accounts = dev_accounts()
         # AM pays from its EVM account 4's twin on the Corda model; the securities company
         # delivers from account 5 (the settling parties), the others only approve
         self.evm = dict(zip((AM, SECURITIES, CUSTODIAN, CSD, OUTSIDER), accounts[4:9], strict=True))
-
-    def step(self, name: str, ledger: str, action: Callable[[], Any]) -> Any:
-        started = time.perf_counter()
-        result = action()
-        done = Step(name, ledger, time.perf_counter() - started)
-        self.steps.append(done)
-        self.show(done)
-        return result
 
     # -- the network ----------------------------------------------------------------------
 
@@ -334,10 +323,7 @@ def run_posttrade(
 ) -> PostTradeResult:
     """Build the sandbox in ``directory`` and play the scenario (module docstring), or with a
     failing settlement (``fail_at``, :data:`SCENARIOS`)."""
-    if fail_at is not None and fail_at not in SCENARIOS:
-        raise ConfigurationError(
-            f"no failure scenario {fail_at!r}; the scenarios: {', '.join(SCENARIOS)}"
-        )
+    check_scenario(fail_at, SCENARIOS)
     with world(
         directory,
         cross=True,
