@@ -25,7 +25,7 @@ LINT_PATHS   := $(wildcard src tests benchmarks)
 ifeq ($(PYTEST_WORKERS),0)
 PYTEST_N :=
 else
-PYTEST_N := -n $(PYTEST_WORKERS)
+PYTEST_N := -n $(PYTEST_WORKERS) --dist loadfile
 endif
 
 .PHONY: help venv postgres-bins browser-bins node-tools lint typecheck test demo bench clean

@@ -59,6 +59,7 @@ DEMO_PARTIES: tuple[tuple[str, str | None], ...] = (
 """The demo network's parties and roles (None: a ledger member with no post-trade role)."""
 
 DEMO_ROUTE = ("custodian", "securities", "csd")
+DEV_ACCOUNT_COUNT = 10  # the development mnemonic's accounts a dev chain funds
 
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -175,10 +176,13 @@ def _chain(directory: Path, rpc_url: str | None) -> Iterator[Any]:
         yield embedded_web3(chain)
 
 
-def init_network(directory: Path, rpc_url: str | None = None) -> dict[str, Any]:
+def init_network(
+    directory: Path, rpc_url: str | None = None, *, first_account: int = 1
+) -> dict[str, Any]:
     """Make a demo network in ``directory``: deploy the contract (from the development
-    mnemonic's account 0), give each demo party an EVM account (accounts 1 to 5: funded on a
-    development chain) and a fresh X25519 key pair, register them; returns network.json."""
+    mnemonic's account 0), give each demo party an EVM account (accounts ``first_account``
+    on, 1 to 5 by default: funded on a development chain) and a fresh X25519 key pair,
+    register them; returns network.json."""
     from kakehashi.apps.posttrade import sealing
     from kakehashi.apps.posttrade.codes import Role
     from kakehashi.apps.posttrade.ledger import deploy, register_party
@@ -196,7 +200,7 @@ def init_network(directory: Path, rpc_url: str | None = None) -> dict[str, Any]:
         contract = deploy(w3, operator)
         for i, (name, role) in enumerate(DEMO_PARTIES, start=1):
             private, public = sealing.generate_keypair()
-            account = accounts[i]
+            account = accounts[first_account - 1 + i]
             register_party(
                 w3, contract, operator, name, account.address, public, Role(role) if role else None
             )
@@ -327,12 +331,22 @@ def init(
             "embedded chain kept in DIRECTORY/chain.",
         ),
     ] = None,
+    first_account: Annotated[
+        int,
+        typer.Option(
+            "--first-account",
+            min=1,
+            max=DEV_ACCOUNT_COUNT - len(DEMO_PARTIES),
+            help="The development account of the first party (the others follow): keep the "
+            "parties apart from accounts other processes send from (a relayer's).",
+        ),
+    ] = 1,
     as_json: JsonOption = False,
 ) -> None:
     """Make a demo network: deploy the contract, register the asset manager, custodian,
     securities company, CSD and an outsider, each with its own keys."""
     try:
-        config = init_network(directory, rpc)
+        config = init_network(directory, rpc, first_account=first_account)
     except KakehashiError as exc:
         _fail(exc)
         return
@@ -635,25 +649,107 @@ def match_forms(
         console.print(table)
 
 
+def _print_dvp(status: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(status.as_dict()))
+        return
+    order = status.order
+    console.print(
+        f"form {status.form_id}: {order.quantity} {order.isin} from {order.delivering.name} "
+        f"against {order.amount} {order.currency} from {order.receiving.name}",
+        markup=False,
+        soft_wrap=True,
+    )
+    decision = status.decision or "not known to the IBC host"
+    console.print(
+        f"  cross transaction {status.tx_id.hex()} (attempt {status.attempt}): {decision}"
+        + (", every part told" if status.done else ""),
+        markup=False,
+        soft_wrap=True,
+    )
+    if status.outcome is None and status.awaiting:
+        console.print(
+            "  awaiting the consent of " + ", ".join(status.awaiting) + " (kakehashi posttrade "
+            f"consent {status.form_id} --as NAME)",
+            markup=False,
+            soft_wrap=True,
+        )
+    if status.outcome is not None:
+        reason = f" {status.outcome.reason}" if status.outcome.reason else ""
+        console.print(
+            f"  {status.outcome.status.value}{reason}: {status.outcome.message}",
+            markup=False,
+            soft_wrap=True,
+        )
+    if status.state is not None and status.state.settlement.iso:
+        console.print(f"  recorded on the chain: {status.state.settlement.iso}", markup=False)
+
+
+@contextmanager
+def _desk(directory: Path) -> Iterator[Any]:
+    """The settlement desk of a network directory with a settlement.json."""
+    from kakehashi.cli.posttrade_dvp import SETTLEMENT_FILE, SettlementDesk, load_settlement
+
+    config = load_settlement(directory)
+    if config is None:
+        raise ConfigurationError(
+            f"{directory} has no {SETTLEMENT_FILE}: this network settles by hand (kakehashi "
+            "posttrade settle FORM --as CSD --status SETT|PENF|PEND); docs/posttrade.md says how "
+            "to give it one"
+        )
+    with open_network(directory) as net:
+        yield SettlementDesk(net, config)
+
+
 @posttrade_app.command("settle")
 def settle(
     form_id: str,
     party: AsOption,
-    status: Annotated[str, typer.Option("--status", help="PEND, PENF or SETT.")],
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Record PEND, PENF or SETT by hand (a network without settlement.json only).",
+        ),
+    ] = None,
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why it fails (PENF): LACK, MONY, CLAC, CMON.")
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0,
+            help="Seconds to wait for the cross transaction's outcome before returning (it is "
+            "recorded once there).",
+        ),
+    ] = 0.0,
     directory: DirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """As the CSD: record the settlement status of an accepted form."""
+    """As the CSD, the next step of an accepted form's settlement: with settlement.json, start
+    the DVP through the Cross Framework (the settling parties then consent), and — once the
+    IBC host has decided — record SETT or PENF with its reason; a failed one starts again.
+    Without it, --status records a status by hand."""
     from kakehashi.apps.posttrade.ledger import Settlement
+    from kakehashi.cli.posttrade_dvp import load_settlement
 
+    where = directory or _default_dir()
     statuses = {s.iso: s for s in Settlement if s.iso}
     try:
+        if status is None:
+            with _desk(where) as desk:
+                progress = desk.advance(form_id, party, wait_s=wait)
+            _print_dvp(progress, as_json)
+            return
+        if load_settlement(where) is not None:
+            raise ConfigurationError(
+                f"{where} settles through the Cross Framework: run `kakehashi posttrade settle "
+                f"{form_id} --as {party}` without --status"
+            )
         if status.upper() not in statuses:
             raise ConfigurationError(f"--status {status!r}: use one of {', '.join(statuses)}")
-        with open_network(directory or _default_dir()) as net:
+        with open_network(where) as net:
             state = net.ledger(party).record_settlement(
                 form_id, statuses[status.upper()], reason.upper() if reason else None
             )
@@ -661,3 +757,49 @@ def settle(
         _fail(exc)
         return
     _done(state, f"{party} recorded {status.upper()}", as_json)
+
+
+@posttrade_app.command("consent")
+def consent(
+    form_id: str,
+    party: AsOption,
+    decline: Annotated[
+        bool,
+        typer.Option(
+            "--decline",
+            help="Sign without putting up the cash or the shares: the settlement fails now "
+            "(PENF) rather than at its timeout.",
+        ),
+    ] = False,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """As a settling party, consent to a started settlement: the receiving agent's party
+    deposits the cash on its Corda node and signs; the delivering agent's party approves the
+    shares for the cross application and signs on the EVM chain. Each first checks that the
+    transaction settles the form exactly as it reads it."""
+    try:
+        with _desk(directory or _default_dir()) as desk:
+            progress = desk.consent(form_id, party, decline=decline)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    _print_dvp(progress, as_json)
+
+
+@posttrade_app.command("settlement")
+def settlement_status(
+    form_id: str,
+    party: AsOption,
+    directory: DirOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Where a form's settlement stands, read as PARTY (on its route): the cross transaction,
+    the IBC host's decision, whose consent it awaits, the outcome."""
+    try:
+        with _desk(directory or _default_dir()) as desk:
+            progress = desk.status(form_id, party)
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    _print_dvp(progress, as_json)

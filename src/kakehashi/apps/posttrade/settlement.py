@@ -62,6 +62,7 @@ __all__ = [
     "SettlementOutcome",
     "SettlementParty",
     "order_for",
+    "outcome_from",
     "outcome_of",
     "settle",
     "settlement_terms",
@@ -249,14 +250,37 @@ def outcome_of(
     securities_held: int | None = None,
     securities_due: int | None = None,
 ) -> SettlementOutcome:
-    """The settlement status of ``order`` from its cross transaction's coordinator:
-    committed → ``SETT``; aborted → ``PENF`` with ``MONY`` when the receiving party's deposit
-    was refused (``cash_refused``: why), ``LACK`` when the securities part failed and the
-    delivering party holds fewer than due (``securities_held`` < ``securities_due``), ``OTHR``
-    otherwise; undecided → ``PEND``."""
-    tx_id = c.tx.tx_id
+    """The settlement status of ``order`` from its cross transaction's coordinator (see
+    :func:`outcome_from`)."""
+    return outcome_from(
+        order,
+        c.tx.tx_id,
+        c.decision,
+        {**c.failures, **c.rejected},
+        cash_refused=cash_refused,
+        securities_held=securities_held,
+        securities_due=securities_due,
+    )
+
+
+def outcome_from(
+    order: SettlementOrder,
+    tx_id: bytes,
+    decision: Decision,
+    why: Mapping[int, str],
+    *,
+    cash_refused: str | None = None,
+    securities_held: int | None = None,
+    securities_due: int | None = None,
+) -> SettlementOutcome:
+    """The settlement status of ``order`` from its cross transaction's ``decision`` and why
+    parts failed (``why``: part → reason): committed → ``SETT``; aborted → ``PENF`` with
+    ``MONY`` when the receiving party's cash was not there (``cash_refused``: why its deposit
+    was refused; or the cash part failed for want of a deposit), ``LACK`` when the securities
+    part failed and the delivering party holds fewer than due (``securities_held`` <
+    ``securities_due``), ``OTHR`` otherwise; undecided → ``PEND``."""
     deliverer, receiver = order.delivering, order.receiving
-    if c.decision is Decision.COMMIT:
+    if decision is Decision.COMMIT:
         return SettlementOutcome(
             SETT,
             None,
@@ -265,9 +289,10 @@ def outcome_of(
             f"by {receiver.name} to {deliverer.name} on the Corda model",
             tx_id,
         )
-    if c.decision is Decision.UNKNOWN:
+    if decision is Decision.UNKNOWN:
         return SettlementOutcome(PEND, None, "the cross transaction is not decided yet", tx_id)
-    why = {**c.failures, **c.rejected}
+    if cash_refused is None and "no deposit" in why.get(CASH_PART, ""):
+        cash_refused = why[CASH_PART]  # the receiving party never deposited the cash
     if cash_refused is not None:
         return SettlementOutcome(
             PENF,
