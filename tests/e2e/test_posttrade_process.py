@@ -26,16 +26,18 @@ from typing import Any
 import pytest
 
 from kakehashi.apps.posttrade.codes import Direction
-from kakehashi.apps.posttrade.demo import DELIVERING_BIC, ISIN, RECEIVING_BIC, sample_instruction
+from kakehashi.apps.posttrade.demo import sample_instruction
 from kakehashi.cli.posttrade import open_network
+from kakehashi.cli.posttrade_up import (
+    CUSTODIAN_NODE,
+    OUTSIDER_NODE,
+    SECURITIES_NODE,
+    SettlementNetwork,
+    start_settlement_network,
+)
 from kakehashi.cross.tx import InitiateTx
-from kakehashi.ledgers.evm import toolchain
-from kakehashi.ledgers.evm.client import funded_accounts, transact
-from tests.e2e.use_cases import HOST, UseCaseNetwork, wait_for
+from tests.e2e.use_cases import UseCaseNetwork, wait_for
 
-CUSTODIAN_NODE = "O=Domestic Custodian, L=Tokyo, C=JP"
-SECURITIES_NODE = "O=Domestic Securities, L=Tokyo, C=JP"
-OUTSIDER_NODE = "O=Someone Else, L=Seoul, C=KR"
 ROUTE = "custodian,securities,csd"
 SHARES, PRICE = 1_000, Decimal("2850.5")
 YEN = int(SHARES * PRICE)  # 2,850,500
@@ -43,47 +45,15 @@ _FORMS = itertools.count(1)
 
 
 class Desk:
-    """The post-trade network on the module's processes."""
+    """The post-trade network on the module's processes (``kakehashi posttrade up``'s)."""
 
-    def __init__(self, net: UseCaseNetwork) -> None:
-        self.net = net
-        self.dir = net.net.directory / "posttrade"
-        net.cli(
-            "posttrade", "init", str(self.dir), "--rpc", net.net.evm_url, "--first-account", "4"
-        )  # accounts 4..8: apart from the relayer's (1)
+    def __init__(self, network: SettlementNetwork) -> None:
+        self.network = network
+        self.net = UseCaseNetwork.adopt(network.net, network.config)
+        self.dir = network.posttrade
         parties = json.loads((self.dir / "network.json").read_text())["parties"]
         self.account = {name: p["account"] for name, p in parties.items()}
-        self.issuer = funded_accounts(n=1)[0]
-        self.shares = toolchain.deploy(
-            net.w3, "tokens/erc20", "Toyota Motor", "7203", 0, 100_000, sender=self.issuer
-        )
-        corda = net.net.directory / "corda"
-        agent = {
-            "node": None,
-            "token_file": None,
-            "key_file": None,
-        }
-        receiving = {
-            **agent,
-            "party": "custodian",
-            "corda": CUSTODIAN_NODE,
-            "node": net.url(CUSTODIAN_NODE),
-            "token_file": str(net.net.node_token_file(CUSTODIAN_NODE)),
-            "key_file": str(net.net.node_key(CUSTODIAN_NODE)),
-        }
-        config = {
-            "relayer_config": str(net.config),
-            "network_map": str(corda / "network-map.toml"),
-            "host": {"operator": HOST, "token_file": str(net.net.node_token_file(HOST))},
-            "timeout_s": 600,
-            "agents": {
-                RECEIVING_BIC: receiving,
-                DELIVERING_BIC: {"party": "securities", "corda": SECURITIES_NODE},
-            },
-            "securities": {ISIN: {"token": self.shares.address, "decimals": 0}},
-            "cash": {"JPY": {"issuer": HOST, "token": "JPYC", "fraction_digits": 0}},
-        }
-        (self.dir / "settlement.json").write_text(json.dumps(config, indent=2))
+        self.shares = network.shares
 
     # -- the market -----------------------------------------------------------------------------
 
@@ -91,11 +61,9 @@ class Desk:
         """The bank issues ``yen`` JPYC to the custodian; the issuer gives the securities
         company ``shares``."""
         if yen:
-            body = {"token": "JPYC", "quantity": yen, "holder": CUSTODIAN_NODE}
-            self.net.ok(HOST, "POST", "/rpc/issue", body)
+            self.network.issue_yen(yen)
         if shares:
-            give = self.shares.functions.transfer(self.account["securities"], shares)
-            transact(self.net.w3, give, sender=self.issuer)
+            self.network.give_shares(shares, self.account["securities"])
 
     def assets(self) -> dict[str, int]:
         """JPYC on each settling party's node; shares in each one's EVM account."""
@@ -158,14 +126,11 @@ class Desk:
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
-    net = UseCaseNetwork(
-        tmp_path_factory.mktemp("posttrade"), (CUSTODIAN_NODE, SECURITIES_NODE, OUTSIDER_NODE)
-    )
+    network = start_settlement_network(tmp_path_factory.mktemp("posttrade") / "net")
     try:
-        net.start()
-        yield Desk(net)
+        yield Desk(network)
     finally:
-        net.close()
+        network.close()
 
 
 def _settled(desk: Desk, before: dict[str, int], *, moved: bool, price: int = YEN) -> None:
@@ -183,9 +148,14 @@ def _settled(desk: Desk, before: dict[str, int], *, moved: bool, price: int = YE
 
 
 def test_after_the_final_ok_the_trade_settles_as_a_dvp(desk: Desk) -> None:
-    desk.fund(yen=3_000_000, shares=SHARES)
+    before = desk.assets()  # the market `posttrade up` made
+    assert before == {
+        "custodian_jpy": 3_000_000,
+        "securities_jpy": 0,
+        "custodian_shares": 0,
+        "securities_shares": SHARES,
+    }
     form_id = desk.accepted_form(as_processes=True)
-    before = desk.assets()
 
     started = desk.settle(form_id)
     assert started["decision"] == "UNKNOWN"

@@ -57,6 +57,19 @@ class UseCaseNetwork:
         self.relayer: Process | None = None
         self.once = 0
 
+    @classmethod
+    def adopt(
+        cls, net: PingNetwork, config: Path, relayer: str = "cross-relayer"
+    ) -> UseCaseNetwork:
+        """The helpers over a network already started and linked (``config``: the cross
+        relayer's configuration; ``relayer``: its process), e.g. by ``posttrade up``."""
+        self = cls.__new__(cls)
+        self.net, self.config = net, config
+        self.http = httpx.Client(trust_env=False, timeout=60.0)
+        self.relayer, self.once = net.processes[relayer], 0
+        self.w3 = connect(net.evm_url)
+        return self
+
     # -- life cycle -----------------------------------------------------------------------------
 
     def start(self) -> None:

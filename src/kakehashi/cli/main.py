@@ -20,6 +20,7 @@ from kakehashi.cli.evm import evm_app
 from kakehashi.cli.lcp import lcp_app
 from kakehashi.cli.logistics import logistics_app
 from kakehashi.cli.posttrade import posttrade_app
+from kakehashi.cli.posttrade_up import up as posttrade_up
 from kakehashi.cli.relayer import ibc_app, relayer_app
 from kakehashi.cli.tx import tx_app
 from kakehashi.cli.ui import ui
@@ -45,6 +46,7 @@ app.add_typer(ibc_app, name="ibc")
 app.add_typer(tx_app, name="tx")
 app.add_typer(logistics_app, name="logistics")
 app.add_typer(dvp_app, name="dvp")
+posttrade_app.command("up")(posttrade_up)
 app.add_typer(posttrade_app, name="posttrade")
 app.command("ui")(ui)
 demo_app = typer.Typer(
