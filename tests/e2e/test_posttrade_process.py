@@ -284,3 +284,45 @@ def test_a_network_without_settlement_config_settles_by_hand(tmp_path: Path) -> 
     result = runner.invoke(app, ["posttrade", "settle", "F-1", "--as", "csd", "--dir", str(d)])
     assert result.exit_code == 2
     assert "has no settlement.json" in result.output
+
+
+def test_the_parties_settle_from_their_screens(desk: Desk) -> None:
+    """`kakehashi ui` over the same network, in Debian's headless chromium: the CSD starts the
+    settlement, the custodian consents to pay and the securities company to deliver, each
+    logged in as itself; the CSD records SETT. Screenshots under artifacts/screenshots/."""
+    from tests.ui.browser import serve_ui, shot
+
+    form_id = desk.accepted_form()
+    desk.fund(yen=max(0, YEN - desk.assets()["custodian_jpy"]))
+    desk.fund(shares=max(0, SHARES - desk.assets()["securities_shares"]))
+    before = desk.assets()
+    with serve_ui(desk.dir) as served:
+        csd = served.login("csd")
+        csd.goto(f"{served.url}/forms/{form_id}")
+        assert csd.inner_text("#settle") == "Start the settlement"
+        csd.click("#settle")
+        assert "PEND" in csd.inner_text("#settlement")
+        assert csd.inner_text("#dvp-awaiting") == "custodian, securities"
+        shot(csd, "settlement-1-csd-started")
+        for who, button in (("custodian", "Consent: pay"), ("securities", "Consent: deliver")):
+            page = served.login(who)
+            page.goto(f"{served.url}/forms/{form_id}")
+            assert page.inner_text("#consent").startswith(button)
+            shot(page, f"settlement-2-{who}-consent")
+            page.click("#consent")
+            assert page.locator("#consent").count() == 0  # given: no second button
+        out = served.login("outsider")
+        out.goto(f"{served.url}/forms/{form_id}")
+        assert out.locator("#dvp").count() == 0 and out.locator("#consent").count() == 0
+
+        def recorded() -> bool:
+            csd.goto(f"{served.url}/forms/{form_id}")
+            if csd.locator("#settle").count():
+                csd.click("#settle")
+            return csd.inner_text("#settlement").startswith("SETT")
+
+        wait_for("the CSD to record SETT", recorded, 90)
+        assert csd.inner_text("#dvp-outcome").startswith("SETT")
+        assert csd.locator("#settle").count() == 0
+        shot(csd, "settlement-3-csd-settled")
+    _settled(desk, before, moved=True)

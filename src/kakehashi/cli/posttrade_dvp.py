@@ -248,6 +248,10 @@ class SettlementDesk:
                 return agent
         raise ConfigurationError(f"no settlement agent for {settling.name}")  # pragma: no cover
 
+    def party_of(self, order: SettlementOrder, side: str) -> str:
+        """The post-trade party settling ``side`` (``receiving``: it pays; ``delivering``)."""
+        return self._agent_of(order, side).party
+
     def _order(self, instruction: Instruction) -> SettlementOrder:
         return order_for(instruction, self._agents())
 

@@ -35,6 +35,7 @@ def ui(
     import uvicorn
 
     from kakehashi.cli.posttrade import _default_dir, open_network
+    from kakehashi.cli.posttrade_dvp import SettlementDesk, load_settlement
     from kakehashi.ui.app import create_app
     from kakehashi.ui.sessions import CREDENTIALS_FILE, load_or_create
 
@@ -52,7 +53,16 @@ def ui(
                 )
             else:
                 console.print(f"parties' login secrets: {path}", markup=False, soft_wrap=True)
-            web = create_app(network, credentials)
+            desk = None
+            config = load_settlement(where)
+            if config is not None:
+                desk = SettlementDesk(network, config)
+                console.print(
+                    f"settlement: a DVP through the Cross Framework ({config.relayer_config})",
+                    markup=False,
+                    soft_wrap=True,
+                )
+            web = create_app(network, credentials, desk)
             console.print(
                 f"post-trade UI on http://{host}:{port}/ ({len(network.parties)} parties)",
                 markup=False,

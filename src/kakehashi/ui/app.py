@@ -40,12 +40,15 @@ from kakehashi.apps.posttrade.ledger import (
     NotYourTurnError,
     PostTradeLedger,
     Processing,
+    Settlement,
     StaleVersionError,
     UnknownFormError,
 )
 from kakehashi.errors import (
+    ConfigurationError,
     FormError,
     KakehashiError,
+    PostTradeError,
     UnknownPartyError,
     VerificationError,
 )
@@ -64,6 +67,7 @@ from kakehashi.ui.sessions import (
 
 if TYPE_CHECKING:
     from kakehashi.cli.posttrade import Network
+    from kakehashi.cli.posttrade_dvp import DvpStatus, SettlementDesk
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,8 @@ NOTICES = {
     "amended": "New version entered: the route starts over.",
     "cancelled": "Form cancelled (CAND).",
     "matched": "Matching recorded on the chain.",
+    "settlement": "Settlement moved on: see its status below.",
+    "consented": "Your consent is given: the settlement runs once every settling party's is in.",
 }
 
 
@@ -115,9 +121,12 @@ def _status_of(exc: KakehashiError) -> int:
     return 400
 
 
-def create_app(network: Network, credentials: Credentials) -> FastAPI:
+def create_app(
+    network: Network, credentials: Credentials, desk: SettlementDesk | None = None
+) -> FastAPI:
     """The web UI over ``network`` (an opened network directory), parties logging in with
-    ``credentials``."""
+    ``credentials``; ``desk``: its settlement through the Cross Framework (a network with a
+    settlement.json), None when the CSD records settlement by hand."""
     env = Environment(
         loader=PackageLoader("kakehashi.ui", "templates"),
         autoescape=select_autoescape(["html"]),
@@ -420,8 +429,18 @@ def create_app(network: Network, credentials: Credentials) -> FastAPI:
             else []
         )
         history = ledger.history(form_id)
+        dvp = settlement_of(form_id, session.party, state)
         return render(
             "form.html",
+            dvp=dvp,
+            can_settle=desk is not None
+            and role == Role.CSD.value
+            and state.processing is Processing.ACCEPTED
+            and state.settlement is not Settlement.SETTLED,
+            can_consent=dvp is not None
+            and dvp.decision == "UNKNOWN"
+            and session.party in dvp.awaiting,
+            pays=dvp is not None and session.party == desk_party(dvp, "receiving"),
             session=session,
             view=view,
             state=state,
@@ -467,6 +486,44 @@ def create_app(network: Network, credentials: Credentials) -> FastAPI:
         counterpart = fields.get("counterpart", "").strip() or None
         ledger_of(session.party).match_counterpart(form_id, counterpart)
         return back_to(form_id, "matched")
+
+    def settlement_of(form_id: str, party: str, state: FormState) -> DvpStatus | None:
+        """The form's settlement as ``party`` reads it, once started (None: not started, or
+        no settlement desk)."""
+        if desk is None or state.processing is not Processing.ACCEPTED:
+            return None
+        try:
+            return desk.status(form_id, party)
+        except PostTradeError:
+            return None  # not started yet
+
+    def desk_party(dvp: DvpStatus, side: str) -> str | None:
+        return None if desk is None else desk.party_of(dvp.order, side)
+
+    def settling_desk() -> SettlementDesk:
+        if desk is None:
+            raise ConfigurationError(
+                "this network has no settlement.json: the CSD records settlement statuses "
+                "with `kakehashi posttrade settle --status`"
+            )
+        return desk
+
+    @app.post("/forms/{form_id}/settle")
+    async def settle(request: Request, form_id: str) -> Response:
+        session = current(request)
+        await posted(request, session)
+        if role_of(session.party) != Role.CSD.value:
+            raise NotOnRouteError(f"{session.party!r} is not the CSD: only the CSD settles")
+        settling_desk().advance(form_id, session.party)
+        return back_to(form_id, "settlement")
+
+    @app.post("/forms/{form_id}/consent")
+    async def consent(request: Request, form_id: str) -> Response:
+        session = current(request)
+        fields = await posted(request, session)
+        decline = fields.get("decline") == "yes"
+        settling_desk().consent(form_id, session.party, decline=decline)
+        return back_to(form_id, "consented")
 
     @app.post("/forms/{form_id}/cancel")
     async def cancel(request: Request, form_id: str) -> Response:
