@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -42,6 +43,7 @@ ROUTE = "custodian,securities,csd"
 SHARES, PRICE = 1_000, Decimal("2850.5")
 YEN = int(SHARES * PRICE)  # 2,850,500
 _FORMS = itertools.count(1)
+KAKEHASHI = [sys.executable, "-m", "kakehashi.cli.main"]
 
 
 class Desk:
@@ -326,3 +328,60 @@ def test_the_parties_settle_from_their_screens(desk: Desk) -> None:
         assert csd.locator("#settle").count() == 0
         shot(csd, "settlement-3-csd-settled")
     _settled(desk, before, moved=True)
+
+
+def test_posttrade_up_runs_the_network_and_stops_it(tmp_path: Path) -> None:
+    """`kakehashi posttrade up DIR` (the newcomer's command) as a process: everything starts,
+    the UI answers, a CLI step works on the directory it made; SIGTERM stops every process."""
+    import signal
+    import subprocess
+    import time
+
+    import httpx
+
+    from kakehashi.cli.ping import child_env, free_ports
+
+    directory = tmp_path / "up"
+    pt = directory / "posttrade"
+    port = free_ports(1)
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*KAKEHASHI, "posttrade", "up", str(directory), "--ui-port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=child_env(),
+        )
+    try:
+
+        def serving() -> bool:
+            assert proc.poll() is None, log.read_text()
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/login", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for("the UI of posttrade up", serving, 180)
+        listed = subprocess.run(
+            [*KAKEHASHI, "posttrade", "list", "--as", "csd", "--dir", str(pt), "--json"],
+            capture_output=True,
+            env=child_env(),
+            check=True,
+        )
+        assert json.loads(listed.stdout)["forms"] == []
+        assert (directory / "posttrade" / "settlement.json").exists()
+        text = log.read_text()
+        assert "post-trade UI on" in text and "settlement: a DVP" in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()[-3000:]
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-f", str(directory)], capture_output=True, check=False)
+    assert left.stdout == b"", "processes left running: " + left.stdout.decode()
+    again = subprocess.run(
+        [*KAKEHASHI, "posttrade", "up", str(directory)],
+        capture_output=True,
+        env=child_env(),
+        check=False,
+    )
+    assert again.returncode == 2 and b"is not empty" in again.stderr

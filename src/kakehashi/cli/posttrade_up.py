@@ -190,8 +190,15 @@ def up(
     def say(text: str) -> None:
         console.print(f"[dim]…[/] {escape(text)}", soft_wrap=True)
 
+    def interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM as Ctrl-C: every process is stopped on the way out
+
+    # (uvicorn, when it stops, raises the signal that stopped it again: this handler then)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         network = start_settlement_network(directory, progress=say)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
     except KakehashiError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
@@ -212,15 +219,14 @@ def up(
             markup=False,
             soft_wrap=True,
         )
-        if ui:
-            from kakehashi.cli.ui import ui as serve_ui
+        with contextlib.suppress(KeyboardInterrupt):
+            if ui:
+                from kakehashi.cli.ui import ui as serve_ui
 
-            serve_ui(directory=where, port=ui_port)  # returns on Ctrl-C
-        else:
-            stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            console.print("running; Ctrl-C stops every process", markup=False)
-            with contextlib.suppress(KeyboardInterrupt):
-                stop.wait()
+                serve_ui(directory=where, port=ui_port)
+            else:
+                console.print("running; Ctrl-C stops every process", markup=False)
+                threading.Event().wait()
     finally:
+        console.print("stopping every process", markup=False)
         network.close()
