@@ -185,7 +185,9 @@ def test_after_the_final_ok_the_trade_settles_as_a_dvp(desk: Desk) -> None:
     twice = desk.cli("consent", form_id, "--as", "custodian", check=False)
     assert twice.returncode == 2 and b"has consented" in twice.stderr
     delivered = desk.json("consent", form_id, "--as", "securities")
-    assert delivered["awaiting"] == ["securities"]  # its SIGN packet waits for the relayer
+    assert delivered["awaiting"] == []  # its SIGN packet waits for the relayer
+    resent = desk.cli("consent", form_id, "--as", "securities", check=False)
+    assert resent.returncode == 2 and b"has consented" in resent.stderr
     desk.net.start_relayer()  # restarted: it finds what is not carried yet
 
     done = desk.settle(form_id, wait=90)
@@ -242,7 +244,7 @@ def test_the_custodian_lacks_the_cash(desk: Desk) -> None:
     assert b"cannot pay" in short.stderr and b"--decline" in short.stderr
     desk.json("consent", form_id, "--as", "securities")
     declined = desk.json("consent", form_id, "--as", "custodian", "--decline")
-    assert "custodian" not in declined["awaiting"]
+    assert declined["awaiting"] == []
     failed = desk.settle(form_id, wait=90)
     assert (failed["status"], failed["reason"]) == ("PENF", "MONY"), failed
     assert CUSTODIAN_NODE in failed["message"]

@@ -660,7 +660,9 @@ def _print_dvp(status: Any, as_json: bool) -> None:
         markup=False,
         soft_wrap=True,
     )
-    decision = status.decision or "not known to the IBC host"
+    decision = {None: "not known to the IBC host", "UNKNOWN": "undecided"}.get(
+        status.decision, status.decision
+    )
     console.print(
         f"  cross transaction {status.tx_id.hex()} (attempt {status.attempt}): {decision}"
         + (", every part told" if status.done else ""),
@@ -671,6 +673,13 @@ def _print_dvp(status: Any, as_json: bool) -> None:
         console.print(
             "  awaiting the consent of " + ", ".join(status.awaiting) + " (kakehashi posttrade "
             f"consent {status.form_id} --as NAME)",
+            markup=False,
+            soft_wrap=True,
+        )
+    elif status.outcome is None and status.decision == "UNKNOWN":
+        console.print(
+            "  every consent is given: the relayer carries the rest; `kakehashi posttrade "
+            f"settle {status.form_id} --as CSD --wait 60` records the outcome",
             markup=False,
             soft_wrap=True,
         )

@@ -78,6 +78,7 @@ __all__ = [
 
 SETTLEMENT_FILE = "settlement.json"
 RECORDS = "settlement"
+STEP_SENT_SIGN = 13  # contracts/cross/cross_kv.vy: a CHANNEL signer's signature sent
 
 
 @dataclass(frozen=True)
@@ -429,7 +430,7 @@ class SettlementDesk:
         coordinator = (view or {}).get("coordinator")
         if coordinator is None:
             return DvpStatus(form_id, tx.tx_id, record["attempt"], None, False, (), None, order)
-        awaiting = self._awaiting(order, view.get("authentication") or {})
+        awaiting = self._awaiting(order, tx.tx_id, view.get("authentication") or {})
         outcome = None
         if "outcome" in record:  # as recorded: balances may have changed since
             kept = record["outcome"]
@@ -462,7 +463,9 @@ class SettlementDesk:
             raise PostTradeError(f"{reader} cannot read form {form_id!r} ({view.refusal})")
         return self._order(view.form.instruction)
 
-    def _awaiting(self, order: SettlementOrder, auth: dict[str, Any]) -> tuple[str, ...]:
+    def _awaiting(
+        self, order: SettlementOrder, tx_id: bytes, auth: dict[str, Any]
+    ) -> tuple[str, ...]:
         from kakehashi.cross.auth import corda_key_id
 
         missing = {entry["id"] for entry in auth.get("missing", [])}
@@ -470,9 +473,20 @@ class SettlementDesk:
         receiving = self._agent_of(order, "receiving")
         if corda_key_id(self.map.party(order.receiving.name).owning_key).hex() in missing:
             out.append(receiving.party)
-        if any(m.endswith(order.delivering.evm.hex()) for m in missing):
+        if any(m.endswith(order.delivering.evm.hex()) for m in missing) and not self._sent_sign(
+            tx_id
+        ):
             out.append(self._agent_of(order, "delivering").party)
         return tuple(out)
+
+    def _sent_sign(self, tx_id: bytes) -> bool:
+        """Whether the delivering party has signed on the EVM chain (its SIGN packet sent; the
+        host counts it once the relayer has carried it)."""
+        steps = self.ledgers._logs("CrossStep", tx_id)
+        return any(
+            e["args"]["index"] == SECURITIES_PART and e["args"]["step"] == STEP_SENT_SIGN
+            for e in steps
+        )
 
     def _outcome(
         self, order: SettlementOrder, tx_id: bytes, coordinator: dict[str, Any]
