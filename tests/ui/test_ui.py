@@ -9,6 +9,7 @@ import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,11 +17,14 @@ from typer.testing import CliRunner
 
 from kakehashi.cli.main import app as cli
 from kakehashi.cli.posttrade import open_network, sample_instruction
+from kakehashi.errors import ConfigurationError
 from kakehashi.ui.app import create_app
 from kakehashi.ui.sessions import (
     CREDENTIALS_FILE,
+    REVOKED_FILE,
     SESSION_COOKIE,
     Credentials,
+    Revocations,
     load_or_create,
     new_session,
     sign,
@@ -37,6 +41,8 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 class Net:
+    network: Any
+
     def __init__(self, directory: Path, credentials: Credentials, web: object) -> None:
         self.directory = directory
         self.credentials = credentials
@@ -64,7 +70,9 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     with open_network(directory) as network:
         credentials, written = load_or_create(directory, network.parties)
         assert written
-        yield Net(directory, credentials, create_app(network, credentials))
+        served = Net(directory, credentials, create_app(network, credentials))
+        served.network = network
+        yield served
 
 
 def csrf_of(client: TestClient, path: str = "/inbox") -> str:
@@ -297,3 +305,35 @@ def test_ui_command_refuses_a_directory_without_a_network(tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["ui", "--dir", str(tmp_path / "none")])
     assert result.exit_code == 2
     assert "run `kakehashi posttrade init" in " ".join(result.stderr.split())
+
+
+def test_a_logout_holds_after_a_restart(net: Net) -> None:
+    """Logging out is written to ui-revoked.log: a UI started again on the same directory
+    still refuses the cookie; a session not logged out still works there."""
+    am, custodian = net.client(AM), net.client(CUSTODIAN)
+    ended = am.cookies[SESSION_COOKIE]
+    assert am.post("/logout", data={"csrf": csrf_of(am)}).status_code == 303
+    assert (net.directory / REVOKED_FILE).stat().st_mode & 0o777 == 0o600
+    restarted = create_app(net.network, net.credentials)
+    old = TestClient(restarted, follow_redirects=False)
+    old.cookies.set(SESSION_COOKIE, ended)
+    assert old.get("/inbox").headers["location"] == "/login"
+    live = TestClient(restarted, follow_redirects=False)
+    live.cookies.set(SESSION_COOKIE, custodian.cookies[SESSION_COOKIE])
+    assert live.get("/inbox").status_code == 200
+
+
+def test_revocations_drop_expired_lines_and_refuse_a_broken_file(tmp_path: Path) -> None:
+    path = tmp_path / REVOKED_FILE
+    old, fresh = new_session(AM, now=1_000), new_session(CSD, now=2_000_000_000)
+    store = Revocations(path)
+    store.add(old)
+    store.add(fresh)
+    store.add(fresh)  # once
+    assert path.read_text().count("\n") == 2
+    reopened = Revocations(path, now=old.expires + 1)
+    assert old.sid not in reopened and fresh.sid in reopened
+    assert path.read_text() == f"{fresh.sid} {fresh.expires}\n"  # the expired line dropped
+    path.write_text("not-a-line\n")
+    with pytest.raises(ConfigurationError, match="line 1"):
+        Revocations(path)

@@ -54,10 +54,12 @@ from kakehashi.errors import (
 )
 from kakehashi.ui.sessions import (
     LOGIN_COOKIE,
+    REVOKED_FILE,
     SESSION_COOKIE,
     SESSION_SECONDS,
     AuthError,
     Credentials,
+    Revocations,
     Session,
     check_csrf,
     new_session,
@@ -136,7 +138,7 @@ def create_app(
     env.globals["meaning"] = _meaning
     app = FastAPI(title="Kakehashi post-trade", docs_url=None, redoc_url=None, openapi_url=None)
     ledgers: dict[str, PostTradeLedger] = {}
-    revoked: set[str] = set()
+    revoked = Revocations(network.directory / REVOKED_FILE)
 
     def ledger_of(party: str) -> PostTradeLedger:
         if party not in ledgers:
@@ -274,7 +276,7 @@ def create_app(
     async def logout(request: Request) -> Response:
         session = current(request)
         await posted(request, session)
-        revoked.add(session.sid)
+        revoked.add(session)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response

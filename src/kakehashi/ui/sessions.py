@@ -9,6 +9,9 @@
   that has expired is no session at all.
 * Every POST carries the session's CSRF token in a hidden field; :func:`check_csrf` compares it
   in constant time.
+* Logging out revokes the session id for good (:class:`Revocations`: ``ui-revoked.log`` in the
+  network directory, appended and synced before the logout is answered), so a restarted UI
+  still refuses the cookie of a session that was logged out.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from kakehashi.errors import ConfigurationError, KakehashiError
 
 CREDENTIALS_FILE = "ui-credentials.json"
+REVOKED_FILE = "ui-revoked.log"
 SESSION_COOKIE = "kakehashi_session"
 LOGIN_COOKIE = "kakehashi_login"
 """A pre-login session (no party): the login form's CSRF token."""
@@ -142,3 +146,51 @@ def check_csrf(session: Session, token: str | None) -> None:
             "the request did not carry this session's form token (CSRF check): reload the page "
             "and try again"
         )
+
+
+class Revocations:
+    """The session ids logged out before their expiry, kept in ``path`` (one ``sid expiry``
+    line each, appended and fsynced): ``sid in revocations``. Opening it drops the expired
+    lines (the file is rewritten, atomically); an unreadable line is a ConfigurationError."""
+
+    def __init__(self, path: Path, now: float | None = None) -> None:
+        self.path = path
+        self._expiry: dict[str, int] = {}
+        if not path.exists():
+            return
+        moment = time.time() if now is None else now
+        where = "the file"
+        try:
+            lines = path.read_text().splitlines()
+            for number, line in enumerate(lines, start=1):
+                where = f"line {number}"
+                if line.strip():
+                    sid, expiry = line.split()
+                    self._expiry[sid] = int(expiry)
+        except (OSError, ValueError):
+            raise ConfigurationError(
+                f"cannot read the UI's revoked sessions {path} ({where}); remove the file and "
+                "every session ends at its expiry only"
+            ) from None
+        live = {sid: e for sid, e in self._expiry.items() if e >= moment}
+        if len(live) != len(self._expiry):
+            self._expiry = live
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text("".join(f"{sid} {e}\n" for sid, e in live.items()))
+            os.chmod(tmp, 0o600)
+            tmp.replace(path)
+
+    def __contains__(self, sid: object) -> bool:
+        return sid in self._expiry
+
+    def add(self, session: Session) -> None:
+        """Revoke ``session`` (on disk before this returns)."""
+        if session.sid in self._expiry:
+            return
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, f"{session.sid} {session.expires}\n".encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._expiry[session.sid] = session.expires
