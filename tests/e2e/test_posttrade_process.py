@@ -149,6 +149,14 @@ def _settled(desk: Desk, before: dict[str, int], *, moved: bool, price: int = YE
     assert desk.net.vault(OUTSIDER_NODE) == []
 
 
+def _both_consent_and_it_settles(desk: Desk, form_id: str) -> None:
+    before = desk.assets()
+    desk.json("consent", form_id, "--as", "custodian")
+    desk.json("consent", form_id, "--as", "securities")
+    assert desk.settle(form_id, wait=90)["status"] == "SETT"
+    _settled(desk, before, moved=True)
+
+
 def test_after_the_final_ok_the_trade_settles_as_a_dvp(desk: Desk) -> None:
     before = desk.assets()  # the market `posttrade up` made
     assert before == {
@@ -225,11 +233,7 @@ def test_the_securities_company_lacks_the_shares(desk: Desk) -> None:
     retry = desk.settle(form_id)
     assert retry["attempt"] == 2 and retry["tx_id"] != failed["tx_id"]
     assert desk.json("show", form_id, "--as", "csd")["settlement"] == "PEND"
-    before = desk.assets()
-    desk.json("consent", form_id, "--as", "custodian")
-    desk.json("consent", form_id, "--as", "securities")
-    assert desk.settle(form_id, wait=90)["status"] == "SETT"
-    _settled(desk, before, moved=True)
+    _both_consent_and_it_settles(desk, form_id)
 
 
 def test_the_custodian_lacks_the_cash(desk: Desk) -> None:
@@ -269,11 +273,7 @@ def test_a_party_signs_only_the_settlement_of_the_form_it_reads(desk: Desk) -> N
         assert refused.returncode == 2
         assert b"does not settle form" in refused.stderr or b"has no settlement" in refused.stderr
     path.write_text(json.dumps(record))  # put back: the real one is consented to and settles
-    before = desk.assets()
-    desk.json("consent", form_id, "--as", "custodian")
-    desk.json("consent", form_id, "--as", "securities")
-    assert desk.settle(form_id, wait=90)["status"] == "SETT"
-    _settled(desk, before, moved=True)
+    _both_consent_and_it_settles(desk, form_id)
 
 
 def test_a_network_without_settlement_config_settles_by_hand(tmp_path: Path) -> None:
