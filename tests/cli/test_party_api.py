@@ -79,6 +79,11 @@ def test_the_buyer_deposits_what_its_part_moves(network: EmbeddedNetwork) -> Non
     buyer = network.node(BUYER)
     issued = IssuedTokenType(network.node(BANK).party, JPYC)
     assert balance_of(buyer, issued) == 700  # 300 escrowed for the part
+    assert body["existing"] is False
+    again = client(network, BUYER).post("/rpc/cross/deposit", json=deposit_body(tx), headers=AUTH)
+    assert again.status_code == 200 and again.json()["existing"] is True  # a consent run again
+    assert again.json()["tx_id"] == body["tx_id"]
+    assert balance_of(buyer, issued) == 700  # one deposit, not two
 
 
 @pytest.mark.parametrize(

@@ -309,7 +309,9 @@ def test_the_parties_settle_from_their_screens(desk: Desk) -> None:
         assert csd.inner_text("#dvp-awaiting") == "custodian, securities"
         shot(csd, "settlement-1-csd-started")
         for who, button in (("custodian", "Consent: pay"), ("securities", "Consent: deliver")):
-            page = served.login(who)
+            page = served.login(who)  # its inbox: the consent awaited
+            row = page.locator("#forms tr", has_text=form_id)
+            assert "your consent to the settlement" in row.inner_text()
             page.goto(f"{served.url}/forms/{form_id}")
             assert page.inner_text("#consent").startswith(button)
             shot(page, f"settlement-2-{who}-consent")

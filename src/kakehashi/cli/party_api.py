@@ -94,7 +94,13 @@ def create_party_router(node: Node, *, app_token: str) -> APIRouter:
 
     @router.post("/cross/deposit")
     def cross_deposit(body: DepositBody, me: Node = rpc) -> dict[str, Any]:
-        from kakehashi.cross.corda_tokens import decode_token_call, deposit, party_digest
+        from kakehashi.cross.corda_tokens import (
+            CrossTokenDeposit,
+            decode_token_call,
+            deposit,
+            deposit_id,
+            party_digest,
+        )
         from kakehashi.cross.tx import CrossTxError, InitiateTx
         from kakehashi.ledgers.corda.tokens.model import IssuedTokenType, TokenType
 
@@ -118,18 +124,23 @@ def create_party_router(node: Node, *, app_token: str) -> APIRouter:
         # the token's fraction digits are not in the call: take them from the holder's vault
         digits = _fraction_digits(me, move.token_identifier, issuer)
         token = IssuedTokenType(issuer, TokenType(move.token_identifier, digits))
-        stx = deposit(
-            me,
-            token,
-            move.amount,
-            recipient=recipient,
-            operator=operator,
-            tx_id=tx.tx_id,
-            index=body.index,
-            expiry_ns=tx.timeout_timestamp,
-        )
+        made = me.db.query(CrossTokenDeposit, linear_id=deposit_id(tx.tx_id, body.index).id)
+        if made:  # deposited already (a consent run again): the same deposit, not a second
+            tx_hash = made[0].ref.txhash
+        else:
+            tx_hash = deposit(
+                me,
+                token,
+                move.amount,
+                recipient=recipient,
+                operator=operator,
+                tx_id=tx.tx_id,
+                index=body.index,
+                expiry_ns=tx.timeout_timestamp,
+            ).id
         return {
-            "tx_id": stx.id.hex(),
+            "tx_id": tx_hash.hex(),
+            "existing": bool(made),
             "cross_tx_id": tx.tx_id.hex(),
             "token": move.token_identifier,
             "issuer": str(issuer.name),

@@ -289,20 +289,28 @@ def create_app(
         notices = ledger.inbox()
         forms = ledger.forms()
         last = {n.form_id: n.what for n in notices}
-        rows = [
-            {
-                "state": state,
-                "your_turn": state.awaiting == session.party,
-                "last": last.get(state.form_id, ""),
-            }
-            for state in forms
-        ]
+        rows = []
+        for state in forms:
+            dvp = (
+                settlement_of(state.form_id, session.party, state)
+                if state.settlement is Settlement.PENDING
+                else None
+            )
+            consent = dvp is not None and dvp.outcome is None and session.party in dvp.awaiting
+            rows.append(
+                {
+                    "state": state,
+                    "your_turn": state.awaiting == session.party,
+                    "consent": consent,
+                    "last": last.get(state.form_id, ""),
+                }
+            )
         return render(
             "inbox.html",
             session=session,
             notices=list(reversed(notices)),
             rows=rows,
-            turns=sum(1 for row in rows if row["your_turn"]),
+            turns=sum(1 for row in rows if row["your_turn"] or row["consent"]),
             notice=NOTICES.get(done),
         )
 
