@@ -310,7 +310,8 @@ def test_the_parties_settle_from_their_screens(desk: Desk) -> None:
         shot(csd, "settlement-1-csd-started")
         for who, button in (("custodian", "Consent: pay"), ("securities", "Consent: deliver")):
             page = served.login(who)  # its inbox: the consent awaited
-            row = page.locator("#forms tr", has_text=form_id)
+            link = page.get_by_role("link", name=form_id, exact=True)
+            row = page.locator("#forms tr").filter(has=link)
             assert "your consent to the settlement" in row.inner_text()
             page.goto(f"{served.url}/forms/{form_id}")
             assert page.inner_text("#consent").startswith(button)
