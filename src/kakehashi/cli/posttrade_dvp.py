@@ -40,6 +40,7 @@ network directory)::
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -303,14 +304,23 @@ class SettlementDesk:
             raise ConfigurationError(f"cannot read the settlement record {path}: {exc}") from None
         if record.get("form_id") != form_id:
             raise ConfigurationError(f"{path} is the record of form {record.get('form_id')!r}")
+        missing = [key for key in ("version", "attempt", "tx", "tx_id") if key not in record]
+        if missing:
+            raise ConfigurationError(
+                f"the settlement record {path} lacks {', '.join(missing)}: remove it and the "
+                "CSD starts a new attempt"
+            )
         return record
 
     def _write(self, form_id: str, record: dict[str, Any]) -> None:
         path = self._path(form_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-        tmp.replace(path)
+        with tmp.open("w") as handle:
+            handle.write(json.dumps(record, indent=2) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)  # whole, or not at all
 
     def _tx(self, record: dict[str, Any]) -> Any:
         from kakehashi.cross.tx import InitiateTx
@@ -320,17 +330,20 @@ class SettlementDesk:
     # -- the host -------------------------------------------------------------------------------
 
     def _host(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        try:
-            token = self.config.host_token_file.read_text().strip()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot read the IBC host's RPC token {self.config.host_token_file}: {exc}"
-            ) from None
+        """The IBC host's ``/cross`` API. Only ``/cross/initiate`` needs the host's RPC token
+        (the CSD's); reading a transaction and signing one are public."""
+        headers = {}
+        if path == "/cross/initiate":
+            try:
+                token = self.config.host_token_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot read the IBC host's RPC token {self.config.host_token_file}: {exc}"
+                ) from None
+            headers["Authorization"] = f"Bearer {token}"
         try:
             with httpx.Client(base_url=self.corda_url, trust_env=False, timeout=60.0) as http:
-                answer = http.request(
-                    method, path, json=body, headers={"Authorization": f"Bearer {token}"}
-                )
+                answer = http.request(method, path, json=body, headers=headers)
         except httpx.HTTPError as exc:
             raise TransportError(
                 f"the IBC host at {self.corda_url} is unreachable: {exc}"
