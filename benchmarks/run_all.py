@@ -13,6 +13,7 @@ import dvp_bench
 import evm_bench
 import ibc_bench
 import logistics_bench
+import posttrade_bench
 import relayer_bench
 
 
@@ -30,6 +31,8 @@ def main() -> None:
     dvp_bench.main()
     print()
     logistics_bench.main()
+    print()
+    posttrade_bench.main()
 
 
 if __name__ == "__main__":

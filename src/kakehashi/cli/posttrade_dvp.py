@@ -658,7 +658,7 @@ class SettlementDesk:
             current = self.status(form_id, csd)
             if current.outcome is not None or time.monotonic() >= deadline:
                 break
-            time.sleep(0.5)
+            time.sleep(0.2)
         ledger = self.net.ledger(csd)
         state = ledger.state(form_id)
         outcome = current.outcome
