@@ -14,12 +14,12 @@ from tests.cross.test_corda_module import linked, operator, relay, transaction
 from tests.ibc.test_corda_host import TwoHosts
 
 __all__ = ["linked"]  # the fixture
-TOKEN = "s3cret"
+TOKEN, INITIATE = "s3cret", "initiate-only"
 
 
 def client(module: CrossModule) -> TestClient:
     app = FastAPI()
-    app.include_router(create_cross_router(module, app_token=TOKEN))
+    app.include_router(create_cross_router(module, app_token=TOKEN, initiate_token=INITIATE))
     return TestClient(app)
 
 
@@ -34,8 +34,11 @@ def test_initiate_sign_and_read_over_http(
     http_a, http_b = client(a), client(b)
     body = {"tx": tx.encode().hex(), "local": 0}
     assert http_a.post("/cross/initiate", json=body).status_code == 401  # no RPC token
+    wrong = {"Authorization": "Bearer nope"}
+    assert http_a.post("/cross/initiate", json=body, headers=wrong).status_code == 401
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    assert http_a.post("/cross/initiate", json=body, headers=auth).json() == {
+    initiate_only = {"Authorization": f"Bearer {INITIATE}"}  # the initiate-only token works too
+    assert http_a.post("/cross/initiate", json=body, headers=initiate_only).json() == {
         "tx_id": tx.tx_id.hex()
     }
     assert http_a.post("/cross/initiate", json=body, headers=auth).status_code == 409  # again

@@ -37,7 +37,7 @@ from kakehashi.cli.posttrade_up import (
     start_settlement_network,
 )
 from kakehashi.cross.tx import InitiateTx
-from tests.e2e.use_cases import UseCaseNetwork, wait_for
+from tests.e2e.use_cases import HOST, UseCaseNetwork, wait_for
 
 ROUTE = "custodian,securities,csd"
 SHARES, PRICE = 1_000, Decimal("2850.5")
@@ -165,6 +165,16 @@ def test_after_the_final_ok_the_trade_settles_as_a_dvp(desk: Desk) -> None:
         "custodian_shares": 0,
         "securities_shares": SHARES,
     }
+    # the CSD holds the bank's initiate-only token: not the node's RPC (it cannot issue)
+    config = json.loads((desk.dir / "settlement.json").read_text())
+    token = Path(config["host"]["token_file"]).read_text().strip()
+    assert token != desk.net.net.node_token(HOST)
+    forged = desk.net.http.post(
+        f"{desk.net.url(HOST)}/rpc/issue",
+        json={"token": "JPYC", "quantity": 1, "holder": HOST},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert forged.status_code == 401
     form_id = desk.accepted_form(as_processes=True)
 
     started = desk.settle(form_id)

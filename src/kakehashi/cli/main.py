@@ -498,7 +498,14 @@ def corda_serve(
     if ibc:
         assert isinstance(peer, Node)
         try:
-            _mount_ibc_host(web, peer, ibc_port, rpc_token, cross_timeout_blocks or 1_000)
+            _mount_ibc_host(
+                web,
+                peer,
+                ibc_port,
+                rpc_token,
+                cross_timeout_blocks or 1_000,
+                initiate_dir=token_file.parent,
+            )
         except KakehashiError as exc:
             _fail(exc)
             return
@@ -511,12 +518,23 @@ IBC_NOTARY_WAIT_S = 30.0
 """How long ``corda serve --ibc`` waits for the notary to create or resume the IBC host."""
 
 
+CROSS_INITIATE_TOKEN = "cross-initiate.token"
+"""In a host node's folder: the token ``POST /cross/initiate`` takes besides ``rpc.token``."""
+
+
 def _mount_ibc_host(
-    web: FastAPI, node: Node, port_id: str, rpc_token: str, cross_timeout_blocks: int = 1_000
+    web: FastAPI,
+    node: Node,
+    port_id: str,
+    rpc_token: str,
+    cross_timeout_blocks: int,
+    initiate_dir: Path,
 ) -> None:
     """Open ``node``'s IBC host with the echo module on ``port_id`` and the Cross Framework
     module on port ``cross`` (its packets timing out ``cross_timeout_blocks`` counterparty
-    blocks after they are sent); serve the host under /ibc and the cross module under /cross.
+    blocks after they are sent); serve the host under /ibc and the cross module under /cross
+    (``/cross/initiate`` also taking the token in ``initiate_dir``/cross-initiate.token, made
+    on first start).
 
     Creating (or finishing a pending change of) the host needs the notary, which may be starting
     at the same time: wait for it a while, then fail with its error.
@@ -555,8 +573,16 @@ def _mount_ibc_host(
                 ) from exc
             time.sleep(0.5)
     cross.attach(ibc_host)
+    # a token for POST /cross/initiate only, which the operator may hand to whoever asks the
+    # host to coordinate (a post-trade CSD), without the rest of the node's RPC
+    initiate_file = initiate_dir / CROSS_INITIATE_TOKEN
+    if not initiate_file.exists():
+        _write_secret(initiate_file, secrets.token_hex(16))
+    initiate_token = initiate_file.read_text().strip()
     web.include_router(create_ibc_router(ibc_host, app_token=rpc_token))
-    web.include_router(create_cross_router(cross, app_token=rpc_token))
+    web.include_router(
+        create_cross_router(cross, app_token=rpc_token, initiate_token=initiate_token)
+    )
     console.print(
         f"IBC host prefix 0x{ibc_host.prefix.hex()} at version {ibc_host.version}; "
         f"echo module on port {port_id!r}, Cross Framework (key-value) on port {CROSS_PORT!r}",

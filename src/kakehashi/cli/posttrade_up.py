@@ -106,6 +106,7 @@ def start_settlement_network(
     """Start and set up everything (module docstring) in ``directory`` (new or empty); on any
     failure every process started is stopped again."""
     from kakehashi.apps.posttrade.demo import DELIVERING_BIC, ISIN, RECEIVING_BIC
+    from kakehashi.cli.main import CROSS_INITIATE_TOKEN
     from kakehashi.cli.ping import PingNetwork
     from kakehashi.cli.posttrade import init_network
     from kakehashi.cli.posttrade_dvp import SETTLEMENT_FILE
@@ -146,10 +147,12 @@ def start_settlement_network(
             w3, "tokens/erc20", "Toyota Motor", "7203", 0, 100_000, sender=issuer
         )
         corda = net.directory / "corda"
+        initiate_token = net.node_token_file(BANK).parent / CROSS_INITIATE_TOKEN
         settlement = {
             "relayer_config": str(config),
             "network_map": str(corda / "network-map.toml"),
-            "host": {"operator": BANK, "token_file": str(net.node_token_file(BANK))},
+            # the CSD may ask the host to coordinate, and nothing else of the bank's node
+            "host": {"operator": BANK, "token_file": str(initiate_token)},
             "timeout_s": 600,
             "agents": {
                 RECEIVING_BIC: {

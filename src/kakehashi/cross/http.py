@@ -11,7 +11,7 @@
 * ``POST /cross/initiate`` ``{"tx": HEX of InitiateTx.encode(), "local": 0, "signatures":
   [{"kind": "LOCAL" | "EXTENSION", "id": HEX, "signature": HEX}]}`` — start a transaction with
   this node as coordinator (its own party signs if named); needs the node's RPC token (as
-  ``/ibc/send``).
+  ``/ibc/send``) or its ``cross-initiate.token``, good for this route alone.
 * ``POST /cross/sign`` ``{"tx_id": HEX, "kind", "id", "signature"}`` — a LOCAL signer's
   signature over the tx id with its Corda-model key, or an EXTENSION signer's, for a
   transaction coordinated here. Public: the signature is the authentication.
@@ -158,9 +158,15 @@ def event_stream(
         time.sleep(poll_s)
 
 
-def create_cross_router(module: CrossModule, *, app_token: str) -> APIRouter:
+def create_cross_router(
+    module: CrossModule, *, app_token: str, initiate_token: str | None = None
+) -> APIRouter:
+    """The routes of the module docstring; ``/cross/initiate`` takes the node's RPC token
+    ``app_token``, or ``initiate_token`` (a token good for that route alone)."""
     router = APIRouter(prefix="/cross", tags=["cross"])
-    expected = f"Bearer {app_token}"
+    accepted = [f"Bearer {app_token}"]
+    if initiate_token:
+        accepted.append(f"Bearer {initiate_token}")
 
     @router.get("/tx/{tx_id}")
     def status(tx_id: str) -> dict[str, Any]:
@@ -245,8 +251,12 @@ def create_cross_router(module: CrossModule, *, app_token: str) -> APIRouter:
     def initiate(
         body: InitiateBody, authorization: Annotated[str | None, Header()] = None
     ) -> dict[str, Any]:
-        if authorization is None or not hmac.compare_digest(authorization, expected):
-            raise HTTPException(401, "missing or wrong RPC token (see the node's rpc.token)")
+        given = authorization or ""
+        if not any([hmac.compare_digest(given, token) for token in accepted]):
+            raise HTTPException(
+                401,
+                "missing or wrong token (the node's rpc.token, or its cross-initiate.token)",
+            )
         signatures = dict(_account(entry) for entry in body.signatures)
         try:
             tx = InitiateTx.decode(_hex(body.tx, "tx"))
