@@ -149,6 +149,8 @@ event Cancelled:
 
 event MatchingRecorded:
     form_id: indexed(bytes32)
+    version: uint32
+    version_hash: bytes32  # the version matched
     counterpart: bytes32  # the counterparty instruction's form_id (empty: none found)
     matched: bool
     codes: DynArray[bytes4, MAX_CODES]  # the unmatched reason codes
@@ -156,8 +158,11 @@ event MatchingRecorded:
 
 event SettlementRecorded:
     form_id: indexed(bytes32)
+    version: uint32
+    version_hash: bytes32  # the version settled
     status: uint8
     reason: bytes4
+    evidence: bytes32  # the cross transaction that settled it, or failed (empty: none named)
 
 
 event Notified:
@@ -404,31 +409,55 @@ def _csd(form_id: bytes32) -> Form:
 
 @external
 def record_matching(
-    form_id: bytes32, counterpart: bytes32, matched: bool, codes: DynArray[bytes4, MAX_CODES]
+    form_id: bytes32,
+    version_hash: bytes32,
+    counterpart: bytes32,
+    matched: bool,
+    codes: DynArray[bytes4, MAX_CODES],
 ):
     """The CSD (the route's last party) records the matching status (MACH / NMAT with the
-    unmatched reason codes) against the counterparty's instruction."""
+    unmatched reason codes) of the version it read (``version_hash``: refused unless current)
+    against the counterparty's instruction."""
     record: Form = self._csd(form_id)
+    assert version_hash == record.version_hash, "POSTTRADE: stale version hash"
     assert record.settlement != SETTLED, "POSTTRADE: the form is settled"
     assert matched == (len(codes) == 0), "POSTTRADE: unmatched needs reason codes, matched none"
     if matched:
         self.forms[form_id].matching = MATCHED
     else:
         self.forms[form_id].matching = UNMATCHED
-    log MatchingRecorded(form_id=form_id, counterpart=counterpart, matched=matched, codes=codes)
+    log MatchingRecorded(
+        form_id=form_id,
+        version=record.version,
+        version_hash=version_hash,
+        counterpart=counterpart,
+        matched=matched,
+        codes=codes,
+    )
     self._notify(form_id, N_MATCHING)
 
 
 @external
-def record_settlement(form_id: bytes32, status: uint8, reason: bytes4):
-    """The CSD records the settlement status of an accepted form: PEND, PENF (with a reason)
-    or SETT (final)."""
+def record_settlement(
+    form_id: bytes32, version_hash: bytes32, status: uint8, reason: bytes4, evidence: bytes32
+):
+    """The CSD records the settlement status of an accepted form's version (``version_hash``:
+    refused unless current): PEND, PENF (with a reason) or SETT (final); ``evidence`` names
+    the cross transaction anyone may look up (empty when there is none)."""
     record: Form = self._csd(form_id)
+    assert version_hash == record.version_hash, "POSTTRADE: stale version hash"
     assert record.processing == ACCEPTED, "POSTTRADE: the form is not accepted"
     assert record.settlement != SETTLED, "POSTTRADE: the form is settled"
     assert status >= PENDING and status <= SETTLED, "POSTTRADE: unknown settlement status"
     assert status != FAILING or reason != empty(bytes4), "POSTTRADE: failing needs a reason code"
     self.forms[form_id].settlement = status
     self.forms[form_id].settlement_reason = reason
-    log SettlementRecorded(form_id=form_id, status=status, reason=reason)
+    log SettlementRecorded(
+        form_id=form_id,
+        version=record.version,
+        version_hash=version_hash,
+        status=status,
+        reason=reason,
+        evidence=evidence,
+    )
     self._notify(form_id, N_SETTLEMENT)

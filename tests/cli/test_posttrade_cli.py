@@ -133,16 +133,16 @@ def test_the_workflow_from_the_command_line(tmp_path: Path) -> None:
     assert view["form"]["instruction"]["safekeeping_account"] == "SAFE-002"
     assert [(h["event"], h["party"], h["version"]) for h in view["history"]] == [
         ("submitted", AM, 1),
-        ("matching", CSD, None),
-        ("matching", CSD, None),
+        ("matching", CSD, 1),
+        ("matching", CSD, 1),
         ("approved", CUSTODIAN, 1),
         ("rejected", SECURITIES, 1),
         ("submitted", AM, 2),
-        ("matching", CSD, None),
+        ("matching", CSD, 2),
         ("approved", CUSTODIAN, 2),
         ("approved", CSD, 2),
-        ("settlement", CSD, None),
-        ("settlement", CSD, None),
+        ("settlement", CSD, 2),
+        ("settlement", CSD, 2),
     ]
     human = run(net, "show", "F-1", "--as", CSD, "--history")
     assert (

@@ -214,6 +214,10 @@ def test_after_the_final_ok_the_trade_settles_as_a_dvp(desk: Desk) -> None:
     _settled(desk, before, moved=True)
     for who in ("asset-manager", "custodian", "securities", "csd"):
         assert desk.json("show", form_id, "--as", who)["settlement"] == "SETT"
+    history = desk.json("show", form_id, "--as", "custodian")["history"]
+    recorded = [h for h in history if h["event"] == "settlement"]
+    assert [h["status"] for h in recorded] == ["PEND", "SETT"]
+    assert {h["evidence"] for h in recorded} == {started["tx_id"]}  # the DVP, for anyone
     seen = desk.json("settlement", form_id, "--as", "securities")
     assert seen["decision"] == "COMMIT" and seen["status"] == "SETT"
     view = desk.json("show", form_id, "--as", "outsider")

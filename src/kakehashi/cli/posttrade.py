@@ -493,6 +493,8 @@ def _history_line(h: Any) -> str:
         words.append("MACH" if detail["matched"] else "NMAT " + " ".join(detail["codes"]))
     if detail.get("status"):
         words.append(detail["status"])
+    if detail.get("evidence"):
+        words.append(f"cross transaction {detail['evidence']}")
     return " ".join(words)
 
 

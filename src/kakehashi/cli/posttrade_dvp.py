@@ -425,7 +425,9 @@ class SettlementDesk:
 
     def _pend(self, form_id: str, csd: str, state: FormState) -> DvpStatus:
         if state.settlement is not Settlement.PENDING:
-            self.net.ledger(csd).record_settlement(form_id, Settlement.PENDING)
+            record = self._record(form_id)
+            evidence = bytes.fromhex(record["tx_id"]) if record else None
+            self.net.ledger(csd).record_settlement(form_id, Settlement.PENDING, evidence=evidence)
         return self.status(form_id, csd)
 
     def status(self, form_id: str, who: str | None = None) -> DvpStatus:
@@ -668,7 +670,9 @@ class SettlementDesk:
                 kept = {"status": outcome.status.value, "reason": outcome.reason}
                 self._write(form_id, {**record, "outcome": kept | {"message": outcome.message}})
             status = Settlement.SETTLED if outcome.settled else Settlement.FAILING
-            state = ledger.record_settlement(form_id, status, outcome.reason)
+            state = ledger.record_settlement(
+                form_id, status, outcome.reason, evidence=current.tx_id
+            )
         return DvpStatus(**{**current.__dict__, "state": state})
 
 

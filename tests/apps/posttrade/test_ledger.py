@@ -166,13 +166,25 @@ def test_the_contract_refuses_what_breaks_the_route(net: Net) -> None:
     with pytest.raises(TransactionRevertedError, match="only the CSD"):
         transact(
             net.w3,
-            net.contract.functions.record_matching(key, b"\0" * 32, True, []),
+            net.contract.functions.record_matching(key, vhash, b"\0" * 32, True, []),
             sender=net[CUSTODIAN].account,
+        )
+    with pytest.raises(TransactionRevertedError, match="stale version hash"):
+        transact(
+            net.w3,
+            net.contract.functions.record_matching(key, b"\1" * 32, b"\0" * 32, True, []),
+            sender=net[CSD].account,
         )
     with pytest.raises(TransactionRevertedError, match="not accepted"):
         transact(
             net.w3,
-            net.contract.functions.record_settlement(key, 3, b"\0" * 4),
+            net.contract.functions.record_settlement(key, vhash, 3, b"\0" * 4, b"\0" * 32),
+            sender=net[CSD].account,
+        )
+    with pytest.raises(TransactionRevertedError, match="stale version hash"):
+        transact(
+            net.w3,
+            net.contract.functions.record_settlement(key, b"\1" * 32, 3, b"\0" * 4, b"\0" * 32),
             sender=net[CSD].account,
         )
     with pytest.raises(TransactionRevertedError, match="only the deployer"):
@@ -239,7 +251,9 @@ def test_the_whole_workflow_in_route_order_with_an_ng_and_a_resubmission(net: Ne
     assert state.matching.iso == "MACH"
     state = net[CSD].record_settlement("F-1", Settlement.FAILING, "LACK")
     assert (state.settlement.iso, state.settlement_reason) == ("PENF", "LACK")
-    state = net[CSD].record_settlement("F-1", Settlement.SETTLED)
+    with pytest.raises(PostTradeError, match="32-byte"):
+        net[CSD].record_settlement("F-1", Settlement.SETTLED, evidence=b"short")
+    state = net[CSD].record_settlement("F-1", Settlement.SETTLED, evidence=b"\x42" * 32)
     assert state.settlement.iso == "SETT"
     with pytest.raises(FormStateError, match="settled"):
         net[AM].cancel("F-1")
@@ -247,17 +261,20 @@ def test_the_whole_workflow_in_route_order_with_an_ng_and_a_resubmission(net: Ne
     history = [(h.event, h.party, h.version) for h in net[AM].history("F-1")]
     assert history == [
         ("submitted", AM, 1),
-        ("matching", CSD, None),
+        ("matching", CSD, 1),
         ("approved", CUSTODIAN, 1),
         ("rejected", SECURITIES, 1),
         ("submitted", AM, 2),
-        ("matching", CSD, None),
+        ("matching", CSD, 2),
         ("approved", CUSTODIAN, 2),
         ("approved", SECURITIES, 2),
         ("approved", CSD, 2),
-        ("settlement", CSD, None),
-        ("settlement", CSD, None),
+        ("settlement", CSD, 2),
+        ("settlement", CSD, 2),
     ]
+    settled = net[AM].history("F-1")[-1].detail
+    assert settled["version_hash"] == v2.version_hash.hex()  # bound to the version settled
+    assert settled["evidence"] == "42" * 32  # the cross transaction, for anyone to look up
     assert [n.what for n in net[CUSTODIAN].inbox()] == [
         "submitted",
         "matching",
@@ -398,7 +415,7 @@ def test_the_csd_matches_the_two_sides_and_records_the_result(net: Net) -> None:
     result = net[CSD].match_counterpart("F-1", "F-2")
     assert result.matched and net[AM].state("F-1").matching.iso == "MACH"
     assert [h.detail for h in net[AM].history("F-1") if h.event == "matching"] == [
-        {"matched": True, "codes": []}
+        {"matched": True, "codes": [], "version_hash": form().version_hash.hex()}
     ]
 
     wrong = Form(

@@ -277,7 +277,9 @@ class _Run(DemoRun):
         final = self.step(
             f"the CSD records the settlement: {status.iso}",
             "evm",
-            lambda: csd.record_settlement(form.form_id, status, outcome.reason or None),
+            lambda: csd.record_settlement(
+                form.form_id, status, outcome.reason or None, evidence=outcome.tx_id
+            ),
         )
         outsider_view = {
             "readable": outsider.readable,

@@ -761,14 +761,23 @@ class PostTradeLedger:
         return self.state(form_id)
 
     def record_matching(
-        self, form_id: str, counterpart: str | None, matched: bool, codes: Sequence[str] = ()
+        self,
+        form_id: str,
+        counterpart: str | None,
+        matched: bool,
+        codes: Sequence[str] = (),
+        *,
+        version_hash: bytes | None = None,
     ) -> FormState:
         """The CSD records the matching status of ``form_id`` against ``counterpart``'s
-        instruction: matched (MACH), or unmatched (NMAT) with the unmatched reason codes."""
+        instruction: matched (MACH), or unmatched (NMAT) with the unmatched reason codes —
+        of the version whose hash is ``version_hash`` (default: the current one; refused as
+        stale when superseded)."""
         other = form_id_hash(counterpart) if counterpart else b"\0" * 32
+        bound = version_hash or self.state(form_id).version_hash
         self._send_step(
             self.contract.functions.record_matching(
-                form_id_hash(form_id), other, matched, [code_bytes(c) for c in codes]
+                form_id_hash(form_id), bound, other, matched, [code_bytes(c) for c in codes]
             ),
             f"{self.name}'s matching status for form {form_id!r}",
             form_id,
@@ -788,7 +797,10 @@ class PostTradeLedger:
                 result = match(ours.instruction, theirs.instruction)
             else:
                 result = match(theirs.instruction, ours.instruction)
-        self.record_matching(form_id, counterpart, result.matched, [c.value for c in result.codes])
+        codes = [c.value for c in result.codes]
+        self.record_matching(
+            form_id, counterpart, result.matched, codes, version_hash=ours.version_hash
+        )
         return result
 
     def _readable(self, form_id: str) -> Form:
@@ -800,12 +812,26 @@ class PostTradeLedger:
         return view.form
 
     def record_settlement(
-        self, form_id: str, status: Settlement, reason: str | None = None
+        self,
+        form_id: str,
+        status: Settlement,
+        reason: str | None = None,
+        *,
+        evidence: bytes | None = None,
+        version_hash: bytes | None = None,
     ) -> FormState:
-        """The CSD records the settlement status: PEND, PENF (with a reason code) or SETT."""
+        """The CSD records the settlement status: PEND, PENF (with a reason code) or SETT, of
+        the version whose hash is ``version_hash`` (default: the current one); ``evidence``:
+        the cross transaction's id (32 bytes), for anyone to look up."""
         code = code_bytes(reason) if reason else b"\0" * 4
+        if evidence is not None and len(evidence) != 32:
+            raise PostTradeError("the settlement's evidence is a 32-byte cross transaction id")
+        bound = version_hash or self.state(form_id).version_hash
+        call = self.contract.functions.record_settlement(
+            form_id_hash(form_id), bound, int(status), code, evidence or b"\0" * 32
+        )
         self._send_step(
-            self.contract.functions.record_settlement(form_id_hash(form_id), int(status), code),
+            call,
             f"{self.name}'s settlement status {status.iso} for form {form_id!r}",
             form_id,
         )
@@ -882,8 +908,12 @@ def _entry(name: str, event: Any, name_of: Any, sender_of: Any, state: FormState
         party = name_of(sender_of(event["transactionHash"]))
     if name == "matching":
         detail = {"matched": args["matched"], "codes": [_code(c) for c in args["codes"]]}
+        detail["version_hash"] = bytes(args["version_hash"]).hex()
     elif name == "settlement":
         detail = {"status": Settlement(args["status"]).iso, "reason": _code(args["reason"])}
+        detail["version_hash"] = bytes(args["version_hash"]).hex()
+        evidence = bytes(args["evidence"])
+        detail["evidence"] = None if evidence == b"\0" * 32 else evidence.hex()
     return HistoryEntry(
         block=event["blockNumber"],
         log_index=event["logIndex"],
