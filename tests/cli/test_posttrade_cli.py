@@ -15,15 +15,8 @@ from typing import Any
 
 from typer.testing import CliRunner, Result
 
+from kakehashi.apps.posttrade.demo import AM, CSD, CUSTODIAN, OUTSIDER, SECURITIES
 from kakehashi.cli.main import app
-
-AM, CUSTODIAN, SECURITIES, CSD, OUTSIDER = (
-    "asset-manager",
-    "custodian",
-    "securities",
-    "csd",
-    "outsider",
-)
 
 
 def run(directory: Path, *args: str) -> Result:

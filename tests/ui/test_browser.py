@@ -11,15 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from kakehashi.apps.posttrade.demo import AM, CSD, CUSTODIAN, OUTSIDER, SECURITIES
 from tests.ui.browser import Served, kakehashi_command, serve_ui, shot
-
-AM, CUSTODIAN, SECURITIES, CSD, OUTSIDER = (
-    "asset-manager",
-    "custodian",
-    "securities",
-    "csd",
-    "outsider",
-)
 
 
 @pytest.fixture(scope="module")

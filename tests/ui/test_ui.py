@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from kakehashi.apps.posttrade.demo import AM, CSD, CUSTODIAN, OUTSIDER, SECURITIES
 from kakehashi.cli.main import app as cli
 from kakehashi.cli.posttrade import open_network, sample_instruction
 from kakehashi.errors import ConfigurationError
@@ -30,13 +31,6 @@ from kakehashi.ui.sessions import (
     sign,
 )
 
-AM, CUSTODIAN, SECURITIES, CSD, OUTSIDER = (
-    "asset-manager",
-    "custodian",
-    "securities",
-    "csd",
-    "outsider",
-)
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 

@@ -518,10 +518,6 @@ IBC_NOTARY_WAIT_S = 30.0
 """How long ``corda serve --ibc`` waits for the notary to create or resume the IBC host."""
 
 
-CROSS_INITIATE_TOKEN = "cross-initiate.token"
-"""In a host node's folder: the token ``POST /cross/initiate`` takes besides ``rpc.token``."""
-
-
 def _mount_ibc_host(
     web: FastAPI,
     node: Node,
@@ -545,7 +541,7 @@ def _mount_ibc_host(
     from kakehashi.cross.corda_apps import apps_factory
     from kakehashi.cross.corda_module import CROSS_PORT, CrossModule
     from kakehashi.cross.corda_tokens import TokenEscrowApp
-    from kakehashi.cross.http import create_cross_router
+    from kakehashi.cross.http import CROSS_INITIATE_TOKEN, create_cross_router
     from kakehashi.errors import NotaryError, TransportError
     from kakehashi.ibc.corda_host.host import CordaIbcHost
     from kakehashi.ibc.corda_host.http import create_ibc_router

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,6 +302,24 @@ def _print_view(view: FormView, who: str) -> None:
     console.print(f"version hash {view.state.version_hash.hex()} (checked)", markup=False)
 
 
+def _step_as(
+    party: str,
+    directory: Path | None,
+    step: Callable[[PostTradeLedger], FormState],
+    what: str,
+    as_json: bool,
+) -> None:
+    """Take ``step`` as ``party`` (its own keys) on the network of ``directory`` and print the
+    form's state after it; a refusal exits 2 with its message."""
+    try:
+        with open_network(directory or _default_dir()) as net:
+            state = step(net.ledger(party))
+    except KakehashiError as exc:
+        _fail(exc)
+        return
+    _done(state, what, as_json)
+
+
 def _done(state: Any, what: str, as_json: bool) -> None:
     if as_json:
         print(json.dumps(state.as_dict()))
@@ -389,14 +407,13 @@ def submit(
     """Enter a trade and its route (version 1): every party on the route is notified."""
     from kakehashi.apps.posttrade.form import Form
 
-    try:
-        with open_network(directory or _default_dir()) as net:
-            form = Form(form_id, 1, _instruction(trade), _route(route), party)
-            state = net.ledger(party).submit(form)
-    except KakehashiError as exc:
-        _fail(exc)
-        return
-    _done(state, f"{party} submitted", as_json)
+    _step_as(
+        party,
+        directory,
+        lambda ledger: ledger.submit(Form(form_id, 1, _instruction(trade), _route(route), party)),
+        f"{party} submitted",
+        as_json,
+    )
 
 
 @posttrade_app.command("amend")
@@ -507,13 +524,13 @@ def approve(
     as_json: JsonOption = False,
 ) -> None:
     """OK at your step: bound to the version you opened and its hash."""
-    try:
-        with open_network(directory or _default_dir()) as net:
-            state = net.ledger(party).approve(form_id, version)
-    except KakehashiError as exc:
-        _fail(exc)
-        return
-    _done(state, f"{party} approved (OK)", as_json)
+    _step_as(
+        party,
+        directory,
+        lambda ledger: ledger.approve(form_id, version),
+        f"{party} approved (OK)",
+        as_json,
+    )
 
 
 @posttrade_app.command("reject")
@@ -536,13 +553,13 @@ def reject(
     as_json: JsonOption = False,
 ) -> None:
     """NG at your step with a reason code and a narrative: the form returns to the submitter."""
-    try:
-        with open_network(directory or _default_dir()) as net:
-            state = net.ledger(party).reject(form_id, reason, narrative, version)
-    except KakehashiError as exc:
-        _fail(exc)
-        return
-    _done(state, f"{party} rejected (NG {reason.upper()})", as_json)
+    _step_as(
+        party,
+        directory,
+        lambda ledger: ledger.reject(form_id, reason, narrative, version),
+        f"{party} rejected (NG {reason.upper()})",
+        as_json,
+    )
 
 
 @posttrade_app.command("cancel")
@@ -553,13 +570,7 @@ def cancel(
     as_json: JsonOption = False,
 ) -> None:
     """The submitter cancels the form (CAND)."""
-    try:
-        with open_network(directory or _default_dir()) as net:
-            state = net.ledger(party).cancel(form_id)
-    except KakehashiError as exc:
-        _fail(exc)
-        return
-    _done(state, f"{party} cancelled", as_json)
+    _step_as(party, directory, lambda ledger: ledger.cancel(form_id), f"{party} cancelled", as_json)
 
 
 @posttrade_app.command("list")

@@ -430,9 +430,12 @@ class SettlementDesk:
             self.net.ledger(csd).record_settlement(form_id, Settlement.PENDING, evidence=evidence)
         return self.status(form_id, csd)
 
-    def status(self, form_id: str, who: str | None = None) -> DvpStatus:
+    def status(
+        self, form_id: str, who: str | None = None, order: SettlementOrder | None = None
+    ) -> DvpStatus:
         """Where the form's settlement stands (refused when it never started). ``who``: read
-        the order as that party (on the route); default the CSD's own reading of the record."""
+        the order as that party (on the route); default the CSD's own reading of the record.
+        ``order``: the order already read (the form is not opened again)."""
         record = self._record(form_id)
         if record is None:
             raise PostTradeError(
@@ -440,7 +443,7 @@ class SettlementDesk:
                 f"(kakehashi posttrade settle {form_id} --as CSD)"
             )
         tx = self._tx(record)
-        order = self._order_of(form_id, who)
+        order = order or self._order_of(form_id, who)
         view = self._host("GET", f"/cross/tx/{tx.tx_id.hex()}")
         coordinator = (view or {}).get("coordinator")
         if coordinator is None:
@@ -497,7 +500,7 @@ class SettlementDesk:
     def _sent_sign(self, tx_id: bytes) -> bool:
         """Whether the delivering party has signed on the EVM chain (its SIGN packet sent; the
         host counts it once the relayer has carried it)."""
-        steps = self.ledgers._logs("CrossStep", tx_id)
+        steps = self.ledgers.logs("CrossStep", tx_id)
         return any(
             e["args"]["index"] == SECURITIES_PART and e["args"]["step"] == STEP_SENT_SIGN
             for e in steps
@@ -540,8 +543,9 @@ class SettlementDesk:
                 f"form {form_id!r} has no settlement to consent to: the CSD starts it first"
             )
         tx = self._tx(record)
-        terms = self._check(tx, self._order_of(form_id, party), party)
-        current = self.status(form_id, party)
+        order = self._order_of(form_id, party)
+        terms = self._check(tx, order, party)
+        current = self.status(form_id, party, order)
         if current.decision is None:
             raise PostTradeError(
                 f"the IBC host does not know form {form_id!r}'s settlement yet: the CSD runs "
@@ -551,7 +555,6 @@ class SettlementDesk:
             raise PostTradeError(
                 f"form {form_id!r}'s settlement is decided already ({current.decision})"
             )
-        order = current.order
         receiving = self._agent_of(order, "receiving")
         delivering = self._agent_of(order, "delivering")
         if party == receiving.party:
@@ -567,7 +570,7 @@ class SettlementDesk:
                 f"{party} does not settle form {form_id!r}: {receiving.party} pays "
                 f"({receiving.bic}) and {delivering.party} delivers ({delivering.bic})"
             )
-        return self.status(form_id, party)
+        return self.status(form_id, party, order)
 
     def _pay(self, agent: Agent, tx: Any, *, decline: bool) -> None:
         from kakehashi.cli.dvp import post_to_node

@@ -30,14 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from kakehashi.cli.ping import CORDA_NODE as BANK
-from kakehashi.errors import ConfigurationError, KakehashiError, TransportError
+from kakehashi.errors import ConfigurationError, KakehashiError
 
 __all__ = [
     "CUSTODIAN_NODE",
@@ -79,18 +78,10 @@ class SettlementNetwork:
 
     def issue_yen(self, quantity: int, holder: str = CUSTODIAN_NODE) -> None:
         """The bank issues ``quantity`` JPYC to ``holder`` (over its RPC, with its token)."""
-        net = self.net
-        try:
-            with httpx.Client(trust_env=False, timeout=60.0) as http:
-                answer = http.post(
-                    f"{net.node_url(BANK)}/rpc/issue",
-                    json={"token": CASH_TOKEN, "quantity": quantity, "holder": holder},
-                    headers={"Authorization": f"Bearer {net.node_token(BANK)}"},
-                )
-        except httpx.HTTPError as exc:
-            raise TransportError(f"the bank's node is unreachable: {exc}") from None
-        if answer.status_code != 200:
-            raise TransportError(f"the bank refused to issue: {answer.text}")
+        from kakehashi.cli.dvp import post_to_node
+
+        body = {"token": CASH_TOKEN, "quantity": quantity, "holder": holder}
+        post_to_node(self.net.node_url(BANK), self.net.node_token_file(BANK), "/rpc/issue", body)
 
     def give_shares(self, quantity: int, account: str) -> None:
         """The issuer transfers ``quantity`` shares to the EVM ``account``."""
@@ -106,11 +97,11 @@ def start_settlement_network(
     """Start and set up everything (module docstring) in ``directory`` (new or empty); on any
     failure every process started is stopped again."""
     from kakehashi.apps.posttrade.demo import DELIVERING_BIC, ISIN, RECEIVING_BIC
-    from kakehashi.cli.main import CROSS_INITIATE_TOKEN
     from kakehashi.cli.ping import PingNetwork
     from kakehashi.cli.posttrade import init_network
     from kakehashi.cli.posttrade_dvp import SETTLEMENT_FILE
     from kakehashi.cross.corda_module import CROSS_PORT, CROSS_VERSION
+    from kakehashi.cross.http import CROSS_INITIATE_TOKEN
     from kakehashi.ledgers.evm import toolchain
     from kakehashi.ledgers.evm.client import connect, funded_accounts
 

@@ -144,7 +144,7 @@ class Ledgers:
             raise TransportError(f"the Corda node answered {answer.status_code}: {answer.text}")
         return answer.json()
 
-    def _logs(self, event: str, tx_id: bytes | None = None, contract: Any = None) -> list[Any]:
+    def logs(self, event: str, tx_id: bytes | None = None, contract: Any = None) -> list[Any]:
         topics = {"tx_id": tx_id} if tx_id is not None else None
         found = (
             (contract or self.cross)
@@ -179,7 +179,7 @@ class Ledgers:
             }
         entries = []
         for event in ("CrossInitiated", "CrossDecided", "CrossStep"):
-            for e in self._logs(event, tx_id):
+            for e in self.logs(event, tx_id):
                 args = e["args"]
                 if event == "CrossInitiated":
                     text = "initiated"
@@ -190,14 +190,14 @@ class Ledgers:
                 else:
                     text = f"part {args['index']} {_STEPS.get(args['step'], '?')}"
                 entries.append(((e["blockNumber"], e["logIndex"]), text))
-        for e in self._logs("CrossSigned", tx_id, self.auth):
+        for e in self.logs("CrossSigned", tx_id, self.auth):
             args = e["args"]
             signer = f"0x{bytes(args['signer']).hex()}"
             entries.append(
                 ((e["blockNumber"], e["logIndex"]), f"{_KINDS[args['kind']]} {signer} signed")
             )
         for event, say in _APP_EVENTS.items():  # the application's reasons and evaluations
-            for e in self._logs(event, tx_id, self.app):
+            for e in self.logs(event, tx_id, self.app):
                 entries.append(((e["blockNumber"], e["logIndex"]), say(e["args"])))
         if entries:  # in chain order (several steps share a block and its time)
             answer["timeline"] = [
@@ -220,7 +220,7 @@ class Ledgers:
         verified, signed = self.auth.functions.authentication(tx_id).call()
         if verified:
             return "VERIFIED"
-        (initiated,) = self._logs("CrossInitiated", tx_id)[:1] or [None]
+        (initiated,) = self.logs("CrossInitiated", tx_id)[:1] or [None]
         if initiated is not None:
             args, head = initiated["args"], self.w3.eth.get_block("latest")
             height, timestamp = args["timeout_height"], args["timeout_timestamp"]
@@ -232,7 +232,7 @@ class Ledgers:
 
     def open_on_evm(self) -> list[dict[str, Any]]:
         listed = []
-        for entry in self._logs("CrossInitiated"):
+        for entry in self.logs("CrossInitiated"):
             tx_id = bytes(entry["args"]["tx_id"])
             view = self.evm(tx_id)
             if view is None:

@@ -50,7 +50,10 @@ from kakehashi.cross.status import Decision
 from kakehashi.cross.tx import Account, InitiateTx, SignerKind, TxView
 from kakehashi.errors import KakehashiError, SerializationError, SignatureError
 
-__all__ = ["create_cross_router", "event_stream"]
+__all__ = ["CROSS_INITIATE_TOKEN", "create_cross_router", "event_stream"]
+
+CROSS_INITIATE_TOKEN = "cross-initiate.token"
+"""In a host node's folder: the token ``POST /cross/initiate`` takes besides ``rpc.token``."""
 
 
 class SignatureBody(BaseModel):

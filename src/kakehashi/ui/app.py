@@ -219,18 +219,22 @@ def create_app(
             return RedirectResponse("/login", status_code=303)
         return RedirectResponse("/inbox", status_code=303)
 
+    def set_session_cookie(response: Response, name: str, session: Session, path: str) -> None:
+        """``session`` signed into cookie ``name`` (HttpOnly, SameSite=Strict, for ``path``)."""
+        response.set_cookie(
+            name,
+            sign(session, credentials.server_secret),
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="strict",
+            path=path,
+        )
+
     def login_form(pre: Session, status: int = 200, error: str | None = None) -> HTMLResponse:
         response = render(
             "login.html", status=status, parties=_party_rows(network), csrf=pre.csrf, error=error
         )
-        response.set_cookie(
-            LOGIN_COOKIE,
-            sign(pre, credentials.server_secret),
-            max_age=SESSION_SECONDS,
-            httponly=True,
-            samesite="strict",
-            path="/login",
-        )
+        set_session_cookie(response, LOGIN_COOKIE, pre, "/login")
         return response
 
     @app.get("/login", response_class=HTMLResponse)
@@ -261,14 +265,7 @@ def create_app(
             )
         session = new_session(party)
         response = RedirectResponse("/inbox?done=login", status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            sign(session, credentials.server_secret),
-            max_age=SESSION_SECONDS,
-            httponly=True,
-            samesite="strict",
-            path="/",
-        )
+        set_session_cookie(response, SESSION_COOKIE, session, "/")
         response.delete_cookie(LOGIN_COOKIE, path="/login")
         return response
 

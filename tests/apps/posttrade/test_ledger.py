@@ -19,7 +19,14 @@ import pytest
 
 from kakehashi.apps.posttrade import sealing
 from kakehashi.apps.posttrade.codes import Direction, Role
-from kakehashi.apps.posttrade.demo import sample_instruction
+from kakehashi.apps.posttrade.demo import (
+    AM,
+    CSD,
+    CUSTODIAN,
+    OUTSIDER,
+    SECURITIES,
+    sample_instruction,
+)
 from kakehashi.apps.posttrade.form import Form, Instruction, form_id_hash
 from kakehashi.apps.posttrade.ledger import (
     DigestMismatchError,
@@ -45,13 +52,6 @@ from kakehashi.ledgers.evm.client import transact
 from kakehashi.ledgers.evm.provider import embedded_web3
 
 OPERATOR = dev_accounts()[0]
-AM, CUSTODIAN, SECURITIES, CSD, OUTSIDER = (
-    "asset-manager",
-    "custodian",
-    "securities",
-    "csd",
-    "outsider",
-)
 ROLES: dict[str, Role | None] = {
     AM: Role.ASSET_MANAGER,
     CUSTODIAN: Role.CUSTODIAN,
